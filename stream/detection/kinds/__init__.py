@@ -1,0 +1,37 @@
+"""The typologies fundflow detects, one module each; `KINDS` is the registry the rule loader validates against.
+
+A kind is a name, its parameters (with defaults and docs), the event types that can complete it, and a pure
+`detect(rule, event, state)` that searches only the new event's neighbourhood and returns `Finding`s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from ...rules.params import Param
+
+if TYPE_CHECKING:
+    from ...events import Event
+    from ...rules.model import Rule
+    from ..finding import Finding
+    from ..state import DetectionState
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    doc: str
+    params: tuple[Param, ...]
+    triggers: frozenset[str]                     # event types that can complete the pattern
+    detect: Callable[["Rule", "Event", "DetectionState"], Iterable["Finding"]]
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def register(kind: Kind) -> Kind:
+    if kind.name in KINDS:
+        raise ValueError(f"kind {kind.name!r} registered twice")
+    KINDS[kind.name] = kind
+    return kind

@@ -1,0 +1,205 @@
+"""One settings object for every command: a YAML file, overridden by `FUNDFLOW_*` environment variables.
+
+Every key of the file is a field of `Settings`; the environment variable for field `x` is `FUNDFLOW_X`
+(`broker_url` -> `FUNDFLOW_BROKER_URL`). Invalid settings raise `SettingsError` with one line naming the
+key, where it came from, what was expected and what arrived, before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlparse
+
+import yaml
+
+from .errors import SettingsError
+from .timefmt import parse_duration_ms
+
+ENV_PREFIX = "FUNDFLOW_"
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def _duration(value: Any) -> int:
+    return parse_duration_ms(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a positive integer, got {value!r}")
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _port(value: Any) -> int:
+    number = _positive_int(value)
+    if number > 65535:
+        raise ValueError(f"expected a TCP port 1-65535, got {value!r}")
+    return number
+
+
+def _broker_url(value: Any) -> str:
+    text = str(value).strip()
+    for part in text.split(";"):
+        url = urlparse(part if "://" in part else f"kafka://{part}")
+        if url.scheme != "kafka" or not url.hostname or not url.port:
+            raise ValueError(f"expected kafka://HOST:PORT (several separated by ';'), got {value!r}")
+    return text
+
+
+def _clickhouse_url(value: Any) -> str:
+    text = str(value).strip()
+    url = urlparse(text)
+    if url.scheme == "chdb":
+        if not (url.netloc + url.path):
+            raise ValueError(f"expected chdb:///ABSOLUTE/PATH or chdb://RELATIVE/PATH, got {value!r}")
+        return text
+    if url.scheme in ("clickhouse", "clickhouses") and url.hostname:
+        return text
+    raise ValueError(f"expected clickhouse://HOST:PORT/DATABASE or chdb:///PATH, got {value!r}")
+
+
+def _http_url(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    url = urlparse(text)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return text
+
+
+def _severity(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in SEVERITIES:
+        raise ValueError(f"expected one of {', '.join(SEVERITIES)}, got {value!r}")
+    return text
+
+
+def _choice(*options: str):
+    def check(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return text
+    return check
+
+
+def _text(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _setting(default: Any, parse, doc: str):
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator can set. Durations are stored as epoch-ms spans."""
+
+    broker_url: str = _setting("kafka://127.0.0.1:9092", _broker_url, "Kafka bootstrap servers")
+    app_id: str = _setting("fundflow", _text, "Faust app id = Kafka consumer group")
+    disbursements_topic: str = _setting("fundflow.disbursements", _text, "input topic of disbursements")
+    transfers_topic: str = _setting("fundflow.transfers", _text, "input topic of transfers")
+    deadletter_topic: str = _setting("fundflow.deadletter", _text, "refused input, with the reason")
+    warnings_topic: str = _setting("fundflow.warnings", _text, "the durable outbox of warnings")
+    topic_partitions: int = _setting(1, _positive_int, "partitions of topics fundflow creates")
+    clickhouse_url: str = _setting("chdb://.fundflow/chdb", _clickhouse_url,
+                                   "warning store: clickhouse://HOST:PORT/DB or chdb:///PATH (embedded)")
+    clickhouse_batch_size: int = _setting(500, _positive_int, "rows per ClickHouse insert, at most")
+    clickhouse_batch_interval: int = _setting("1s", _duration, "longest a row waits before it is inserted")
+    webhook_url: str | None = _setting(None, _http_url, "pager webhook; unset = no paging")
+    webhook_secret: str | None = _setting(None, _optional_text, "HMAC-SHA256 key signing webhook bodies")
+    webhook_format: str = _setting("generic", _choice("generic", "pagerduty"), "payload format of pages")
+    page_min_severity: str = _setting("high", _severity, "lowest severity that pages")
+    page_storm_limit: int = _setting(10, _positive_int, "pages per rule per minute before they are grouped")
+    rules_dir: str = _setting("rules", _text, "directory of YAML rule files (and overrides)")
+    window: int = _setting("72h", _duration, "event-time span of the rolling graph")
+    allowed_lateness: int = _setting("5m", _duration, "how late an event may be and still count as on time")
+    web_port: int = _setting(6066, _port, "worker HTTP port: /healthz, /readyz, /metrics")
+    broker_session_timeout: int = _setting("10s", _duration, "Kafka consumer session timeout")
+    broker_rebalance_timeout: int = _setting("10s", _duration, "Kafka consumer rebalance timeout")
+    data_dir: str = _setting(".fundflow", _text, "local state of the worker")
+
+    @property
+    def broker_bootstrap(self) -> list[str]:
+        """kafka://h1:9092;h2:9092 -> ['h1:9092', 'h2:9092'] for kafka-python / aiokafka."""
+        return [part.split("://", 1)[-1].rstrip("/") for part in self.broker_url.split(";")]
+
+    def with_overrides(self, **values: Any) -> "Settings":
+        return _validated(replace(self), values, source="arguments")
+
+
+def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then the YAML file (if any), then `FUNDFLOW_*` variables: the last one wins."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    settings = _validated(settings, _defaults_raw(), source="defaults")
+    if path is not None:
+        settings = _validated(settings, _read_file(Path(path)), source=str(path))
+    known = {f.name for f in fields(Settings)}
+    from_env = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key in known:
+            from_env[key] = value
+    return _validated(settings, from_env, source="environment", env_names=True)
+
+
+def _defaults_raw() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(Settings) if f.default is not None}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read settings file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise SettingsError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a mapping of setting: value, got {type(data).__name__}")
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(map(str, data)) - known)
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(known))}")
+    return data
+
+
+def _validated(settings: Settings, raw: Mapping[str, Any], *, source: str, env_names: bool = False) -> Settings:
+    by_name = {f.name: f for f in fields(Settings)}
+    parsed = {}
+    for key, value in raw.items():
+        spec = by_name[key]
+        label = f"{ENV_PREFIX}{key.upper()}" if env_names else key
+        try:
+            parsed[key] = spec.metadata["parse"](value)
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"{source}: {label}: {exc}") from None
+    result = replace(settings, **parsed)
+    if result.allowed_lateness >= result.window:
+        raise SettingsError(f"{source}: allowed_lateness must be shorter than window "
+                            f"(got {raw.get('allowed_lateness')} >= {raw.get('window')})")
+    return result
+
+
+def describe_settings() -> list[tuple[str, str, str, str]]:
+    """(setting, environment variable, default, meaning) rows, for README and `--help`."""
+    return [(f.name, f"{ENV_PREFIX}{f.name.upper()}", str(f.default), f.metadata["doc"]) for f in fields(Settings)]

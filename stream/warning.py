@@ -1,0 +1,80 @@
+"""The early warning (DESIGN.md §5): what the detector emits and every sink stores or pages.
+
+`warning_id` is a hash of what the warning is about (rule id, rule version, subject), so re-processing the
+same events yields the same id and every sink can drop duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import orjson
+
+from .money import format_minor, parse_amount_minor
+from .timefmt import format_ts, parse_rfc3339_ms
+
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def make_warning_id(rule_id: str, rule_version: str, subject: str) -> str:
+    digest = hashlib.sha256(f"{rule_id}\x1f{rule_version}\x1f{subject}".encode()).hexdigest()
+    return f"w-{digest[:24]}"
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyWarning:
+    warning_id: str
+    rule_id: str
+    rule_version: str
+    kind: str
+    severity: str
+    score: float
+    subject: str
+    accounts: tuple[str, ...]
+    loan_ids: tuple[str, ...]
+    txn_ids: tuple[str, ...]
+    amount: int                     # minor units
+    currency: str
+    first_ts: int                   # epoch ms of the earliest event in the evidence
+    event_ts: int                   # epoch ms of the event that completed the pattern
+    detected_at: int                # epoch ms from the injected clock
+    summary: str
+    evidence: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    notify: tuple[str, ...] = ()    # targets named by the rule (e.g. "pager"); not part of the §5 JSON
+
+    @property
+    def severity_rank(self) -> int:
+        return SEVERITY_RANK[self.severity]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "warning_id": self.warning_id, "rule_id": self.rule_id, "rule_version": self.rule_version,
+            "kind": self.kind, "severity": self.severity, "score": round(self.score, 4),
+            "subject": self.subject, "accounts": list(self.accounts), "loan_ids": list(self.loan_ids),
+            "txn_ids": list(self.txn_ids), "amount": format_minor(self.amount), "currency": self.currency,
+            "first_ts": format_ts(self.first_ts), "event_ts": format_ts(self.event_ts),
+            "detected_at": format_ts(self.detected_at), "summary": self.summary,
+            "evidence": dict(self.evidence), "notify": list(self.notify),
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EarlyWarning":
+        return cls(
+            warning_id=data["warning_id"], rule_id=data["rule_id"], rule_version=str(data["rule_version"]),
+            kind=data["kind"], severity=data["severity"], score=float(data["score"]),
+            subject=data["subject"], accounts=tuple(data["accounts"]), loan_ids=tuple(data["loan_ids"]),
+            txn_ids=tuple(data["txn_ids"]), amount=parse_amount_minor(data["amount"]) if data["amount"] not in
+            ("0", "0.00", 0) else 0, currency=data["currency"],
+            first_ts=parse_rfc3339_ms(data["first_ts"]), event_ts=parse_rfc3339_ms(data["event_ts"]),
+            detected_at=parse_rfc3339_ms(data["detected_at"]), summary=data["summary"],
+            evidence=data.get("evidence") or {}, notify=tuple(data.get("notify") or ()),
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> "EarlyWarning":
+        return cls.from_dict(orjson.loads(raw))
