@@ -1,0 +1,48 @@
+"""Running the worker: the production detector, topics, then Faust's own worker loop until a signal."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..settings import Settings
+from .handler import DetectorLike
+from .topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    """The production clock for `detected_at`; tests inject their own."""
+    return time.time_ns() // 1_000_000
+
+
+def build_detector(settings: Settings) -> DetectorLike:
+    """The real detector over the rules in `settings.rules_dir`, with wall-clock `detected_at`.
+
+    Imported here, not at module level, so the worker machinery loads (and is tested) on its own.
+    """
+    from ..detection.detector import Detector
+    from ..rules.loader import load_rules
+    return Detector(load_rules(settings.rules_dir), window_ms=settings.window,
+                    lateness_ms=settings.allowed_lateness, clock=wall_clock_ms)
+
+
+def run_worker(settings: Settings, detector: DetectorLike | None = None, *, loglevel: str = "info",
+               app_id: str | None = None) -> int:
+    """Create missing topics, build the app and block until the worker is stopped. Returns an exit code."""
+    import faust
+
+    from .app import build_app
+
+    detector = detector if detector is not None else build_detector(settings)
+    created = ensure_topics(settings)
+    if created:
+        log.info("created topics %s", ", ".join(created))
+    app = build_app(settings, detector, app_id=app_id)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
