@@ -253,3 +253,38 @@ def test_worker_routes_good_events_to_detector_and_bad_ones_to_deadletter(kafka_
                 worker.kill()
                 worker.wait()
     assert worker.returncode == 0, log_path.read_text(errors="replace")[-4000:]
+
+
+def test_produce_sends_valid_lines_unchanged_and_reports_refusals(kafka_broker, tmp_path, unique, capsys,
+                                                                   monkeypatch):
+    import gzip
+
+    from stream.cli import main
+
+    disb, xfer = unique("it.produce.disb."), unique("it.produce.xfer.")
+    kafka_broker.create_topics([disb, xfer], partitions=PARTITIONS)
+    good = [_dump(_disbursement(n, f"U{n % 5}", BASE_TS + n)) for n in range(10)]
+    good += [_dump(_transfer(n, f"U{n % 5}", "U9", BASE_TS + 100 + n)) for n in range(15)]
+    lines = good[:12] + [b"{oops", b"", b"[]"] + good[12:] + [
+        _dump({**_transfer(50, "U1", "U1", BASE_TS)}), b"{oops again", _dump(_transfer(51, "U1", "U2", 5))]
+    path = tmp_path / "ledger.jsonl.gz"
+    with gzip.open(path, "wb") as handle:
+        handle.write(b"\n".join(lines) + b"\n")
+
+    monkeypatch.setenv("FUNDFLOW_DISBURSEMENTS_TOPIC", disb)
+    monkeypatch.setenv("FUNDFLOW_TRANSFERS_TOPIC", xfer)
+    assert main(["produce", str(path), "--broker", kafka_broker.url, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"sent 10 to {disb}" in out and f"sent 15 to {xfer}" in out
+    assert "refused 5 lines" in out
+    # Line numbers count the blank line 14 (skipped, not refused).
+    assert "malformed_json: 2 (lines 13, 30)" in out
+    assert "not_an_object: 1 (lines 15)" in out
+    assert "self_transfer: 1 (lines 29)" in out
+    assert "absurd_timestamp: 1 (lines 31)" in out
+
+    records = _consume_all(kafka_broker.bootstrap, disb, 10) + _consume_all(kafka_broker.bootstrap, xfer, 15)
+    assert sorted(r.value for r in records) == sorted(good)
+    for record in records:
+        event = json.loads(record.value)
+        assert record.key == (event.get("account") or event["src"]).encode()
