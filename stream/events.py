@@ -249,8 +249,16 @@ def _parse_ts(obj: Mapping[str, Any], event_id: str, watermark: int | None) -> i
                                            f"milliseconds?)", event_id=event_id)
     if watermark is not None and ts > watermark + MAX_FUTURE_MS:
         raise EventError(ABSURD_TIMESTAMP, f"ts {format_ts(ts)} is more than a day ahead of the stream's "
-                                           f"watermark {format_ts(watermark)}", event_id=event_id)
+                                           f"watermark {_format_any_ts(watermark)}", event_id=event_id)
     return ts
+
+
+def _format_any_ts(ms: int) -> str:
+    """RFC 3339 when the instant is representable, raw epoch ms otherwise: an error message must not fail."""
+    try:
+        return format_ts(ms)
+    except (ValueError, OverflowError, OSError):
+        return f"{ms} (epoch ms)"
 
 
 def _extra(obj: Mapping[str, Any], known: frozenset[str]) -> Mapping[str, Any]:

@@ -5,35 +5,50 @@ Amounts arrive as decimal strings or JSON numbers with at most two decimals; the
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 
 MINOR_PER_UNIT = 100
 MAX_MINOR = 10**15  # 10 trillion units: anything larger is a producer bug, not a loan.
+MAX_UNITS = MAX_MINOR // MINOR_PER_UNIT
+# Amounts are at most 13 integer digits; 40 digits of precision makes every in-range product exact, and
+# trapping Inexact turns any would-be rounding into a refusal.
+_EXACT = Context(prec=40, traps=[Inexact, Overflow, InvalidOperation])
 
 
 def parse_amount_minor(value: object) -> int:
-    """'4900.00' / 4900 / 4900.5 -> minor units. Raises ValueError saying what is wrong with the amount."""
+    """'4900.00' / 4900 / 4900.5 -> minor units. Raises ValueError saying what is wrong with the amount.
+
+    The checks run on the exact decimal before any conversion, so a hostile '1e999999999' is refused at
+    once instead of building a billion-digit integer, and no digit is ever rounded away silently.
+    """
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
-        raise ValueError(f"amount must be a decimal string or a number, got {type(value).__name__} {value!r}")
+        raise ValueError(f"amount must be a decimal string or a number, got {type(value).__name__} {_show(value)}")
     if isinstance(value, int):
-        minor = value * MINOR_PER_UNIT
+        number = Decimal(value)
     else:
         try:
             # repr() of a float is the shortest round-tripping text, so 0.1 stays 0.1, not 0.1000000000000000055.
             number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
         except InvalidOperation:
-            raise ValueError(f"amount is not a number: {value!r}") from None
-        if not number.is_finite():
-            raise ValueError(f"amount must be a finite number, got {value!r}")
-        scaled = number * MINOR_PER_UNIT
-        if scaled != scaled.to_integral_value():
-            raise ValueError(f"amount has more than 2 decimals: {value!r}")
-        minor = int(scaled)
-    if minor <= 0:
-        raise ValueError(f"amount must be greater than 0, got {value!r}")
-    if minor > MAX_MINOR:
-        raise ValueError(f"amount {value!r} is larger than {MAX_MINOR // MINOR_PER_UNIT} and cannot be real")
-    return minor
+            raise ValueError(f"amount is not a number: {_show(value)}") from None
+    if not number.is_finite():
+        raise ValueError(f"amount must be a finite number, got {_show(value)}")
+    if number <= 0:
+        raise ValueError(f"amount must be greater than 0, got {_show(value)}")
+    if number > MAX_UNITS:
+        raise ValueError(f"amount {_show(value)} is larger than {MAX_UNITS} and cannot be real")
+    try:
+        scaled = _EXACT.multiply(number, MINOR_PER_UNIT)
+    except Inexact:     # digits beyond the context's precision: necessarily far past the cents
+        scaled = None
+    if scaled is None or scaled != scaled.to_integral_value():
+        raise ValueError(f"amount has more than 2 decimals: {_show(value)}")
+    return int(scaled)
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 
 def format_minor(minor: int) -> str:

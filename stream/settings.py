@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import yaml
 
 from .errors import SettingsError
-from .timefmt import parse_duration_ms
+from .timefmt import format_duration_ms, parse_duration_ms
 
 ENV_PREFIX = "FUNDFLOW_"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -27,9 +27,12 @@ def _duration(value: Any) -> int:
 
 
 def _positive_int(value: Any) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    else:  # floats (80.5, .inf), booleans, lists: refused rather than silently truncated
         raise ValueError(f"expected a positive integer, got {value!r}")
-    number = int(value)
     if number <= 0:
         raise ValueError(f"expected a positive integer, got {value!r}")
     return number
@@ -46,7 +49,11 @@ def _broker_url(value: Any) -> str:
     text = str(value).strip()
     for part in text.split(";"):
         url = urlparse(part if "://" in part else f"kafka://{part}")
-        if url.scheme != "kafka" or not url.hostname or not url.port:
+        try:
+            port = url.port
+        except ValueError:      # urlparse refuses ports outside 0-65535
+            port = None
+        if url.scheme != "kafka" or not url.hostname or not port:
             raise ValueError(f"expected kafka://HOST:PORT (several separated by ';'), got {value!r}")
     return text
 
@@ -191,12 +198,13 @@ def _validated(settings: Settings, raw: Mapping[str, Any], *, source: str, env_n
         label = f"{ENV_PREFIX}{key.upper()}" if env_names else key
         try:
             parsed[key] = spec.metadata["parse"](value)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ArithmeticError) as exc:
             raise SettingsError(f"{source}: {label}: {exc}") from None
     result = replace(settings, **parsed)
     if result.allowed_lateness >= result.window:
         raise SettingsError(f"{source}: allowed_lateness must be shorter than window "
-                            f"(got {raw.get('allowed_lateness')} >= {raw.get('window')})")
+                            f"(got {format_duration_ms(result.allowed_lateness)} >= "
+                            f"{format_duration_ms(result.window)})")
     return result
 
 

@@ -27,6 +27,8 @@ def parse_duration_ms(text: str | int | float) -> int:
     if isinstance(text, bool):
         raise ValueError(f"expected a duration like 30m, 2h or 1d, got {text!r}")
     if isinstance(text, (int, float)):
+        if text != text or text in (float("inf"), float("-inf")):
+            raise ValueError(f"a duration must be a finite number, got {text!r}")
         if text < 0:
             raise ValueError(f"a duration cannot be negative, got {text!r}")
         return int(text * MS_PER_SECOND)
