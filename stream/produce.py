@@ -102,12 +102,12 @@ def topic_for(event, settings: Settings) -> str:
 def produce_file(path: Path, settings: Settings, *, rate: float | None = None, limit: int | None = None,
                  progress: bool = True, producer=None) -> ProduceReport:
     """Send every valid line of `path` to its topic; returns the report. Flushes before returning."""
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
-
     path = Path(path)
     if not path.is_file():
         raise ProduceError(f"{path}: no such file")
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
     own_producer = producer is None
     if own_producer:
         try:

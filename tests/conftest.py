@@ -21,6 +21,11 @@ _INTEGRATION_DIR = Path(__file__).parent / "integration"
 _counter = itertools.count(1)
 
 
+def pytest_configure(config):
+    # kafka-python loads its protocol schemas through a deprecated importlib.resources call, hundreds of times.
+    config.addinivalue_line("filterwarnings", r"ignore:(read|open)_text is deprecated:DeprecationWarning")
+
+
 def pytest_collection_modifyitems(config, items):
     """Everything under tests/integration needs the local stack: mark it so `-m "not integration"` works."""
     for item in items:
