@@ -1,0 +1,39 @@
+# make test: install everything this checkout needs (virtualenv, package, ClickHouse server), run the tests.
+# make demo: the same setup, then the local end-to-end demo.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLICKHOUSE_SERVER := /usr/sbin/clickhouse-server
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: setup clickhouse test demo clean
+
+setup: $(VENV)/.installed clickhouse
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstalled only when the dependencies change.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[test]'
+	touch $@
+
+clickhouse:
+	@if [ -x $(CLICKHOUSE_SERVER) ] || command -v clickhouse-server >/dev/null || command -v clickhouse >/dev/null; then \
+		echo "ClickHouse server: found"; \
+	else \
+		echo "ClickHouse server: installing the Debian package clickhouse-server"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q clickhouse-server; \
+	fi
+
+test: setup
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/fundflow demo
+
+clean:
+	rm -rf .pytest_cache .hypothesis .fundflow
