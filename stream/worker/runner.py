@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from ..errors import FundflowError
 from ..settings import Settings
 from .handler import DetectorLike
 from .topics import ensure_topics
@@ -22,8 +23,13 @@ def build_detector(settings: Settings) -> DetectorLike:
 
     Imported here, not at module level, so the worker machinery loads (and is tested) on its own.
     """
-    from ..detection.detector import Detector
-    from ..rules.loader import load_rules
+    try:
+        from ..detection.detector import Detector
+        from ..rules.loader import load_rules
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("stream.detection.detector", "stream.rules.loader"):
+            raise
+        raise FundflowError(f"this build has no {exc.name} module, so the worker has no detector to run") from None
     return Detector(load_rules(settings.rules_dir), window_ms=settings.window,
                     lateness_ms=settings.allowed_lateness, clock=wall_clock_ms)
 
