@@ -58,7 +58,8 @@ def _start(starter, workdir):
     try:
         return starter(workdir=workdir)
     except devstack.DevStackError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")
