@@ -35,3 +35,16 @@ def register(kind: Kind) -> Kind:
         raise ValueError(f"kind {kind.name!r} registered twice")
     KINDS[kind.name] = kind
     return kind
+
+
+def _register_builtin_kinds() -> None:
+    """Every built-in typology, one module each; imported here so that `KINDS` is complete on import."""
+    from . import (cycle, device_burst, fan_in, fan_out, gather_scatter, layering, rapid_cashout,
+                   scatter_gather)
+    for module in (rapid_cashout, layering, fan_in, fan_out, scatter_gather, gather_scatter, cycle,
+                   device_burst):
+        register(Kind(name=module.NAME, doc=(module.__doc__ or "").strip(), params=module.PARAMS,
+                      triggers=module.TRIGGERS, detect=module.detect))
+
+
+_register_builtin_kinds()
