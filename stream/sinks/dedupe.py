@@ -1,0 +1,85 @@
+"""The page ledger: which warnings the pager has already handled, kept in a small SQLite file.
+
+Why SQLite under data_dir rather than a `paged` table in ClickHouse: the pager must keep working (and keep
+its promise never to page twice) while ClickHouse is down, a lookup happens before every page, and the file
+sits next to the worker's other local state. It also holds the warnings held back by storm control, so a
+restart before the end of the minute still sends their summary page. One writer (the pager agent).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+from ..warning import EarlyWarning
+
+PAGED = "paged"               # sent on its own
+HELD = "held"                 # storm control: waiting for its minute's summary page
+GROUPED = "grouped"           # sent inside a summary page
+DEAD_LETTERED = "deadlettered"  # refused by the webhook or undeliverable: in the dead-letter topic
+FILE_NAME = "pager.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pages (
+    warning_id TEXT PRIMARY KEY,
+    rule_id    TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    minute     INTEGER NOT NULL,
+    warning    BLOB,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pages_by_rule_minute ON pages (rule_id, minute, state);
+"""
+
+
+class PageLedger:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None)  # autocommit: each record is durable
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    @classmethod
+    def in_data_dir(cls, data_dir: str | Path) -> "PageLedger":
+        return cls(Path(data_dir) / FILE_NAME)
+
+    def state_of(self, warning_id: str) -> str | None:
+        row = self._db.execute("SELECT state FROM pages WHERE warning_id = ?", (warning_id,)).fetchone()
+        return row[0] if row else None
+
+    def record(self, warning: EarlyWarning, state: str, minute: int, now_ms: int) -> None:
+        body = warning.to_json() if state == HELD else None
+        self._db.execute(
+            "INSERT INTO pages (warning_id, rule_id, state, minute, warning, updated_ms) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (warning_id) DO UPDATE SET state = excluded.state, minute = excluded.minute, "
+            "warning = excluded.warning, updated_ms = excluded.updated_ms",
+            (warning.warning_id, warning.rule_id, state, minute, body, now_ms))
+
+    def pages_in_minute(self, rule_id: str, minute: int) -> int:
+        """Pages sent on their own for this rule in this minute (what storm control counts)."""
+        row = self._db.execute("SELECT count(*) FROM pages WHERE rule_id = ? AND minute = ? AND state = ?",
+                               (rule_id, minute, PAGED)).fetchone()
+        return int(row[0])
+
+    def held_before(self, minute: int) -> Iterator[tuple[str, int, list[EarlyWarning]]]:
+        """(rule_id, minute, warnings) of every storm group whose minute is over."""
+        rows = self._db.execute(
+            "SELECT rule_id, minute, warning FROM pages WHERE state = ? AND minute < ? "
+            "ORDER BY rule_id, minute, updated_ms, warning_id", (HELD, minute)).fetchall()
+        groups: dict[tuple[str, int], list[EarlyWarning]] = {}
+        for rule_id, held_minute, body in rows:
+            groups.setdefault((rule_id, held_minute), []).append(EarlyWarning.from_json(body))
+        for (rule_id, held_minute), warnings in groups.items():
+            yield rule_id, held_minute, warnings
+
+    def mark(self, warning_ids: list[str], state: str, now_ms: int) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany("UPDATE pages SET state = ?, warning = NULL, updated_ms = ? WHERE warning_id = ?",
+                             [(state, now_ms, warning_id) for warning_id in warning_ids])
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
