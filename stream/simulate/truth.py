@@ -1,0 +1,111 @@
+"""The labels of a ledger: which groups of events are planted laundering and which are benign look-alikes.
+
+The JSON shape is the one of the AMLSim benchmark (`data/amlsim-12k/truth.json`), so the same evaluator
+reads both: `{"source", "events", "planted": [instance...], "lookalikes": [instance...]}` where an instance is
+`{"kind", "key", "alert_id", "accounts", "txn_ids", "loan_ids"}` (primary account first, txn ids in event-time
+order). Extra keys are carried through untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import orjson
+
+from .params import SimulationError
+
+
+class TruthError(SimulationError):
+    """A truth file is not in the expected shape; the message says which entry and which field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    kind: str
+    key: str
+    accounts: tuple[str, ...]
+    txn_ids: tuple[str, ...]
+    loan_ids: tuple[str, ...] = ()
+    alert_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "key": self.key, "alert_id": self.alert_id, "accounts": list(self.accounts),
+                "txn_ids": list(self.txn_ids), "loan_ids": list(self.loan_ids)}
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    source: str
+    events: int
+    planted: tuple[Instance, ...]
+    lookalikes: tuple[Instance, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "events": self.events, **self.extra,
+                "planted": [i.to_dict() for i in self.planted],
+                "lookalikes": [i.to_dict() for i in self.lookalikes]}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def load_truth(path: str | Path) -> Truth:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise TruthError(f"cannot read truth file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise TruthError(f"{path}: not valid JSON ({exc})") from None
+    return truth_from_dict(data, where=str(path))
+
+
+def truth_from_dict(data: Any, *, where: str = "<truth>") -> Truth:
+    if not isinstance(data, Mapping):
+        raise TruthError(f"{where}: expected a JSON object with 'planted' and 'lookalikes', got {type(data).__name__}")
+    if "planted" not in data:
+        raise TruthError(f"{where}: missing field 'planted' (a list of instances)")
+    events = data.get("events", 0)
+    if isinstance(events, bool) or not isinstance(events, int) or events < 0:
+        raise TruthError(f"{where}: field 'events' must be a non-negative integer, got {events!r}")
+    extra = {k: v for k, v in data.items() if k not in ("source", "events", "planted", "lookalikes")}
+    return Truth(source=str(data.get("source", "")), events=events,
+                 planted=_instances(data["planted"], f"{where}: planted"),
+                 lookalikes=_instances(data.get("lookalikes") or [], f"{where}: lookalikes"),
+                 extra=extra)
+
+
+def _instances(items: Any, where: str) -> tuple[Instance, ...]:
+    if not isinstance(items, list):
+        raise TruthError(f"{where} must be a list of instances, got {type(items).__name__}")
+    return tuple(_instance(item, f"{where}[{index}]") for index, item in enumerate(items))
+
+
+def _instance(item: Any, where: str) -> Instance:
+    if not isinstance(item, Mapping):
+        raise TruthError(f"{where}: expected an object with kind, accounts, txn_ids, got {type(item).__name__}")
+    kind = item.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise TruthError(f"{where}: field 'kind' must be a non-empty string, got {kind!r}")
+    alert_id = item.get("alert_id")
+    if alert_id is not None and (isinstance(alert_id, bool) or not isinstance(alert_id, int)):
+        raise TruthError(f"{where}: field 'alert_id' must be an integer or absent, got {alert_id!r}")
+    accounts = _strings(item, "accounts", where)
+    key = item.get("key")
+    if key is None:
+        key = accounts[0] if accounts else ""
+    return Instance(kind=kind, key=str(key), accounts=accounts, txn_ids=_strings(item, "txn_ids", where),
+                    loan_ids=_strings(item, "loan_ids", where), alert_id=alert_id)
+
+
+def _strings(item: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]:
+    value = item.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TruthError(f"{where}: field {name!r} must be a list of strings, got {str(value)[:80]!r}")
+    return tuple(value)

@@ -1,0 +1,83 @@
+"""Raw ledger tuples -> DESIGN §4 event dicts and JSON lines, fast.
+
+Formatting dominates the cost of a big ledger, so timestamps are built from a precomputed date prefix per
+day plus integer arithmetic (no datetime per event), amounts with integer division, and lines are encoded by
+orjson and written in large chunks.
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator
+
+import orjson
+
+from .world import DAY, DISBURSEMENT
+
+_CHUNK = 20_000
+
+
+class TimestampFormatter:
+    """Epoch ms -> '2026-03-02T10:15:00.000Z' with one cached date string per day."""
+
+    __slots__ = ("_prefixes",)
+
+    def __init__(self) -> None:
+        self._prefixes: dict[int, str] = {}
+
+    def __call__(self, ms: int) -> str:
+        day, rest = divmod(ms, DAY)
+        prefix = self._prefixes.get(day)
+        if prefix is None:
+            prefix = datetime.fromtimestamp(day * 86400, tz=timezone.utc).strftime("%Y-%m-%dT")
+            self._prefixes[day] = prefix
+        seconds, millis = divmod(rest, 1000)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+
+
+def event_dicts(records: list[tuple], event_ids: list[str], loan_ids: list[str], currency: str
+                ) -> Iterator[dict[str, Any]]:
+    """Sorted raw records with their final ids -> event dicts in DESIGN §4 key order."""
+    fmt = TimestampFormatter()
+    for record, event_id in zip(records, event_ids):
+        ts = fmt(record[0])
+        amount = record[5] if record[2] != DISBURSEMENT else record[4]
+        text = f"{amount // 100}.{amount % 100:02d}"
+        if record[2] == DISBURSEMENT:
+            _, _, _, account, _, product, device, ip, loan = record
+            yield {"type": "disbursement", "event_id": event_id, "ts": ts, "loan_id": loan_ids[loan],
+                   "account": account, "amount": text, "currency": currency, "product": product,
+                   "device_id": device, "ip": ip}
+        else:
+            _, _, _, src, dst, _, channel, mcc, device, ip = record
+            yield {"type": "transfer", "event_id": event_id, "ts": ts, "src": src, "dst": dst, "amount": text,
+                   "currency": currency, "channel": channel, "merchant_category": mcc, "device_id": device,
+                   "ip": ip}
+
+
+def open_output(path: str | Path) -> IO[bytes]:
+    """A binary file for writing; gzip-compressed when the name ends in .gz (what `fundflow produce` reads)."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "wb", compresslevel=3)
+    return open(path, "wb")
+
+
+def write_jsonl(events: Iterable[dict[str, Any]], out: IO[bytes]) -> int:
+    dumps = orjson.dumps
+    chunk: list[bytes] = []
+    written = 0
+    for event in events:
+        chunk.append(dumps(event))
+        if len(chunk) >= _CHUNK:
+            out.write(b"\n".join(chunk) + b"\n")
+            written += len(chunk)
+            chunk.clear()
+    if chunk:
+        out.write(b"\n".join(chunk) + b"\n")
+        written += len(chunk)
+    return written
