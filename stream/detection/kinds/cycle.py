@@ -12,6 +12,9 @@ NAME = "cycle"
 TRIGGERS = frozenset({"transfer"})
 
 PARAMS = (
+    Param("min_len", count(2, 8), 3,
+          "Shortest cycle, in transfers. 2 (A -> B -> A) also catches friends paying each other back, hence 3.",
+          looser="lower"),
     Param("max_len", count(2, 8), 4, "Longest cycle, in transfers (2 = A -> B -> A).", looser="higher"),
     within_param(hours(24), "From the first transfer of the cycle to the one that closes it."),
     Param("min_ratio", ratio, 0.8,
