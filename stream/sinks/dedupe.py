@@ -68,7 +68,7 @@ class PageLedger:
         """(rule_id, minute, warnings) of every storm group whose minute is over."""
         rows = self._db.execute(
             "SELECT rule_id, minute, warning FROM pages WHERE state = ? AND minute < ? "
-            "ORDER BY rule_id, minute, updated_ms, warning_id", (HELD, minute)).fetchall()
+            "ORDER BY rule_id, minute, rowid", (HELD, minute)).fetchall()
         groups: dict[tuple[str, int], list[EarlyWarning]] = {}
         for rule_id, held_minute, body in rows:
             groups.setdefault((rule_id, held_minute), []).append(EarlyWarning.from_json(body))

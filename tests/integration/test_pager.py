@@ -1,0 +1,256 @@
+"""The pager sink against a real local HTTP server (ThreadingHTTPServer on a free port) that records every
+request, checks signatures and answers from a script. Waits go through an injected sleep that records them,
+and wall time through an injected clock, so backoff and storm minutes are checked without waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from stream.sinks import payloads
+from stream.sinks.base import RetryPolicy
+from stream.sinks.dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, PageLedger
+from stream.sinks.pager import DUPLICATE, SKIPPED_SEVERITY, SKIPPED_TARGET, PagerConfig, PagerSink
+from stream.warning import EarlyWarning, make_warning_id
+
+SECRET = "hook-s3cret"
+T0 = 1_772_448_000_000  # 2026-03-02T10:40:00.000Z, the start of a minute
+
+
+def _warning(n: int, *, rule: str = "rapid-cashout", severity: str = "high",
+             notify: tuple[str, ...] = ("pager",)) -> EarlyWarning:
+    return EarlyWarning(
+        warning_id=make_warning_id(rule, "1", f"L-{n}"), rule_id=rule, rule_version="1", kind="rapid_cashout",
+        severity=severity, score=0.9, subject=f"L-{n}", accounts=(f"U{n}",), loan_ids=(f"L-{n}",),
+        txn_ids=(f"d-{n}",), amount=100_000 + n, currency="CNY", first_ts=T0 - 60_000, event_ts=T0 - 1000,
+        detected_at=T0, summary=f"loan L-{n} cashed out", evidence={"hops": 1}, notify=notify)
+
+
+class Clock:
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+class Webhook:
+    """A real HTTP server: answers from `script` (status, headers, body) in order, then 200s; records
+    (headers, body, signature_ok) of every request."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.script: list[tuple[int, dict[str, str], bytes]] = []
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = dict(self.headers.items())
+                with hook.lock:
+                    hook.requests.append({
+                        "path": self.path, "headers": headers, "body": body,
+                        "signature_ok": payloads.verify(SECRET, headers, body, clock() // 1000)})
+                    status, extra, reply = hook.script.pop(0) if hook.script else (200, {}, b'{"status":"ok"}')
+                self.send_response(status)
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/fundflow"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(r["body"]) for r in self.requests]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def clock():
+    return Clock(T0 + 5_000)
+
+
+@pytest.fixture
+def webhook(clock):
+    hook = Webhook(clock)
+    yield hook
+    hook.close()
+
+
+class Harness:
+    """Builds pager sinks over one data dir (a "restart" is a new sink on the same dir)."""
+
+    def __init__(self, tmp_path, webhook: Webhook, clock: Clock) -> None:
+        self.tmp_path, self.webhook, self.clock = tmp_path, webhook, clock
+        self.sleep = RecordingSleep()
+        self.dead_letters: list[tuple[str, str, str]] = []
+
+    async def dead_letter(self, warning: EarlyWarning, reason: str, detail: str) -> None:
+        self.dead_letters.append((warning.warning_id, reason, detail))
+
+    def sink(self, **config) -> PagerSink:
+        options = {"url": self.webhook.url, "secret": SECRET, "storm_limit": 10, **config}
+        return PagerSink(PagerConfig(**options), PageLedger.in_data_dir(self.tmp_path / "data"), self.dead_letter,
+                         policy=RetryPolicy(initial_s=0.5, max_s=8.0, jitter=0.5, max_attempts=5),
+                         sleep=self.sleep, clock=self.clock, rng=random.Random(1))
+
+
+@pytest.fixture
+def harness(tmp_path, webhook, clock):
+    return Harness(tmp_path, webhook, clock)
+
+
+async def _handle_all(sink: PagerSink, warnings) -> list[str]:
+    try:
+        return [await sink.handle(w) for w in warnings]
+    finally:
+        await sink.close()
+
+
+def test_generic_page_is_the_signed_warning_json(harness, webhook):
+    warning = _warning(1)
+    assert asyncio.run(_handle_all(harness.sink(), [warning])) == [PAGED]
+    [request] = webhook.requests
+    assert request["path"] == "/hooks/fundflow"
+    assert request["signature_ok"], request["headers"]
+    assert request["headers"]["X-Fundflow-Warning-Id"] == warning.warning_id
+    assert request["headers"]["Content-Type"] == "application/json"
+    assert json.loads(request["body"]) == warning.to_dict()
+    assert harness.sleep.waits == [] and harness.dead_letters == []
+
+
+def test_pagerduty_page_is_an_events_v2_trigger(harness, webhook):
+    warning = _warning(2, severity="critical")
+    sink = harness.sink(format="pagerduty", routing_key="R0UT1NG")
+    assert asyncio.run(_handle_all(sink, [warning])) == [PAGED]
+    [body] = webhook.bodies()
+    assert webhook.requests[0]["signature_ok"]
+    assert (body["routing_key"], body["event_action"], body["dedup_key"]) == ("R0UT1NG", "trigger", warning.warning_id)
+    assert body["payload"]["severity"] == "critical" and body["payload"]["source"] == "fundflow"
+    assert body["payload"]["custom_details"]["warning_id"] == warning.warning_id
+
+
+def test_only_pager_targets_at_or_above_the_minimum_severity_page(harness, webhook):
+    warnings = [_warning(1, severity="medium"), _warning(2, notify=("clickhouse",)), _warning(3, severity="critical")]
+    outcomes = asyncio.run(_handle_all(harness.sink(min_severity="high"), warnings))
+    assert outcomes == [SKIPPED_SEVERITY, SKIPPED_TARGET, PAGED]
+    assert [b["warning_id"] for b in webhook.bodies()] == [warnings[2].warning_id]
+
+
+def test_server_error_is_retried_with_backoff_and_delivered_once(harness, webhook):
+    webhook.script = [(500, {}, b"boom"), (502, {}, b"bad gateway")]
+    warning = _warning(4)
+    assert asyncio.run(_handle_all(harness.sink(), [warning])) == [PAGED]
+    assert len(webhook.requests) == 3
+    assert all(r["signature_ok"] for r in webhook.requests)
+    assert len(harness.sleep.waits) == 2
+    assert 0.25 <= harness.sleep.waits[0] <= 0.5 and 0.5 <= harness.sleep.waits[1] <= 1.0  # backoff with jitter
+    # Delivered once: a second sink on the same ledger does not send it again.
+    assert asyncio.run(_handle_all(harness.sink(), [warning])) == [DUPLICATE]
+    assert len(webhook.requests) == 3
+
+
+@pytest.mark.parametrize("retry_after, expected_wait", [("7", 7.0), ("Mon, 02 Mar 2026 10:40:17 GMT", 12.0)])
+def test_429_waits_as_long_as_retry_after_says(harness, webhook, retry_after, expected_wait):
+    webhook.script = [(429, {"Retry-After": retry_after}, b"slow down")]
+    assert asyncio.run(_handle_all(harness.sink(), [_warning(5)])) == [PAGED]
+    assert harness.sleep.waits == [expected_wait]
+    assert len(webhook.requests) == 2
+
+
+def test_client_error_goes_to_the_dead_letter_with_status_and_body_and_is_not_retried(harness, webhook):
+    webhook.script = [(400, {}, b'{"error":"routing key invalid"}')]
+    warning = _warning(6)
+    sink = harness.sink()
+    assert asyncio.run(_handle_all(sink, [warning])) == [DEAD_LETTERED]
+    assert len(webhook.requests) == 1 and harness.sleep.waits == []
+    [(warning_id, reason, detail)] = harness.dead_letters
+    assert warning_id == warning.warning_id and reason == "pager_rejected"
+    assert "HTTP 400" in detail and "routing key invalid" in detail
+    assert PageLedger.in_data_dir(harness.tmp_path / "data").state_of(warning.warning_id) == DEAD_LETTERED
+
+
+def test_unreachable_webhook_is_retried_then_dead_lettered(harness, webhook):
+    webhook.close()  # nothing listens on the port any more
+    sink = harness.sink()
+    assert asyncio.run(_handle_all(sink, [_warning(7)])) == [DEAD_LETTERED]
+    assert len(harness.sleep.waits) == 4  # five attempts
+    [(_, reason, detail)] = harness.dead_letters
+    assert reason == "pager_undeliverable" and "5 attempts" in detail
+
+
+def test_a_restarted_sink_does_not_page_an_already_paged_warning(harness, webhook):
+    first, second = _warning(8), _warning(9)
+    assert asyncio.run(_handle_all(harness.sink(), [first])) == [PAGED]
+    assert asyncio.run(_handle_all(harness.sink(), [first, second, first])) == [DUPLICATE, PAGED, DUPLICATE]
+    assert [b["warning_id"] for b in webhook.bodies()] == [first.warning_id, second.warning_id]
+
+
+def test_storm_is_grouped_into_one_summary_page_after_the_minute_even_across_a_restart(harness, webhook, clock):
+    storm = [_warning(n, rule="fan-out") for n in range(10)]
+    other = _warning(99, rule="cycle")
+
+    async def first_minute():
+        sink = harness.sink(storm_limit=3)
+        try:
+            outcomes = [await sink.handle(w) for w in storm[:6]]
+            outcomes.append(await sink.handle(other))
+            assert await sink.flush_due() == 0  # the minute is not over yet
+            return outcomes
+        finally:
+            await sink.close()
+
+    outcomes = asyncio.run(first_minute())
+    assert outcomes == [PAGED] * 3 + [HELD] * 3 + [PAGED]
+    assert len(webhook.requests) == 4
+
+    clock.now_ms = T0 + 59_999  # still the same minute, after a restart: more of the storm is held
+    assert asyncio.run(_handle_all(harness.sink(storm_limit=3), storm[6:])) == [HELD] * 4
+    assert len(webhook.requests) == 4
+
+    clock.now_ms = T0 + 61_000  # next minute: one summary page for the 7 held warnings
+
+    async def next_minute():
+        sink = harness.sink(storm_limit=3)
+        try:
+            sent = await sink.flush_due()
+            again = await sink.flush_due()
+            repeat = await sink.handle(storm[8])
+            return sent, again, repeat
+        finally:
+            await sink.close()
+
+    assert asyncio.run(next_minute()) == (1, 0, DUPLICATE)
+    assert len(webhook.requests) == 5
+    summary = webhook.bodies()[-1]
+    assert webhook.requests[-1]["signature_ok"]
+    assert summary["type"] == "storm_summary" and summary["rule_id"] == "fan-out" and summary["count"] == 7
+    assert summary["warning_ids"] == [w.warning_id for w in storm[3:]]
+    assert summary["minute_start"] == "2026-03-02T10:40:00.000Z"
+    ledger = PageLedger.in_data_dir(harness.tmp_path / "data")
+    assert {ledger.state_of(w.warning_id) for w in storm[3:]} == {GROUPED}
+    assert {ledger.state_of(w.warning_id) for w in storm[:3]} == {PAGED}
