@@ -1,0 +1,133 @@
+"""The warning store on a real ClickHouse server (18.16, the shared fixture) and on embedded chDB: the same
+tests over both engines, plus an outage of a server of our own (stopped mid-stream, started again on the
+same data directory and port) during which the sink retries and loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from stream import devstack
+from stream.sinks.base import RetryPolicy
+from stream.sinks.schema import COLUMNS, row_to_warning_json
+from stream.sinks.store import WarningFilter, open_store
+from stream.sinks.writer import ClickHouseSink
+from stream.warning import EarlyWarning, make_warning_id
+
+T0 = 1_772_446_500_000  # 2026-03-02T10:15:00Z
+
+
+def _warning(n: int, *, rule: str = "rapid-cashout", severity: str = "high", account: str | None = None,
+             event_ts: int | None = None, summary: str | None = None) -> EarlyWarning:
+    return EarlyWarning(
+        warning_id=make_warning_id(rule, "1", f"L-{n}"), rule_id=rule, rule_version="1", kind="rapid_cashout",
+        severity=severity, score=0.5 + n / 1000, subject=f"L-{n}", accounts=(account or f"U{n}", "U2002"),
+        loan_ids=(f"L-{n}",), txn_ids=(f"d-{n}", f"t-{n}"), amount=485_100 + n, currency="CNY",
+        first_ts=T0, event_ts=event_ts if event_ts is not None else T0 + n * 1000, detected_at=T0 + n * 1000 + 350,
+        summary=summary or f"97% of loan L-{n} reached cash-out sinks",
+        evidence={"paths": [[f"U{n}", "U2002", "card:1"]], "hops": 2}, notify=("pager",))
+
+
+@pytest.fixture(params=["clickhouse", "chdb"])
+def store(request, tmp_path, unique):
+    if request.param == "clickhouse":
+        server = request.getfixturevalue("clickhouse_server")
+        url = f"clickhouse://{server.host}:{server.port}/{unique('ff_sink_')}"
+    else:
+        url = f"chdb://{tmp_path / 'chdb'}"
+    opened = open_store(url)
+    opened.ensure_schema()
+    opened.ensure_schema()  # idempotent: the worker runs it at every start
+    yield opened
+    opened.close()
+
+
+def _sink(store, **kwargs) -> ClickHouseSink:
+    return ClickHouseSink(store, batch_size=kwargs.pop("batch_size", 100),
+                          policy=RetryPolicy(initial_s=0.01, max_s=0.05), clock=lambda: T0 + 999_000, **kwargs)
+
+
+def test_warnings_become_rows_with_every_column(store):
+    warnings = [_warning(1), _warning(2, summary="it's a \\ 'quoted' summary, 中文")]
+    assert asyncio.run(_sink(store).write(warnings)) == 2
+    rows = store.select_warnings(WarningFilter())
+    assert [r["warning_id"] for r in rows] == [warnings[1].warning_id, warnings[0].warning_id]  # newest first
+    assert set(rows[0]) == set(COLUMNS)
+    row = rows[0]
+    assert row["accounts"] == ["U2", "U2002"] and row["loan_ids"] == ["L-2"] and row["txn_ids"] == ["d-2", "t-2"]
+    assert row["amount_minor"] == 485_102 and row["severity_rank"] == 3 and row["event_ts_ms"] == T0 + 2000
+    assert row["inserted_ms"] == T0 + 999_000
+    assert json.loads(row["evidence"]) == {"paths": [["U2", "U2002", "card:1"]], "hops": 2}
+    assert [row_to_warning_json(r) for r in rows] == [w.to_dict() for w in reversed(warnings)]
+
+
+def test_the_same_warning_inserted_twice_is_one_row_after_final(store):
+    warning = _warning(7)
+    asyncio.run(_sink(store).write([warning]))
+    asyncio.run(_sink(store).write([warning, _warning(8)]))
+    asyncio.run(_sink(store).write([warning]))
+    assert store.count_distinct() == 2
+    assert [r["warning_id"] for r in store.select_warnings(WarningFilter(rule_id="rapid-cashout"))].count(
+        warning.warning_id) == 1
+
+
+def test_filters_by_rule_account_severity_time_and_limit(store):
+    warnings = [
+        _warning(1, rule="fan-out", severity="medium", account="U9"),
+        _warning(2, rule="fan-out", severity="critical"),
+        _warning(3, rule="cycle", severity="high", account="U9"),
+        _warning(4, rule="cycle", severity="low", event_ts=T0 + 40 * 86_400_000),  # another month's partition
+    ]
+    asyncio.run(_sink(store, batch_size=3).write(warnings))
+
+    def ids(**where):
+        return [r["subject"] for r in store.select_warnings(WarningFilter(**where))]
+
+    assert ids() == ["L-4", "L-3", "L-2", "L-1"]
+    assert ids(rule_id="fan-out") == ["L-2", "L-1"]
+    assert ids(account="U9") == ["L-3", "L-1"]
+    assert ids(min_severity="high") == ["L-3", "L-2"]
+    assert ids(since_ms=T0 + 2000) == ["L-4", "L-3", "L-2"]
+    assert ids(since_ms=T0 + 86_400_000) == ["L-4"]
+    assert ids(limit=2) == ["L-4", "L-3"]
+    assert ids(rule_id="nope' OR '1'='1") == []
+
+
+def test_sink_retries_through_a_clickhouse_outage_and_stores_every_warning_once(tmp_path):
+    """Our own server, so that stopping it does not disturb other tests: same workdir and ports on restart."""
+    workdir = tmp_path / "clickhouse"
+    server = devstack.start_clickhouse(workdir=workdir)
+    ports = {"tcp_port": server.port, "http_port": server.http_port}
+    url = f"clickhouse://{server.host}:{server.port}/fundflow"
+    restarted: list[devstack.ClickHouseServer] = []
+    waits: list[float] = []
+
+    async def sleep_then_restart(seconds: float) -> None:
+        """The injected backoff sleep: records the wait; on the third failed attempt the server comes back."""
+        waits.append(seconds)
+        if len(waits) == 3:
+            restarted.append(await asyncio.to_thread(devstack.start_clickhouse, workdir=workdir, **ports))
+
+    try:
+        sink = ClickHouseSink(open_store(url), batch_size=4, policy=RetryPolicy(initial_s=0.05, max_s=0.2),
+                              sleep=sleep_then_restart)
+        before = [_warning(n) for n in range(6)]
+        assert asyncio.run(sink.write(before)) == 6
+
+        server.stop()  # ClickHouse goes away mid-stream
+        during = [_warning(n) for n in range(4, 15)]  # overlaps the first batch: replays happen
+        assert asyncio.run(sink.write(during)) == 11
+        assert len(restarted) == 1 and len(waits) >= 3 and sink.failed_attempts >= 3
+        assert all(0.025 <= w <= 0.2 for w in waits)
+
+        with open_store(url) as reader:
+            stored = {r["warning_id"] for r in reader.select_warnings(WarningFilter(limit=1000))}
+            assert stored == {w.warning_id for w in before + during}
+            assert reader.count_distinct() == 15
+        sink.store.close()
+    finally:
+        server.stop()
+        for again in restarted:
+            again.stop()
