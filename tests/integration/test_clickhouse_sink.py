@@ -131,3 +131,28 @@ def test_sink_retries_through_a_clickhouse_outage_and_stores_every_warning_once(
         server.stop()
         for again in restarted:
             again.stop()
+
+
+def test_fundflow_warnings_command_reads_the_store_as_a_table_and_as_json(store, capsys):
+    from stream.cli import main
+
+    warnings = [_warning(1, severity="medium"), _warning(2, severity="critical", account="U77"), _warning(3)]
+    asyncio.run(_sink(store).write(warnings + [warnings[0]]))
+    url = getattr(store, "url", None) or f"chdb://{store.path}"
+    store.close()  # chDB allows one session per process: the command opens its own
+
+    assert main(["warnings", "--store", url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:4] == ["EVENT", "TIME", "SEVERITY", "RULE"]
+    assert [line.split()[3] for line in table[1:4]] == ["L-3", "L-2", "L-1"] and table[-1] == "3 warnings"
+    assert "4851.02 CNY" in table[2] and "U77,U2002" in table[2]
+
+    assert main(["warnings", "--store", url, "--json", "--severity", "high", "--since", "2026-03-02T10:15:02Z"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [warnings[2].to_dict(), warnings[1].to_dict()]
+
+    assert main(["warnings", "--store", url, "--json", "--account", "U77", "--rule", "rapid-cashout"]) == 0
+    assert [json.loads(x)["subject"] for x in capsys.readouterr().out.splitlines()] == ["L-2"]
+
+    assert main(["warnings", "--store", url, "--since", "last tuesday"]) == 1
+    assert "--since: expected a duration like 2h" in capsys.readouterr().err

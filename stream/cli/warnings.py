@@ -1,0 +1,91 @@
+"""`fundflow warnings`: read stored warnings (deduplicated, newest first) from the warning store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Callable, TextIO
+
+import orjson
+
+from ..errors import FundflowError
+from ..money import format_minor
+from ..settings import SEVERITIES, load_settings
+from ..sinks.schema import row_to_warning_json
+from ..sinks.store import StoreError, WarningFilter, open_store
+from ..timefmt import format_ts, parse_duration_ms, parse_rfc3339_ms
+
+SUMMARY_WIDTH = 60
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "warnings", help="list stored warnings (newest first, deduplicated)",
+        description="Read warnings from the store named by clickhouse_url (clickhouse://HOST:PORT/DB or "
+                    "chdb:///PATH), one row per warning id, newest event first.")
+    parser.add_argument("--rule", metavar="RULE_ID", help="only this rule")
+    parser.add_argument("--account", metavar="ACCOUNT", help="only warnings whose evidence touches this account")
+    parser.add_argument("--severity", metavar="LEVEL", choices=SEVERITIES, help="this severity or higher")
+    parser.add_argument("--since", metavar="AGO|TS",
+                        help="event time at or after: a duration back from now (2h, 1d) or an RFC 3339 time")
+    parser.add_argument("--limit", metavar="N", type=int, default=50, help="at most N warnings (default 50)")
+    parser.add_argument("--json", action="store_true", help="one warning JSON object per line (DESIGN §5 shape)")
+    parser.add_argument("--store", metavar="URL", help="override clickhouse_url from the settings")
+    parser.set_defaults(func=run)
+
+
+def parse_since(text: str, now_ms: int) -> int:
+    """'2h' -> now - 2h; '2026-03-02T10:00:00Z' or epoch ms -> that instant."""
+    value = text.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        return now_ms - parse_duration_ms(value)
+    except ValueError:
+        pass
+    try:
+        return parse_rfc3339_ms(value)
+    except ValueError:
+        raise FundflowError(f"--since: expected a duration like 2h or 1d, an RFC 3339 time like "
+                            f"2026-03-02T10:00:00Z, or epoch milliseconds, got {text!r}") from None
+
+
+def run(args: argparse.Namespace, *, out: TextIO | None = None,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> int:
+    out = out or sys.stdout
+    settings = load_settings(args.settings)
+    url = args.store or settings.clickhouse_url
+    if args.limit <= 0:
+        raise FundflowError(f"--limit: expected a positive number, got {args.limit}")
+    where = WarningFilter(rule_id=args.rule, account=args.account, min_severity=args.severity,
+                          since_ms=parse_since(args.since, clock()) if args.since else None, limit=args.limit)
+    store = open_store(url)
+    try:
+        rows = store.select_warnings(where)
+    except StoreError as exc:
+        raise FundflowError(f"cannot read warnings from {url} (has the worker created the table yet?): {exc}") \
+            from None
+    finally:
+        store.close()
+    if args.json:
+        for row in rows:
+            out.write(orjson.dumps(row_to_warning_json(row), option=orjson.OPT_SORT_KEYS).decode() + "\n")
+    else:
+        write_table(rows, out)
+    return 0
+
+
+def write_table(rows: list[dict], out: TextIO) -> None:
+    header = ("EVENT TIME", "SEVERITY", "RULE", "SUBJECT", "AMOUNT", "ACCOUNTS", "SUMMARY")
+    lines = [header]
+    for row in rows:
+        accounts = list(row["accounts"])
+        shown = ",".join(accounts[:3]) + (f",+{len(accounts) - 3}" if len(accounts) > 3 else "")
+        summary = row["summary"] if len(row["summary"]) <= SUMMARY_WIDTH else row["summary"][:SUMMARY_WIDTH - 1] + "…"
+        lines.append((format_ts(int(row["event_ts_ms"])), row["severity"], row["rule_id"], row["subject"],
+                      f"{format_minor(int(row['amount_minor']))} {row['currency']}", shown, summary))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        out.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1] + "\n")
+    out.write(f"{len(rows)} warning{'s' if len(rows) != 1 else ''}\n")
