@@ -1,0 +1,112 @@
+"""`fundflow rules check|test|diff`: what an analyst runs before a rule change ships."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from ..timefmt import format_duration_ms, parse_duration_ms
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("rules", help="check, test and compare rule files",
+                                   description="Validate rule files, run rule tests, compare two rule packs.")
+    commands = parser.add_subparsers(dest="rules_command", metavar="SUBCOMMAND")
+
+    check = commands.add_parser(
+        "check", help="validate rule files (exit 1 on any error or warning)",
+        description="Load rule files into the real rule engine and report every problem with its file and line. "
+                    "Warnings (keys out of order, a field name close to a standard one) fail the check too.")
+    check.add_argument("paths", nargs="+", type=Path, metavar="DIR|FILE")
+    check.add_argument("--overrides", action="append", type=Path, default=[], metavar="FILE",
+                       help="a per-deployment override file (repeatable); *.override.yaml in a DIR are read anyway")
+    check.add_argument("--window", type=_duration, default=None, metavar="DURATION",
+                       help="detector window thresholds are checked against (default: the window setting)")
+    check.set_defaults(func=run_check)
+
+    test = commands.add_parser(
+        "test", help="run rule tests (*.test.yaml)",
+        description="Run each rule test through the real detector and compare the warnings with the expected "
+                    "ones. Exit 1 if any test fails.")
+    test.add_argument("paths", nargs="+", type=Path, metavar="DIR|FILE",
+                      help="test files, or directories searched for *.test.yaml")
+    test.add_argument("--run", default=None, metavar="TEXT", help="only the tests whose name contains TEXT")
+    test.set_defaults(func=run_test)
+
+    diff = commands.add_parser(
+        "diff", help="compare two rule packs",
+        description="Rules added, removed and changed between OLD and NEW; for each changed threshold whether the "
+                    "rule now fires more (loosened) or less (tightened).")
+    diff.add_argument("old", type=Path, metavar="OLD", help="rule directory or file")
+    diff.add_argument("new", type=Path, metavar="NEW", help="rule directory or file")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when the packs differ")
+    diff.set_defaults(func=run_diff)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..rules.loader import check_rules
+
+    window = args.window if args.window is not None else _settings_window(args)
+    result = check_rules(args.paths, args.overrides, window_ms=window)
+    for problem in result.errors + result.warnings:
+        print(problem.located())
+    if not result.ok:
+        print(f"FAILED: {len(result.errors)} error(s), {len(result.warnings)} warning(s) in "
+              f"{len(result.rule_files)} rule file(s)")
+        return 1
+    ruleset = result.ruleset
+    assert ruleset is not None
+    print(f"OK: {len(ruleset)} rules ({len(ruleset.enabled)} enabled) from {len(result.rule_files)} file(s), "
+          f"{len(result.lists)} shared list(s), {result.overrides_applied} override(s) from "
+          f"{len(result.override_files)} file(s); checked against a {format_duration_ms(window)} window; "
+          f"rule set version {ruleset.version}")
+    by_kind = Counter(rule.kind for rule in ruleset.rules)
+    for kind in sorted(by_kind):
+        ids = ", ".join(rule.id + ("" if rule.enabled else " (disabled)") for rule in ruleset.rules
+                        if rule.kind == kind)
+        print(f"  {kind:<16} {by_kind[kind]:>2}  {ids}")
+    return 0
+
+
+def run_test(args: argparse.Namespace) -> int:
+    from ..rules.testing import find_test_files, run_test_file
+
+    files = find_test_files(args.paths)
+    if not files:
+        print("no rule test files (*.test.yaml) found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+        return 1
+    passed = failed = 0
+    for file in files:
+        report = run_test_file(file, name_filter=args.run)
+        print(report.render())
+        passed += report.passed
+        failed += report.failed
+    print(f"{'SUCCESS' if not failed else 'FAILED'}: {passed} passed, {failed} failed in {len(files)} file(s)")
+    return 1 if failed else 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from ..rules.diff import diff_rulesets
+    from ..rules.loader import load_kinds, load_rules
+
+    kinds = load_kinds()
+    old = load_rules(args.old, kinds=kinds)
+    new = load_rules(args.new, kinds=kinds)
+    result = diff_rulesets(old, new, kinds)
+    print(result.render())
+    return 1 if args.exit_code and not result.empty else 0
+
+
+def _settings_window(args: argparse.Namespace) -> int:
+    from ..settings import load_settings
+    return load_settings(getattr(args, "settings", None)).window
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration_ms(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -1,0 +1,140 @@
+"""Offline detection over a recorded ledger: the production Detector, fed from a `.jsonl(.gz)` file.
+
+What an analyst back-tests here is exactly what the worker does: same parser (with the detector's watermark,
+so absurd future timestamps are refused the same way), same Detector, same warning JSON. `detected_at` is the
+event time of the completing event, so two replays of one file give byte-identical output.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator
+
+from .errors import EventError
+from .events import parse_event
+from .rules.model import RuleSet
+from .warning import EarlyWarning
+
+DEFAULT_MAX_BAD_SHOWN = 20
+
+
+@dataclass
+class ReplayReport:
+    lines: int = 0
+    events: int = 0
+    blank: int = 0
+    bad: int = 0
+    bad_samples: list[tuple[int, str]] = field(default_factory=list)     # (line number, reason) of the first N
+    bad_by_reason: Counter = field(default_factory=Counter)
+    warnings: int = 0
+    by_rule: Counter = field(default_factory=Counter)
+    detector_stats: Any = None
+
+    def render(self) -> str:
+        lines = [f"replayed {self.lines} lines: {self.events} events, {self.bad} bad lines skipped, "
+                 f"{self.warnings} warnings"]
+        if self.by_rule:
+            width = max(len(rule) for rule in self.by_rule)
+            lines += [f"  {rule:<{width}}  {count}" for rule, count in sorted(self.by_rule.items())]
+        if self.bad:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in self.bad_by_reason.most_common())
+            lines.append(f"bad lines by reason: {reasons}")
+            shown = len(self.bad_samples)
+            lines.append(f"bad lines ({'first ' + str(shown) if shown < self.bad else 'all'}):")
+            lines += [f"  line {number}: {reason}" for number, reason in self.bad_samples]
+        if self.detector_stats is not None:
+            lines.append(f"detector: {self.detector_stats}")
+        return "\n".join(lines)
+
+
+def replay_lines(lines: Iterable[bytes], detector: Any, emit: Callable[[EarlyWarning], None], *,
+                 max_bad_shown: int = DEFAULT_MAX_BAD_SHOWN) -> ReplayReport:
+    """Feed numbered lines to `detector` (anything with `.process(event)` and `.watermark`); never raises on a
+    bad line."""
+    report = ReplayReport()
+    for number, line in enumerate(lines, start=1):
+        report.lines += 1
+        if not line.strip():
+            report.blank += 1
+            continue
+        try:
+            event = parse_event(line, watermark=getattr(detector, "watermark", None))
+        except EventError as exc:
+            report.bad += 1
+            report.bad_by_reason[exc.reason] += 1
+            if len(report.bad_samples) < max_bad_shown:
+                report.bad_samples.append((number, str(exc)[:300]))
+            continue
+        report.events += 1
+        for warning in detector.process(event):
+            report.warnings += 1
+            report.by_rule[warning.rule_id] += 1
+            emit(warning)
+    stats = getattr(detector, "stats", None)
+    report.detector_stats = stats() if callable(stats) else None
+    return report
+
+
+def replay_file(path: str | Path, ruleset: RuleSet, out: IO[bytes], *, window_ms: int, lateness_ms: int,
+                progress: bool = True, max_bad_shown: int = DEFAULT_MAX_BAD_SHOWN,
+                clock: Callable[[], int] | None = None) -> ReplayReport:
+    """Replay one file, writing each warning as a JSON line to `out`. `clock` None = event time (deterministic)."""
+    from .detection.detector import Detector
+
+    detector = Detector(ruleset, window_ms=window_ms, lateness_ms=lateness_ms, clock=clock)
+
+    def emit(warning: EarlyWarning) -> None:
+        out.write(warning.to_json() + b"\n")
+
+    with _open(Path(path)) as (lines, size, position):
+        bar = _progress_bar(size, progress)
+        try:
+            tracked = _tracking(lines, bar, position) if bar is not None else lines
+            return replay_lines(tracked, detector, emit, max_bad_shown=max_bad_shown)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+class _open:
+    """Lines of a .jsonl or .jsonl.gz file, its size on disk and a function giving how far we have read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> tuple[Iterator[bytes], int, Callable[[], int]]:
+        self.raw = open(self.path, "rb")
+        size = self.path.stat().st_size
+        stream: IO[bytes] = gzip.GzipFile(fileobj=self.raw) if self._gzipped() else self.raw
+        self.stream = io.BufferedReader(stream) if isinstance(stream, gzip.GzipFile) else stream
+        return iter(self.stream), size, self.raw.tell
+
+    def _gzipped(self) -> bool:
+        magic = self.raw.read(2)
+        self.raw.seek(0)
+        return magic == b"\x1f\x8b"
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+        self.raw.close()
+
+
+def _progress_bar(size: int, enabled: bool) -> Any:
+    if not enabled or size < 1_000_000:          # a bar is noise on small files
+        return None
+    from tqdm import tqdm
+    return tqdm(total=size, unit="B", unit_scale=True, desc="replay", leave=False, mininterval=0.5, disable=None)
+
+
+def _tracking(lines: Iterable[bytes], bar: Any, position: Callable[[], int]) -> Iterator[bytes]:
+    seen = 0
+    for count, line in enumerate(lines):
+        yield line
+        if count % 1000 == 0:
+            now = position()
+            bar.update(now - seen)
+            seen = now
