@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"ISO 4217 currency of every amount (default {defaults.currency})")
     parser.add_argument("--kinds", default=",".join(PLANTED_KINDS), metavar="K1,K2",
                         help="typologies to plant, comma-separated (default: all)")
+    parser.add_argument("--bad-events", type=_count, default=0, metavar="N",
+                        help="mix in N malformed events (each refused for a known reason, listed in the truth "
+                             "file under bad_events) to exercise the dead-letter path (default 0)")
     parser.set_defaults(func=run)
 
 
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     params = SimParams(seed=args.seed, accounts=args.accounts, days=args.days, instances=args.instances,
                        lookalikes=args.lookalikes, background_per_day=args.background_per_day, start=args.start,
-                       currency=args.currency, kinds=kinds)
+                       currency=args.currency, kinds=kinds, bad_events=args.bad_events)
     report = write_ledger(params, args.out, args.truth)
     print(f"wrote {report.events} events to {args.out} and {report.planted} planted instances + "
           f"{report.lookalikes} look-alikes to {args.truth} in {report.seconds:.1f} s "

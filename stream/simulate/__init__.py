@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from .bad import BAD_MAKERS, plan_bad_events
 from .ledger import generate_background
 from .lookalikes import MAKERS
 from .params import LOOKALIKE_KINDS, PLANTED_KINDS, SimParams, SimulationError
 from .truth import Instance, Truth, TruthError, load_truth, truth_from_dict
 from .typologies import PLANTERS
 from .world import DISBURSEMENT, Group, Ledger, World
-from .writer import event_dicts, open_output, write_jsonl
+from .writer import TimestampFormatter, event_dicts, open_output, write_jsonl
 
 __all__ = ["LOOKALIKE_KINDS", "PLANTED_KINDS", "Instance", "SimParams", "SimulationError", "Truth", "TruthError",
            "WriteReport", "load_truth", "simulate", "truth_from_dict", "write_ledger"]
@@ -60,15 +61,29 @@ def simulate(params: SimParams) -> tuple[Iterator[dict[str, Any]], Truth]:
                         txn_ids=tuple(id_by_seq[s] for s in seqs),
                         loan_ids=tuple(loan_ids[loan] for loan in group.loans), alert_id=alert_id)
 
+    bad: list[tuple[int, dict[str, Any]]] = []
+    bad_labels: list[dict[str, str]] = []
+    if params.bad_events:
+        fmt = TimestampFormatter()
+        for number, (position, maker_index) in enumerate(plan_bad_events(rng, params.bad_events, len(records))):
+            near = records[min(position, len(records) - 1)] if records else (world.start, 0, 1, "U0", "U1")
+            maker, reason = BAD_MAKERS[maker_index]
+            event_id = f"x-{number + 1:0{width}d}"
+            bad.append((position, maker(event_id, fmt(near[0]), near[3], f"{near[3]}-peer")))
+            bad_labels.append({"event_id": event_id, "reason": reason})
+
+    extra: dict[str, Any] = {"params": params.to_dict()}
+    if bad_labels:
+        extra["bad_events"] = bad_labels
     truth = Truth(
         source=f"fundflow simulate (seed {params.seed}, {params.accounts} accounts, {params.days} days from "
                f"{params.start})",
         events=len(records),
         planted=tuple(label(g, i) for i, g in enumerate(planted)),
         lookalikes=tuple(label(g, len(planted) + i) for i, g in enumerate(lookalikes)),
-        extra={"params": params.to_dict()},
+        extra=extra,
     )
-    return event_dicts(records, event_ids, loan_ids, params.currency), truth
+    return event_dicts(records, event_ids, loan_ids, params.currency, bad), truth
 
 
 @dataclass(frozen=True)

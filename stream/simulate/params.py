@@ -35,6 +35,7 @@ class SimParams:
     start: str = "2026-03-01"            # first day (UTC) of the ledger
     currency: str = "CNY"
     kinds: tuple[str, ...] = field(default=PLANTED_KINDS)   # which typologies to plant
+    bad_events: int = 0                  # malformed events mixed in, for the dead-letter path
 
     def __post_init__(self) -> None:
         _check_int("seed", self.seed, minimum=0)
@@ -44,6 +45,7 @@ class SimParams:
         if self.lookalikes is not None:
             _check_int("lookalikes", self.lookalikes, minimum=0, maximum=100_000)
         _check_int("background_per_day", self.background_per_day, minimum=0, maximum=100_000_000)
+        _check_int("bad_events", self.bad_events, minimum=0, maximum=10_000_000)
         start_ms(self.start)
         if not (isinstance(self.currency, str) and len(self.currency) == 3 and self.currency.isalpha()):
             raise SimulationError(f"currency must be a 3-letter ISO 4217 code, got {self.currency!r}")
@@ -62,7 +64,7 @@ class SimParams:
     def to_dict(self) -> dict[str, object]:
         return {"seed": self.seed, "accounts": self.accounts, "days": self.days, "instances": self.instances,
                 "lookalikes": self.lookalikes_per_kind, "background_per_day": self.background_per_day,
-                "start": self.start, "currency": self.currency, "kinds": list(self.kinds)}
+                "start": self.start, "currency": self.currency, "kinds": list(self.kinds), "bad_events": self.bad_events}
 
 
 def start_ms(text: str) -> int:

@@ -39,11 +39,17 @@ class TimestampFormatter:
         return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
 
 
-def event_dicts(records: list[tuple], event_ids: list[str], loan_ids: list[str], currency: str
-                ) -> Iterator[dict[str, Any]]:
-    """Sorted raw records with their final ids -> event dicts in DESIGN §4 key order."""
+def event_dicts(records: list[tuple], event_ids: list[str], loan_ids: list[str], currency: str,
+                bad: list[tuple[int, dict[str, Any]]] = ()) -> Iterator[dict[str, Any]]:
+    """Sorted raw records with their final ids -> event dicts in DESIGN §4 key order; `bad` events
+    (position, dict) are yielded just before the record at their position."""
     fmt = TimestampFormatter()
-    for record, event_id in zip(records, event_ids):
+    pending = iter(bad)
+    next_bad = next(pending, None)
+    for position, (record, event_id) in enumerate(zip(records, event_ids)):
+        while next_bad is not None and next_bad[0] <= position:
+            yield next_bad[1]
+            next_bad = next(pending, None)
         ts = fmt(record[0])
         amount = record[5] if record[2] != DISBURSEMENT else record[4]
         text = f"{amount // 100}.{amount % 100:02d}"
@@ -57,6 +63,9 @@ def event_dicts(records: list[tuple], event_ids: list[str], loan_ids: list[str],
             yield {"type": "transfer", "event_id": event_id, "ts": ts, "src": src, "dst": dst, "amount": text,
                    "currency": currency, "channel": channel, "merchant_category": mcc, "device_id": device,
                    "ip": ip}
+    while next_bad is not None:
+        yield next_bad[1]
+        next_bad = next(pending, None)
 
 
 def open_output(path: str | Path) -> IO[bytes]:

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from stream.cli import main
+from stream.errors import EventError
 from stream.events import Disbursement, Transfer, parse_event
 from stream.simulate import (LOOKALIKE_KINDS, PLANTED_KINDS, SimParams, SimulationError, load_truth, simulate,
                              write_ledger)
@@ -218,3 +219,20 @@ def test_cli_writes_both_files_and_reports_errors(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert main(["simulate", "--out", str(events), "--truth", str(truth), "--start", "2026-13-01"]) == 1
     assert "start must be a date" in capsys.readouterr().err
+
+
+def test_bad_events_only_when_asked_each_refused_for_its_labelled_reason():
+    events, truth = simulate(SimParams(seed=2, accounts=300, days=1, instances=1, background_per_day=400,
+                                       bad_events=20))
+    labelled = {b["event_id"]: b["reason"] for b in truth.extra["bad_events"]}
+    assert len(labelled) == 20 and len(set(labelled.values())) == 7
+    refused, accepted = {}, 0
+    for event in events:
+        try:
+            parse_event(event)
+            accepted += 1
+        except EventError as exc:
+            refused[event["event_id"]] = exc.reason
+    assert refused == labelled and accepted == truth.events
+    assert "bad_events" not in simulate(SimParams(seed=2, accounts=300, days=1, instances=1,
+                                                  background_per_day=400))[1].extra
