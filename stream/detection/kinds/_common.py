@@ -47,6 +47,60 @@ def hours(n: float) -> int:
     return int(n * MS_PER_HOUR)
 
 
-__all__ = ["CASH_LIKE_MCCS", "Param", "boolean", "count", "duration", "money", "ratio", "show_duration", "show_set",
+__all__ = ["format_elapsed", "percent", "ordered_unique", "edge_qualifies", "event_qualifies", "threshold_score", "loans_of", "CASH_LIKE_MCCS", "Param", "boolean", "count", "duration", "money", "ratio", "show_duration", "show_set",
            "string_set", "within_param", "channels_param", "min_amount_param", "min_total_param",
            "require_loan_money_param", "min_loan_share_param", "hours", "show_money", "Any"]
+
+
+# -- helpers for detect() ----------------------------------------------------------------------------------------
+def format_elapsed(ms: int) -> str:
+    """Analyst-friendly duration for summaries: '40 s', '25 min', '3 h 5 min', '2 d 4 h'."""
+    seconds = max(ms, 0) // 1000
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours_, minutes = divmod(minutes, 60)
+    if hours_ < 48:
+        return f"{hours_} h {minutes} min" if minutes else f"{hours_} h"
+    days, hours_ = divmod(hours_, 24)
+    return f"{days} d {hours_} h" if hours_ else f"{days} d"
+
+
+def percent(share: float) -> str:
+    return f"{int(share * 100 + 1e-9)}%"
+
+
+def ordered_unique(items) -> tuple:
+    return tuple(dict.fromkeys(items))
+
+
+def edge_qualifies(attrs: dict, channels: frozenset[str], min_amount: int, require_loan: bool,
+                   min_loan_share: float) -> bool:
+    """The common filter of windowed kinds over a graph edge: channel, size and (optionally) loan money."""
+    if attrs["channel"] not in channels or attrs["amount"] < min_amount:
+        return False
+    if require_loan:
+        loan = attrs.get("loan", 0)
+        return loan > 0 and loan >= min_loan_share * attrs["amount"]
+    return True
+
+
+def event_qualifies(event, loan_amount: int, channels: frozenset[str], min_amount: int, require_loan: bool,
+                    min_loan_share: float) -> bool:
+    """`edge_qualifies` for the triggering transfer itself (checked first: most events stop here)."""
+    if event.channel not in channels or event.amount < min_amount:
+        return False
+    if require_loan:
+        return loan_amount > 0 and loan_amount >= min_loan_share * event.amount
+    return True
+
+
+def threshold_score(found: int, needed: int) -> float:
+    """0.5 at the threshold, rising to 1.0 at twice the threshold."""
+    return min(1.0, 0.5 + 0.5 * (found - needed) / max(needed, 1))
+
+
+def loans_of(attrs_list) -> tuple[str, ...]:
+    return tuple(sorted({loan for attrs in attrs_list for loan in attrs.get("loans", ())}))

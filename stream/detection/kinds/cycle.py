@@ -6,7 +6,18 @@ Why it matters: round-tripping fakes turnover (to raise credit limits) or launde
 
 from __future__ import annotations
 
-from ._common import Param, channels_param, count, hours, min_amount_param, ratio, within_param
+from typing import TYPE_CHECKING
+
+from ...events import Transfer
+from ...money import format_minor
+from ..finding import Finding
+from ._common import (Param, channels_param, count, format_elapsed, hours, loans_of, min_amount_param,
+                      ordered_unique, percent, ratio, within_param)
+
+if TYPE_CHECKING:
+    from ...events import Event
+    from ...rules.model import Rule
+    from ..state import DetectionState
 
 NAME = "cycle"
 TRIGGERS = frozenset({"transfer"})
@@ -25,6 +36,74 @@ PARAMS = (
 )
 
 
-def detect(rule, event, state):
-    """Not implemented yet: finds nothing."""
-    return ()
+MAX_CYCLES = 16     # cycles collected per event before the best is chosen
+
+
+def canonical(accounts: tuple[str, ...]) -> str:
+    """The same cycle read from any starting account gets the same name: rotate to the smallest account."""
+    start = accounts.index(min(accounts))
+    return ">".join(accounts[start:] + accounts[:start])
+
+
+def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
+    """On a transfer u -> v: is there an earlier time-respecting chain v -> ... -> u, so that v got its money
+    back? Searched backwards from u, at most `max_len` - 1 transfers deep, `branch_cap` neighbours per node and
+    `path_budget` edges in all."""
+    if not isinstance(event, Transfer) or event.channel != "p2p":
+        return []
+    params = rule.params
+    channels, min_amount, min_ratio = params["channels"], params["min_amount"], params["min_ratio"]
+    if event.channel not in channels or event.amount < min_amount:
+        return []
+    graph, limits = state.graph, state.limits
+    home, closer = event.dst, event.src
+    since = event.ts - params["within"]
+    min_len, max_len = params["min_len"], params["max_len"]
+    closing = (closer, home, event.event_id, {"ts": event.ts, "amount": event.amount})
+    found: list[list[tuple[str, str, str, dict]]] = []
+    budget = [limits.path_budget]
+
+    def search(node: str, until: int, chain: list, visited: set, low: int, high: int) -> None:
+        # chain: edges found so far, newest first (closing edge first)
+        for src, key, attrs in graph.in_edges(node, since, until, limits.branch_cap):
+            budget[0] -= 1
+            if budget[0] < 0 or len(found) >= MAX_CYCLES:
+                return
+            if key == event.event_id or attrs["channel"] not in channels:
+                continue
+            amount = attrs["amount"]
+            lo, hi = min(low, amount), max(high, amount)
+            if lo < min_amount or lo < min_ratio * hi:
+                continue
+            edge = (src, node, key, attrs)
+            if src == home:
+                if len(chain) + 1 >= min_len:
+                    found.append([edge, *chain])
+                continue
+            if src in visited or len(chain) + 2 > max_len:
+                continue
+            visited.add(src)
+            search(src, attrs["ts"], [edge, *chain], visited, lo, hi)
+            visited.discard(src)
+
+    search(closer, event.ts, [closing], {home, closer}, event.amount, event.amount)
+    if not found:
+        return []
+    cycle = min(found, key=lambda edges: (len(edges), edges[0][3]["ts"], tuple(e[2] for e in edges)))
+    accounts = tuple(src for src, _, _, _ in cycle)
+    first_ts = cycle[0][3]["ts"]
+    elapsed = event.ts - first_ts
+    amounts = [attrs["amount"] for _, _, _, attrs in cycle]
+    kept = event.amount / amounts[0]
+    allocation = state.allocation
+    loan_ids = tuple(sorted(set(loans_of(attrs for _, _, _, attrs in cycle[:-1]))
+                            | set(allocation.loan_ids if allocation is not None else ())))
+    return [Finding(
+        subject=canonical(accounts), accounts=accounts, loan_ids=loan_ids,
+        txn_ids=ordered_unique(key for _, _, key, _ in cycle), amount=min(amounts), first_ts=first_ts,
+        score=min(1.0, min(amounts) / max(amounts)),
+        summary=(f"{format_minor(amounts[0])} {event.currency} left {home} and came back "
+                 f"({percent(min(kept, 1.0))}) through {len(cycle)} transfers within {format_elapsed(elapsed)}"),
+        evidence={"paths": [list(accounts) + [home]], "hops": len(cycle), "elapsed_s": elapsed // 1000,
+                  "amounts": [format_minor(a) for a in amounts]},
+    )]

@@ -7,7 +7,18 @@ so the default needs three distinct borrowers within six hours.
 
 from __future__ import annotations
 
-from ._common import Param, count, hours, min_amount_param, within_param
+from typing import TYPE_CHECKING
+
+from ...events import Disbursement
+from ...money import format_minor
+from ...rules.params import choice
+from ..finding import Finding
+from ._common import Param, count, format_elapsed, hours, min_amount_param, threshold_score, within_param
+
+if TYPE_CHECKING:
+    from ...events import Event
+    from ...rules.model import Rule
+    from ..state import DetectionState
 from ...rules.params import choice
 
 NAME = "device_burst"
@@ -22,6 +33,41 @@ PARAMS = (
 )
 
 
-def detect(rule, event, state):
-    """Not implemented yet: finds nothing."""
-    return ()
+def keys_for(event: Disbursement, key: str) -> list[str]:
+    keys = []
+    if key in ("device_id", "device_or_ip") and event.device_id:
+        keys.append(f"device:{event.device_id}")
+    if key in ("ip", "device_or_ip") and event.ip:
+        keys.append(f"ip:{event.ip}")
+    return keys
+
+
+def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
+    """On a disbursement: how many distinct borrowers got loans from the same device / IP in the window?"""
+    if not isinstance(event, Disbursement):
+        return []
+    params = rule.params
+    min_amount = params["min_amount"]
+    if event.amount < min_amount:
+        return []
+    since = event.ts - params["within"]
+    for requester in keys_for(event, params["key"]):
+        uses = sorted((use for use in state.devices.uses(requester)
+                       if since <= use.ts <= event.ts and use.amount >= min_amount),
+                      key=lambda use: (use.ts, use.event_id))
+        accounts = sorted({use.account for use in uses})
+        if len(accounts) < params["min_accounts"]:
+            continue
+        total = sum(use.amount for use in uses)
+        first_ts = uses[0].ts
+        elapsed = event.ts - first_ts
+        return [Finding(
+            subject=requester, accounts=(event.account, *(a for a in accounts if a != event.account)),
+            loan_ids=tuple(sorted({use.loan_id for use in uses})), txn_ids=tuple(use.event_id for use in uses),
+            amount=total, first_ts=first_ts, score=threshold_score(len(accounts), params["min_accounts"]),
+            summary=(f"{len(accounts)} accounts received {len(uses)} loans ({format_minor(total)} {event.currency}) "
+                     f"requested from {requester} within {format_elapsed(elapsed)}"),
+            evidence={"requester": requester, "accounts": len(accounts), "loans": len(uses),
+                      "elapsed_s": elapsed // 1000},
+        )]
+    return []

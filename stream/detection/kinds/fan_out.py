@@ -6,8 +6,20 @@ out too, but with its own (non-loan) money: `require_loan_money` (default true) 
 
 from __future__ import annotations
 
-from ._common import (Param, channels_param, count, hours, min_amount_param, min_loan_share_param,
-                      min_total_param, require_loan_money_param, within_param)
+from typing import TYPE_CHECKING
+
+from ...events import Transfer
+from ...money import format_minor
+from ..finding import Finding
+from ..graph import sink_node
+from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
+                      loans_of, min_amount_param, min_loan_share_param, min_total_param, percent,
+                      require_loan_money_param, threshold_score, within_param)
+
+if TYPE_CHECKING:
+    from ...events import Event
+    from ...rules.model import Rule
+    from ..state import DetectionState
 
 NAME = "fan_out"
 TRIGGERS = frozenset({"transfer"})
@@ -23,6 +35,38 @@ PARAMS = (
 )
 
 
-def detect(rule, event, state):
-    """Not implemented yet: finds nothing."""
-    return ()
+def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
+    """On a transfer: has its source now sent to `min_targets` distinct accounts in the window?"""
+    if not isinstance(event, Transfer):
+        return []
+    params = rule.params
+    allocation = state.allocation
+    loan_amount = allocation.loan_amount if allocation is not None else 0
+    filters = (params["channels"], params["min_amount"], params["require_loan_money"], params["min_loan_share"])
+    if not event_qualifies(event, loan_amount, *filters):
+        return []
+    payer = event.src
+    since = event.ts - params["within"]
+    edges = [(dst, key, attrs) for dst, key, attrs in
+             state.graph.out_edges(payer, since, event.ts, state.limits.degree_cap)
+             if edge_qualifies(attrs, *filters)]
+    targets = sorted({dst for dst, _, _ in edges})
+    if len(targets) < params["min_targets"]:
+        return []
+    total = sum(attrs["amount"] for _, _, attrs in edges)
+    if total < params["min_total"]:
+        return []
+    edges.sort(key=lambda edge: (edge[2]["ts"], edge[1]))
+    first_ts = edges[0][2]["ts"]
+    loan_total = sum(attrs.get("loan", 0) for _, _, attrs in edges)
+    elapsed = event.ts - first_ts
+    return [Finding(
+        subject=payer, accounts=(payer, *targets), loan_ids=loans_of(attrs for _, _, attrs in edges),
+        txn_ids=tuple(key for _, key, _ in edges), amount=total, first_ts=first_ts,
+        score=threshold_score(len(targets), params["min_targets"]),
+        summary=(f"{payer} sent {format_minor(total)} {event.currency} to {len(targets)} accounts within "
+                 f"{format_elapsed(elapsed)} ({percent(loan_total / total)} traced to loans)"),
+        evidence={"paths": [[payer, dst] for dst in targets], "targets": len(targets),
+                  "transfers": len(edges), "elapsed_s": elapsed // 1000,
+                  "loan_share": round(loan_total / total, 4)},
+    )]

@@ -6,15 +6,27 @@ A merchant gathers but never pays out p2p; a payroll account scatters but does n
 
 from __future__ import annotations
 
-from ._common import (Param, channels_param, count, hours, min_amount_param, min_total_param,
-                      require_loan_money_param, within_param)
+from typing import TYPE_CHECKING
+
+from ...events import Transfer
+from ...money import format_minor
+from ..finding import Finding
+from ..graph import sink_node
+from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
+                      loans_of, min_amount_param, min_total_param, require_loan_money_param, threshold_score,
+                      within_param)
+
+if TYPE_CHECKING:
+    from ...events import Event
+    from ...rules.model import Rule
+    from ..state import DetectionState
 
 NAME = "gather_scatter"
 TRIGGERS = frozenset({"transfer"})
 
 PARAMS = (
-    Param("min_sources", count(2), 3, "Fewest distinct accounts sending to M.", looser="lower"),
-    Param("min_targets", count(2), 3, "Fewest distinct accounts M sends to.", looser="lower"),
+    Param("min_sources", count(2), 5, "Fewest distinct accounts sending to M.", looser="lower"),
+    Param("min_targets", count(2), 5, "Fewest distinct accounts M sends to.", looser="lower"),
     within_param(hours(24), "All counted transfers, in and out of M, happen within this long."),
     channels_param(frozenset({"p2p"}), "Transfer channels that count (default p2p)."),
     min_amount_param("Ignore single transfers smaller than this (units)."),
@@ -23,6 +35,50 @@ PARAMS = (
 )
 
 
-def detect(rule, event, state):
-    """Not implemented yet: finds nothing."""
-    return ()
+def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
+    """On a transfer: is either of its accounts now a hub that gathered from many and scattered to many?"""
+    if not isinstance(event, Transfer):
+        return []
+    params = rule.params
+    channels, min_amount, require_loan = params["channels"], params["min_amount"], params["require_loan_money"]
+    allocation = state.allocation
+    loan_amount = allocation.loan_amount if allocation is not None else 0
+    as_gather = event_qualifies(event, 0, channels, min_amount, False, 0.0)
+    if not as_gather:
+        return []
+    as_scatter = event_qualifies(event, loan_amount, channels, min_amount, require_loan, 0.0)
+    hubs = ([event.src] if as_scatter else []) + [sink_node(event)]
+    graph, cap = state.graph, state.limits.degree_cap
+    since, until = event.ts - params["within"], event.ts
+    for hub in hubs:
+        ins = sorted(((attrs["ts"], key, src, attrs) for src, key, attrs in graph.in_edges(hub, since, until, cap)
+                      if edge_qualifies(attrs, channels, min_amount, False, 0.0)), key=lambda e: (e[0], e[1]))
+        sources = sorted({src for _, _, src, _ in ins})
+        if len(sources) < params["min_sources"]:
+            continue
+        outs = sorted(((attrs["ts"], key, dst, attrs) for dst, key, attrs in graph.out_edges(hub, since, until, cap)
+                       if edge_qualifies(attrs, channels, min_amount, require_loan, 0.0)), key=lambda e: (e[0], e[1]))
+        targets = sorted({dst for _, _, dst, _ in outs})
+        if len(targets) < params["min_targets"] or ins[0][0] > outs[-1][0]:
+            continue
+        gathered = sum(attrs["amount"] for _, _, _, attrs in ins)
+        if gathered < params["min_total"]:
+            continue
+        scattered = sum(attrs["amount"] for _, _, _, attrs in outs)
+        timed = sorted({(ts, key) for ts, key, _, _ in ins + outs})
+        first_ts = timed[0][0]
+        elapsed = event.ts - first_ts
+        others = tuple(dict.fromkeys(sources + targets))
+        return [Finding(
+            subject=hub, accounts=(hub, *(a for a in others if a != hub)),
+            loan_ids=loans_of(attrs for _, _, _, attrs in ins + outs),
+            txn_ids=tuple(key for _, key in timed), amount=gathered, first_ts=first_ts,
+            score=min(threshold_score(len(sources), params["min_sources"]),
+                      threshold_score(len(targets), params["min_targets"])),
+            summary=(f"{hub} gathered {format_minor(gathered)} {event.currency} from {len(sources)} accounts and "
+                     f"scattered {format_minor(scattered)} to {len(targets)} within {format_elapsed(elapsed)}"),
+            evidence={"paths": [[src, hub] for src in sources] + [[hub, dst] for dst in targets],
+                      "sources": len(sources), "targets": len(targets), "elapsed_s": elapsed // 1000,
+                      "scattered": format_minor(scattered)},
+        )]
+    return []

@@ -8,8 +8,18 @@ the signature of loan fraud and of "loan agents" who take a cut. A loan spent at
 
 from __future__ import annotations
 
-from ._common import (CASH_LIKE_MCCS, Param, count, hours, min_amount_param, ratio, show_set, string_set,
-                      within_param)
+from typing import TYPE_CHECKING
+
+from ...events import Transfer
+from ...money import format_minor
+from ..finding import Finding
+from ._common import (CASH_LIKE_MCCS, Param, count, format_elapsed, hours, min_amount_param, ordered_unique,
+                      percent, ratio, show_set, string_set, within_param)
+
+if TYPE_CHECKING:
+    from ...events import Event
+    from ...rules.model import Rule
+    from ..state import DetectionState
 
 NAME = "rapid_cashout"
 TRIGGERS = frozenset({"transfer"})
@@ -30,6 +40,55 @@ PARAMS = (
 )
 
 
-def detect(rule, event, state):
-    """Not implemented yet: finds nothing."""
-    return ()
+def is_sink(channel: str, merchant_category: str | None, params) -> bool:
+    if channel in params["sinks_channels"]:
+        return True
+    return channel == "merchant" and merchant_category in params["sinks_merchant_categories"]
+
+
+def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
+    """On a transfer into a sink: for each loan it carried, the share of that loan that reached sinks in time."""
+    params = rule.params
+    allocation = state.allocation
+    if allocation is None or not allocation.pieces or not isinstance(event, Transfer):
+        return []
+    if not is_sink(event.channel, event.merchant_category, params):
+        return []
+    within, max_hops, min_ratio = params["within"], params["max_hops"], params["min_ratio"]
+    findings = []
+    for loan_id in allocation.loan_ids:
+        record = state.tracer.loan(loan_id)
+        if record is None:
+            continue
+        loan = record.disbursement
+        if loan.amount < params["min_amount"]:
+            continue
+        hits = [exit_ for exit_ in record.exits
+                if exit_.piece.hops <= max_hops and exit_.piece.path[-1].ts - loan.ts <= within
+                and is_sink(exit_.channel, exit_.merchant_category, params)]
+        if not any(exit_.piece.path[-1].txn_id == event.event_id for exit_ in hits):
+            continue    # this transfer is too late or too far for this loan: it completes nothing
+        reached = sum(exit_.piece.amount for exit_ in hits)
+        share = reached / loan.amount
+        if share < min_ratio:
+            continue
+        hits.sort(key=lambda exit_: (exit_.piece.path[-1].ts, exit_.piece.path[-1].txn_id))
+        elapsed = max(exit_.piece.path[-1].ts for exit_ in hits) - loan.ts
+        hops = max(exit_.piece.hops for exit_ in hits)
+        paths = ordered_unique(exit_.piece.accounts for exit_ in hits)
+        hop_txns = sorted({(hop.ts, hop.txn_id) for exit_ in hits for hop in exit_.piece.path})
+        txn_ids = ordered_unique([loan.event_id] + [txn for _, txn in hop_txns])
+        accounts = ordered_unique(account for path in paths for account in path[:-1])
+        sinks = ordered_unique(path[-1] for path in paths)
+        hop_word = "hop" if hops == 1 else "hops"
+        findings.append(Finding(
+            subject=loan_id, accounts=accounts, loan_ids=(loan_id,), txn_ids=txn_ids,
+            amount=reached, first_ts=loan.ts, score=min(1.0, share),
+            summary=(f"{percent(share)} of loan {loan_id} ({format_minor(loan.amount)} {loan.currency}) reached "
+                     f"cash-out sinks within {format_elapsed(elapsed)} through {hops} {hop_word}"),
+            evidence={"paths": [list(path) for path in paths], "hops": hops, "elapsed_s": elapsed // 1000,
+                      "share": round(share, 4), "loan_amount": format_minor(loan.amount),
+                      "sinks": list(sinks)},
+            loan_subject=loan_id,
+        ))
+    return findings

@@ -7,8 +7,20 @@ transfer would show.
 
 from __future__ import annotations
 
-from ._common import (Param, channels_param, count, hours, min_amount_param, min_total_param,
-                      require_loan_money_param, within_param)
+from typing import TYPE_CHECKING
+
+from ...events import Transfer
+from ...money import format_minor
+from ..finding import Finding
+from ..graph import sink_node
+from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
+                      loans_of, min_amount_param, min_total_param, require_loan_money_param, threshold_score,
+                      within_param)
+
+if TYPE_CHECKING:
+    from ...events import Event
+    from ...rules.model import Rule
+    from ..state import DetectionState
 
 NAME = "scatter_gather"
 TRIGGERS = frozenset({"transfer"})
@@ -23,6 +35,56 @@ PARAMS = (
 )
 
 
-def detect(rule, event, state):
-    """Not implemented yet: finds nothing."""
-    return ()
+def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
+    """On a gather transfer X -> C: is there an A that sent to X and to enough other intermediaries that all
+    passed money on to C, in time order, within the window?"""
+    if not isinstance(event, Transfer):
+        return []
+    params = rule.params
+    channels, min_amount, require_loan = params["channels"], params["min_amount"], params["require_loan_money"]
+    allocation = state.allocation
+    loan_amount = allocation.loan_amount if allocation is not None else 0
+    if not event_qualifies(event, loan_amount, channels, min_amount, require_loan, 0.0):
+        return []
+    graph, limits = state.graph, state.limits
+    via, collector = event.src, sink_node(event)
+    since, until = event.ts - params["within"], event.ts
+    succ = graph.g._succ
+    origins = sorted({src for src, _, attrs in graph.in_edges(via, since, until, limits.degree_cap)
+                      if src != collector and edge_qualifies(attrs, channels, min_amount, False, 0.0)})
+    best = None
+    for origin in origins[:limits.branch_cap]:
+        legs = {}
+        for mid, key, attrs in graph.out_edges(origin, since, until, limits.branch_cap):
+            if mid == collector or mid in legs or not edge_qualifies(attrs, channels, min_amount, False, 0.0):
+                continue
+            gathers = sorted((gattrs["ts"], gkey) for gkey, gattrs in succ.get(mid, {}).get(collector, {}).items()
+                             if attrs["ts"] <= gattrs["ts"] <= until
+                             and edge_qualifies(gattrs, channels, min_amount, require_loan, 0.0))
+            if gathers:
+                gkey = gathers[0][1]
+                legs[mid] = (key, attrs, gkey, succ[mid][collector][gkey])
+        if via not in legs or len(legs) < params["min_intermediaries"]:
+            continue
+        total = sum(gather["amount"] for _, _, _, gather in legs.values())
+        if total < params["min_total"]:
+            continue
+        if best is None or (len(legs), total) > (len(best[1]), best[2]):
+            best = (origin, legs, total)
+    if best is None:
+        return []
+    origin, legs, total = best
+    mids = sorted(legs)
+    timed = sorted([(a["ts"], k) for k, a, _, _ in legs.values()] + [(g["ts"], gk) for _, _, gk, g in legs.values()])
+    first_ts = timed[0][0]
+    elapsed = event.ts - first_ts
+    attrs_all = [a for leg in legs.values() for a in (leg[1], leg[3])]
+    return [Finding(
+        subject=f"{origin}->{collector}", accounts=(origin, collector, *mids), loan_ids=loans_of(attrs_all),
+        txn_ids=tuple(key for _, key in timed), amount=total, first_ts=first_ts,
+        score=threshold_score(len(mids), params["min_intermediaries"]),
+        summary=(f"{origin} scattered money over {len(mids)} accounts that gathered {format_minor(total)} "
+                 f"{event.currency} into {collector} within {format_elapsed(elapsed)}"),
+        evidence={"paths": [[origin, mid, collector] for mid in mids], "intermediaries": len(mids),
+                  "elapsed_s": elapsed // 1000},
+    )]

@@ -1,0 +1,191 @@
+"""The Detector: one event in, early warnings out. Pure: no I/O, no wall clock unless one is injected.
+
+Per event: record it (graph, tracer, device index), then run every enabled rule whose kind can be completed by
+this event type, and turn what they find into `EarlyWarning`s:
+
+- `rule.allow.ignores(event)` skips the rule for the event; findings whose primary account (first of
+  `accounts`) is allow-listed are dropped.
+- `where` is evaluated per finding over `names_for(event, disbursement)`, where `disbursement` is the loan the
+  finding is about (loan-traced kinds), so analysts can filter on the originating loan (`disbursement.product`).
+  A `where` that fails on an event counts as not matching (and is counted in `stats()`).
+- Warning ids (`make_warning_id(rule.id, rule.version, incident)`): a loan-traced finding is one incident per
+  loan, so the incident is the loan id; any other finding is its subject plus the start of the cooldown-sized
+  bucket of event time its evidence begins in (`U9000@1772409600000`), so a replay gives the same id and the same
+  pattern on the same account weeks later gives a new one. With no cooldown the exact first evidence time is used.
+- Cooldown: at most one warning per rule and cooldown key (`loan`: the finding's loan, `account`: its primary
+  account, `subject`: its subject) per `rule.cooldown.ms` of event time.
+- `detected_at` comes from the injected clock, or is the event's own time, so replays are byte-for-byte
+  deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from ..errors import RuleError
+from ..events import Disbursement, Event
+from ..rules.model import Rule, RuleSet
+from ..rules.names import names_for
+from ..warning import EarlyWarning, make_warning_id
+from .finding import Finding
+from .graph import DEFAULT_LATENESS_MS, DEFAULT_WINDOW_MS, DUPLICATE, TOO_OLD
+from .kinds import KINDS, Kind
+from .state import DetectionState, SearchLimits
+from .tracer import TracerOptions
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The rule set compiled for dispatch: per event type, the (rule, kind) pairs to run, in rule-set order."""
+
+    rules: RuleSet
+    by_type: Mapping[str, tuple[tuple[Rule, Kind], ...]]
+
+
+def _compile(rules: RuleSet) -> _Plan:
+    by_type: dict[str, list[tuple[Rule, Kind]]] = {"disbursement": [], "transfer": []}
+    for rule in rules.rules:
+        kind = KINDS.get(rule.kind)
+        if kind is None:
+            raise RuleError(f"unknown kind {rule.kind!r}; known kinds: {', '.join(sorted(KINDS))}",
+                            file=rule.source.file if rule.source else None,
+                            line=rule.source.line if rule.source else None, rule_id=rule.id)
+        if not rule.enabled:
+            continue
+        for event_type in sorted(kind.triggers):
+            by_type.setdefault(event_type, []).append((rule, kind))
+    return _Plan(rules=rules, by_type={name: tuple(pairs) for name, pairs in by_type.items()})
+
+
+class Detector:
+    def __init__(self, rules: RuleSet, *, window_ms: int = DEFAULT_WINDOW_MS,
+                 lateness_ms: int = DEFAULT_LATENESS_MS, clock: Callable[[], int] | None = None,
+                 tracer: TracerOptions | None = None, limits: SearchLimits | None = None) -> None:
+        self._plan = _compile(rules)
+        self._clock = clock
+        self.state = DetectionState(window_ms=window_ms, lateness_ms=lateness_ms, tracer=tracer, limits=limits)
+        self._cooldowns: dict[tuple[str, str], int] = {}        # (rule id, key) -> event ts of the last warning
+        self._cooldown_expiry: list[tuple[int, int, str, str, int]] = []  # (expires at, ts, rule, key, ts)
+        self.warnings_by_rule: Counter[str] = Counter()
+        self.suppressed_by_rule: Counter[str] = Counter()
+        self.where_errors_by_rule: Counter[str] = Counter()
+
+    # -- public surface ------------------------------------------------------------------------------------
+    @property
+    def rules(self) -> RuleSet:
+        return self._plan.rules
+
+    @property
+    def watermark(self) -> int | None:
+        return self.state.watermark
+
+    def replace_rules(self, rules: RuleSet) -> None:
+        """Swap in a new rule set; graph, tracer and cooldowns are kept. Atomic: compiled first, then one
+        assignment, so an event is checked against either the old or the new set, never a mix."""
+        self._plan = _compile(rules)
+
+    def process(self, event: Event) -> list[EarlyWarning]:
+        verdict = self.state.apply(event)
+        if verdict == TOO_OLD or verdict == DUPLICATE:
+            return []
+        self._expire_cooldowns()
+        plan = self._plan
+        warnings: list[EarlyWarning] = []
+        for rule, kind in plan.by_type.get(event.type, ()):
+            allow = rule.allow
+            if allow and allow.ignores(event):
+                continue
+            for finding in kind.detect(rule, event, self.state):
+                warning = self._admit(rule, event, finding)
+                if warning is not None:
+                    warnings.append(warning)
+        return warnings
+
+    def stats(self) -> dict[str, object]:
+        graph = self.state.graph.stats()
+        tracer = self.state.tracer
+        return {
+            "events": graph.events, "late": graph.late, "too_old": graph.too_old, "duplicates": graph.duplicates,
+            "nodes": graph.nodes, "edges": graph.edges, "evicted_edges": graph.evicted_edges,
+            "lots": tracer.lot_count, "loans": tracer.loan_count, "devices": len(self.state.devices),
+            "tracer": {name: getattr(tracer.counters, name) for name in tracer.counters.__slots__},
+            "watermark": self.watermark,
+            "warnings": dict(sorted(self.warnings_by_rule.items())),
+            "suppressed": dict(sorted(self.suppressed_by_rule.items())),
+            "where_errors": dict(sorted(self.where_errors_by_rule.items())),
+        }
+
+    # -- findings -> warnings ------------------------------------------------------------------------------
+    def _admit(self, rule: Rule, event: Event, finding: Finding) -> EarlyWarning | None:
+        if finding.accounts and finding.accounts[0] in rule.allow.accounts:
+            return None
+        if rule.where is not None and not self._where(rule, event, finding):
+            return None
+        cooldown = rule.cooldown
+        if cooldown.ms > 0:
+            key = self._cooldown_key(rule, finding)
+            last = self._cooldowns.get((rule.id, key))
+            if last is not None and abs(event.ts - last) < cooldown.ms:
+                self.suppressed_by_rule[rule.id] += 1
+                return None
+            self._cooldowns[(rule.id, key)] = event.ts
+            heapq.heappush(self._cooldown_expiry, (event.ts + cooldown.ms, event.ts, rule.id, key, event.ts))
+        self.warnings_by_rule[rule.id] += 1
+        return EarlyWarning(
+            warning_id=make_warning_id(rule.id, rule.version, incident_key(rule, finding)),
+            rule_id=rule.id, rule_version=rule.version, kind=rule.kind, severity=rule.severity,
+            score=finding.score, subject=finding.subject, accounts=finding.accounts, loan_ids=finding.loan_ids,
+            txn_ids=finding.txn_ids, amount=finding.amount, currency=self._currency(event, finding),
+            first_ts=finding.first_ts, event_ts=event.ts,
+            detected_at=self._clock() if self._clock is not None else event.ts,
+            summary=finding.summary, evidence=finding.evidence, notify=rule.notify,
+        )
+
+    def _where(self, rule: Rule, event: Event, finding: Finding) -> bool:
+        disbursement = self._disbursement_of(finding)
+        try:
+            return rule.matches(names_for(event, disbursement))
+        except Exception:  # noqa: BLE001 - an analyst's expression must not stop the stream
+            self.where_errors_by_rule[rule.id] += 1
+            return False
+
+    def _disbursement_of(self, finding: Finding) -> Disbursement | None:
+        if finding.loan_subject is None:
+            return None
+        record = self.state.tracer.loan(finding.loan_subject)
+        return record.disbursement if record is not None else None
+
+    def _currency(self, event: Event, finding: Finding) -> str:
+        disbursement = self._disbursement_of(finding)
+        return disbursement.currency if disbursement is not None else event.currency
+
+    @staticmethod
+    def _cooldown_key(rule: Rule, finding: Finding) -> str:
+        subject = rule.cooldown.subject
+        if subject == "loan":
+            return finding.loan_subject or (finding.loan_ids[0] if finding.loan_ids else finding.subject)
+        if subject == "account":
+            return finding.accounts[0] if finding.accounts else finding.subject
+        return finding.subject
+
+    def _expire_cooldowns(self) -> None:
+        """Forget cooldowns that ended before the window: no event still accepted could fall inside them."""
+        cutoff = self.state.graph.cutoff
+        heap = self._cooldown_expiry
+        while heap and cutoff is not None and heap[0][0] < cutoff:
+            _, _, rule_id, key, emitted_at = heapq.heappop(heap)
+            if self._cooldowns.get((rule_id, key)) == emitted_at:
+                del self._cooldowns[(rule_id, key)]
+
+
+def incident_key(rule: Rule, finding: Finding) -> str:
+    """What a warning id identifies; see the module docstring."""
+    if finding.loan_subject is not None:
+        return finding.subject
+    bucket = rule.cooldown.ms
+    start = finding.first_ts - finding.first_ts % bucket if bucket > 0 else finding.first_ts
+    return f"{finding.subject}@{start}"
+

@@ -1,0 +1,259 @@
+"""The rolling transaction graph: the last `window` of event time as a NetworkX multi-digraph.
+
+Nodes are ledger accounts (by their own id) and external sinks: a `withdrawal` lands on the card node
+`card:<dst>`, a `merchant` payment on the merchant node `merchant:<dst>` (carrying its MCC as `mcc`), any other
+non-p2p channel on `<channel>:<dst>`. Prefixes keep an external party from ever colliding with an account id.
+Edges are transfers, keyed by event id, with lean attributes: `ts` (epoch ms), `amount` (minor units) and
+`channel`; the detector adds `loan` (minor units traced to disbursements) and `loans` (their ids) to the few
+edges that carry loan money. Disbursements are recorded on the borrower's node (`disb`: list of
+(ts, loan_id, amount, event_id)).
+
+Event time only: the watermark is the largest event time seen minus the allowed lateness. An event older than
+the watermark is late but still recorded when it falls inside the window; one older than the window is counted
+and ignored. Edges leave when they fall out of the window, incrementally: in-order arrivals sit in a deque,
+late ones in a heap, and each advance of the watermark pops only what expires. A node left with no edge and no
+disbursement in the window is dropped.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import networkx as nx
+
+from ..events import Disbursement, Event, Transfer
+from ..timefmt import MS_PER_HOUR, MS_PER_MINUTE
+
+DEFAULT_WINDOW_MS = 72 * MS_PER_HOUR
+DEFAULT_LATENESS_MS = 5 * MS_PER_MINUTE
+
+# Outcomes of `RollingGraph.add`.
+ACCEPTED = "accepted"
+LATE = "late"            # older than the watermark, inside the window: recorded
+TOO_OLD = "too_old"      # older than the window: ignored
+DUPLICATE = "duplicate"  # same event id already in the window: ignored (at-least-once delivery)
+
+
+def sink_node(transfer: Transfer) -> str:
+    """The node a transfer lands on: the account itself for p2p, a prefixed external node otherwise."""
+    channel = transfer.channel
+    if channel == "p2p":
+        return transfer.dst
+    if channel == "withdrawal":
+        return f"card:{transfer.dst}"
+    return f"{channel}:{transfer.dst}"
+
+
+def is_external(node: str, graph: nx.MultiDiGraph) -> bool:
+    data = graph.nodes.get(node)
+    return bool(data and data.get("ext"))
+
+
+@dataclass(frozen=True, slots=True)
+class GraphStats:
+    events: int
+    late: int
+    too_old: int
+    duplicates: int
+    nodes: int
+    edges: int
+    evicted_edges: int
+
+
+class RollingGraph:
+    """The windowed graph plus its watermark. Not thread-safe; one per detector."""
+
+    def __init__(self, window_ms: int = DEFAULT_WINDOW_MS, lateness_ms: int = DEFAULT_LATENESS_MS) -> None:
+        if window_ms <= 0:
+            raise ValueError(f"window must be a positive duration in ms, got {window_ms!r}")
+        if lateness_ms < 0 or lateness_ms >= window_ms:
+            raise ValueError(f"allowed lateness must be >= 0 and shorter than the window ({window_ms} ms), "
+                             f"got {lateness_ms!r}")
+        self.window_ms = window_ms
+        self.lateness_ms = lateness_ms
+        self.g = nx.MultiDiGraph()
+        self.max_ts: int | None = None
+        # Expiry queues of (ts, seq, src_node, dst_node_or_None, key): in-order arrivals in a deque, late ones in
+        # a heap. dst None marks a disbursement record on src_node.
+        self._in_order: deque[tuple[int, int, str, str | None, str]] = deque()
+        self._late: list[tuple[int, int, str, str | None, str]] = []
+        self._seq = 0
+        self.events = 0
+        self.late = 0
+        self.too_old = 0
+        self.duplicates = 0
+        self.evicted_edges = 0
+        self._live_edges = 0
+
+    # -- time ----------------------------------------------------------------------------------------------
+    @property
+    def watermark(self) -> int | None:
+        return None if self.max_ts is None else self.max_ts - self.lateness_ms
+
+    @property
+    def cutoff(self) -> int | None:
+        """Event times below this are outside the window."""
+        return None if self.max_ts is None else self.max_ts - self.lateness_ms - self.window_ms
+
+    def classify(self, ts: int) -> str:
+        """ACCEPTED, LATE or TOO_OLD for an event at `ts`, against the current watermark (before it advances)."""
+        if self.max_ts is None:
+            return ACCEPTED
+        watermark = self.max_ts - self.lateness_ms
+        if ts < watermark - self.window_ms:
+            return TOO_OLD
+        if ts < watermark:
+            return LATE
+        return ACCEPTED
+
+    # -- updates -------------------------------------------------------------------------------------------
+    def add(self, event: Event) -> str:
+        """Record an event; returns ACCEPTED, LATE, TOO_OLD or DUPLICATE. Advances the watermark and evicts."""
+        self.events += 1
+        verdict = self.classify(event.ts)
+        if verdict == TOO_OLD:
+            self.too_old += 1
+            return TOO_OLD
+        if self._is_duplicate(event):
+            self.duplicates += 1
+            return DUPLICATE
+        if verdict == LATE:
+            self.late += 1
+        if isinstance(event, Transfer):
+            self._add_transfer(event)
+        else:
+            self._add_disbursement(event)
+        if self.max_ts is None or event.ts > self.max_ts:
+            self.max_ts = event.ts
+            self.evict()
+        return verdict
+
+    def _is_duplicate(self, event: Event) -> bool:
+        g = self.g
+        if isinstance(event, Transfer):
+            dst = sink_node(event)
+            return event.src in g._succ and dst in g._succ[event.src] and event.event_id in g._succ[event.src][dst]
+        node = g._node.get(event.account)
+        return bool(node) and any(rec[3] == event.event_id for rec in node.get("disb", ()))
+
+    def _schedule(self, ts: int, src: str, dst: str | None, key: str) -> None:
+        self._seq += 1
+        entry = (ts, self._seq, src, dst, key)
+        if not self._in_order or ts >= self._in_order[-1][0]:
+            self._in_order.append(entry)
+        else:
+            heapq.heappush(self._late, entry)
+
+    def _add_transfer(self, t: Transfer) -> None:
+        g = self.g
+        dst = sink_node(t)
+        if dst not in g._node:
+            if t.channel == "p2p":
+                g.add_node(dst)
+            elif t.channel == "merchant":
+                g.add_node(dst, ext=True, mcc=t.merchant_category)
+            else:
+                g.add_node(dst, ext=True)
+        elif t.channel == "merchant" and t.merchant_category is not None:
+            g._node[dst]["mcc"] = t.merchant_category
+        g.add_edge(t.src, dst, key=t.event_id, ts=t.ts, amount=t.amount, channel=t.channel)
+        self._live_edges += 1
+        self._schedule(t.ts, t.src, dst, t.event_id)
+
+    def _add_disbursement(self, d: Disbursement) -> None:
+        g = self.g
+        if d.account not in g._node:
+            g.add_node(d.account)
+        records = g._node[d.account].setdefault("disb", [])
+        records.append((d.ts, d.loan_id, d.amount, d.event_id))
+        self._schedule(d.ts, d.account, None, d.event_id)
+
+    def evict(self) -> int:
+        """Drop everything older than the window; returns how many edges left. Cost: what expires, no more."""
+        cutoff = self.cutoff
+        if cutoff is None:
+            return 0
+        removed = 0
+        for queue, pop in ((self._in_order, self._in_order.popleft), (self._late, self._pop_late)):
+            while queue and queue[0][0] < cutoff:
+                _, _, src, dst, key = pop()
+                removed += self._expire(src, dst, key)
+        self.evicted_edges += removed
+        return removed
+
+    def _pop_late(self) -> tuple[int, int, str, str | None, str]:
+        return heapq.heappop(self._late)
+
+    def _expire(self, src: str, dst: str | None, key: str) -> int:
+        g = self.g
+        if dst is None:
+            node = g._node.get(src)
+            if node is not None:
+                records = node.get("disb")
+                if records:
+                    node["disb"] = [rec for rec in records if rec[3] != key]
+                    if not node["disb"]:
+                        del node["disb"]
+                self._drop_if_isolated(src)
+            return 0
+        try:
+            g.remove_edge(src, dst, key)
+        except nx.NetworkXError:
+            return 0
+        self._live_edges -= 1
+        self._drop_if_isolated(src)
+        self._drop_if_isolated(dst)
+        return 1
+
+    def _drop_if_isolated(self, node: str) -> None:
+        g = self.g
+        attrs = g._node.get(node)
+        if attrs is not None and not g._succ[node] and not g._pred[node] and not attrs.get("disb"):
+            g.remove_node(node)
+
+    def annotate(self, transfer: Transfer, **attrs: Any) -> None:
+        """Add attributes to a recorded transfer's edge (e.g. the loan money it carried)."""
+        self.g._succ[transfer.src][sink_node(transfer)][transfer.event_id].update(attrs)
+
+    # -- reads (bounded by the caller's caps) ---------------------------------------------------------------
+    def in_edges(self, node: str, since: int, until: int, cap: int) -> Iterator[tuple[str, str, dict]]:
+        """(src, key, attrs) of edges into `node` with since <= ts <= until, newest neighbours first, looking at
+        no more than `cap` neighbours."""
+        return self._edges(self.g._pred.get(node), since, until, cap)
+
+    def out_edges(self, node: str, since: int, until: int, cap: int) -> Iterator[tuple[str, str, dict]]:
+        """(dst, key, attrs) of edges out of `node` with since <= ts <= until; see `in_edges`."""
+        return self._edges(self.g._succ.get(node), since, until, cap)
+
+    @staticmethod
+    def _edges(adjacency: dict | None, since: int, until: int, cap: int) -> Iterator[tuple[str, str, dict]]:
+        if not adjacency:
+            return
+        seen = 0
+        for other in reversed(adjacency):
+            seen += 1
+            if seen > cap:
+                return
+            for key, attrs in adjacency[other].items():
+                if since <= attrs["ts"] <= until:
+                    yield other, key, attrs
+
+    def disbursements(self, account: str) -> list[tuple[int, str, int, str]]:
+        node = self.g._node.get(account)
+        return list(node.get("disb", ())) if node else []
+
+    @property
+    def node_count(self) -> int:
+        return len(self.g._node)
+
+    @property
+    def edge_count(self) -> int:
+        return self._live_edges
+
+    def stats(self) -> GraphStats:
+        return GraphStats(events=self.events, late=self.late, too_old=self.too_old, duplicates=self.duplicates,
+                          nodes=len(self.g._node), edges=self._live_edges,
+                          evicted_edges=self.evicted_edges)
