@@ -313,3 +313,112 @@ class FundflowMetrics:
 
     def render(self) -> str:
         return self.registry.render()
+
+
+# --- the worker's web pages ---------------------------------------------------------------------------------
+# `stream.worker.app.build_app` calls `attach_metrics(app, settings)` when this module exists. Everything
+# below talks to the Faust app by duck typing (no Faust import), reading what the worker already keeps:
+# the message handler's counters, the detector's watermark, and the consumer's offsets (Faust's monitor).
+
+def attach_metrics(app, settings) -> None:
+    """Serve /healthz, /readyz and /metrics on the worker's web port and keep the metrics current.
+
+    Sets `app.fundflow_metrics` (FundflowMetrics) and `app.fundflow_health` (HealthTracker): sinks report
+    reachability with `app.fundflow_health.set_sink(name, reachable, detail)`, and code that observes
+    latency, warnings or deliveries updates `app.fundflow_metrics` directly.
+    """
+    from .health import HealthTracker, healthz_page, metrics_page, readyz_page
+
+    metrics = FundflowMetrics.create()
+    health = HealthTracker()
+    app.fundflow_metrics = metrics
+    app.fundflow_health = health
+    input_topics = (settings.disbursements_topic, settings.transfers_topic)
+
+    def refresh() -> None:
+        _copy_handler_counters(app, metrics)
+        lags = _input_lags(app, input_topics)
+        metrics.consumer_lag.clear()
+        for (topic, partition), lag in lags.items():
+            metrics.consumer_lag.set(lag, topic=topic, partition=partition)
+        if not health.snapshot().state_rebuilt:
+            behind = {tp: lag for tp, lag in lags.items() if lag > 0}
+            if behind:
+                worst = max(behind, key=behind.get)
+                health.mark_state_rebuilt(False, f"{worst[0]}[{worst[1]}] {behind[worst]} messages behind")
+            elif _has_assignment(app, input_topics):
+                health.mark_state_rebuilt(True)
+
+    metrics.registry.add_collector(refresh)
+
+    def respond(view, page):
+        # bytes + an explicit header: the exposition format wants its full content type, parameters included
+        return view.bytes(page.body.encode("utf-8"), status=page.status, headers={"Content-Type": page.content_type})
+
+    async def healthz(self, request):
+        return respond(self, healthz_page(health.snapshot()))
+
+    async def readyz(self, request):
+        refresh()
+        return respond(self, readyz_page(health.snapshot()))
+
+    async def metrics_view(self, request):
+        return respond(self, metrics_page(metrics.registry))
+
+    app.page("/healthz", name="fundflow_healthz")(healthz)
+    app.page("/readyz", name="fundflow_readyz")(readyz)
+    app.page("/metrics", name="fundflow_metrics")(metrics_view)
+
+    async def mark_started() -> None:
+        health.mark_started()
+
+    app.task(mark_started)
+
+
+def _copy_handler_counters(app, metrics: FundflowMetrics) -> None:
+    handler = getattr(app, "fundflow_handler", None)
+    if handler is None:
+        return
+    for topic, count in dict(handler.accepted).items():
+        metrics.events_consumed.advance_to(count, topic=topic)
+    for reason, count in dict(handler.refused).items():
+        metrics.deadlettered.advance_to(count, reason=reason)
+    watermark = getattr(handler.detector, "watermark", None)
+    if isinstance(watermark, int):
+        metrics.watermark.set(watermark / 1000)
+    for gauge, attribute in ((metrics.graph_nodes, "graph_nodes"), (metrics.graph_edges, "graph_edges"),
+                             (metrics.lots, "lots")):
+        value = getattr(handler.detector, attribute, None)   # optional: detectors that expose their size
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            gauge.set(value)
+
+
+def _has_assignment(app, topics: Sequence[str]) -> bool:
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # noqa: BLE001 - no consumer yet (not started, or between rebalances)
+        return False
+    return any(tp.topic in topics for tp in assignment)
+
+
+def _input_lags(app, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    """Lag per assigned input partition: end offset seen by the consumer minus the next offset to read.
+
+    A partition the consumer has fetched nothing from yet has no known end offset and counts as lag 0;
+    that is an empty partition once the first fetch has run.
+    """
+    monitor = getattr(app, "monitor", None)
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # noqa: BLE001 - no consumer yet
+        return {}
+    ends = getattr(monitor, "tp_end_offsets", None) or {}
+    reads = getattr(monitor, "tp_read_offsets", None) or {}
+    lags = {}
+    for tp in assignment:
+        if tp.topic not in topics:
+            continue
+        end = ends.get(tp)
+        position = reads.get(tp, -1) + 1
+        lags[(tp.topic, tp.partition)] = max(0, end - position) if end is not None else 0
+    return lags
