@@ -383,14 +383,24 @@ def _copy_handler_counters(app, metrics: FundflowMetrics) -> None:
         metrics.events_consumed.advance_to(count, topic=topic)
     for reason, count in dict(handler.refused).items():
         metrics.deadlettered.advance_to(count, reason=reason)
-    watermark = getattr(handler.detector, "watermark", None)
+    detector = handler.detector
+    watermark = getattr(detector, "watermark", None)
     if isinstance(watermark, int):
         metrics.watermark.set(watermark / 1000)
-    for gauge, attribute in ((metrics.graph_nodes, "graph_nodes"), (metrics.graph_edges, "graph_edges"),
-                             (metrics.lots, "lots")):
-        value = getattr(handler.detector, attribute, None)   # optional: detectors that expose their size
+    stats = detector.stats() if callable(getattr(detector, "stats", None)) else {}
+    sizes = ((metrics.graph_nodes, "nodes", "graph_nodes"), (metrics.graph_edges, "edges", "graph_edges"),
+             (metrics.lots, "lots", "lots"))
+    for gauge, key, attribute in sizes:   # Detector.stats(), or plain attributes on simpler detectors
+        value = stats.get(key, getattr(detector, attribute, None))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             gauge.set(value)
+    rules = getattr(detector, "rules", None)
+    for rule_id, count in dict(stats.get("warnings") or {}).items():
+        try:
+            severity = rules.by_id(rule_id).severity
+        except (AttributeError, KeyError):
+            severity = "unknown"
+        metrics.warnings.advance_to(count, rule_id=rule_id, severity=severity)
 
 
 def _has_assignment(app, topics: Sequence[str]) -> bool:

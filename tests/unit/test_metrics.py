@@ -272,3 +272,45 @@ def test_rebuild_detail_is_shown_and_live_does_not_depend_on_readiness():
     assert readiness.reasons == ("detector state not rebuilt from the log window yet: fundflow.transfers[2] "
                                  "5000 behind", "sink clickhouse: unreachable (timeout)")
     assert healthz_page(snapshot).status == 200
+
+
+# --- metrics fed from the worker's own objects ------------------------------------------------------------------
+
+def test_scrape_copies_handler_counters_and_detector_sizes_from_the_real_detector():
+    import json as _json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from stream.detection.detector import Detector
+    from stream.rules.loader import load_rules
+    from stream.worker.deadletter import Origin
+    from stream.worker.handler import MessageHandler
+    from stream.worker.metrics import _copy_handler_counters
+
+    rules_dir = Path(__file__).resolve().parents[2] / "rules"
+    detector = Detector(load_rules(str(rules_dir)), clock=lambda: 0)
+    handler = MessageHandler(detector)
+    base_ts = 1_772_446_500_000
+    events = [{"type": "disbursement", "event_id": "d-1", "ts": base_ts, "loan_id": "L-1", "account": "U1",
+               "amount": "5000.00", "currency": "CNY"}]
+    events += [{"type": "transfer", "event_id": f"t-{n}", "ts": base_ts + 60_000 * n, "src": "U1", "dst": f"U{n + 1}",
+                "amount": "100.00", "currency": "CNY", "channel": "p2p"} for n in range(1, 4)]
+    for offset, event in enumerate(events):
+        topic = "fundflow.disbursements" if event["type"] == "disbursement" else "fundflow.transfers"
+        handler.handle(_json.dumps(event).encode(), key=b"U1", origin=Origin(topic, 0, offset))
+    handler.handle(b"{broken", key=b"U1", origin=Origin("fundflow.transfers", 0, 99))
+
+    metrics = FundflowMetrics.create()
+    app = SimpleNamespace(fundflow_handler=handler)
+    _copy_handler_counters(app, metrics)
+    _copy_handler_counters(app, metrics)   # scraping twice never double counts
+    stats = detector.stats()
+    assert metrics.events_consumed.value(topic="fundflow.transfers") == 3
+    assert metrics.events_consumed.value(topic="fundflow.disbursements") == 1
+    assert sum(handler.refused.values()) == 1
+    (reason,) = handler.refused
+    assert metrics.deadlettered.value(reason=reason) == 1
+    assert metrics.graph_nodes.value() == stats["nodes"] >= 4
+    assert metrics.graph_edges.value() == stats["edges"] >= 3
+    assert metrics.lots.value() == stats["lots"]
+    assert metrics.watermark.value() == detector.watermark / 1000
