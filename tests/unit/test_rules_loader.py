@@ -341,3 +341,12 @@ def test_global_allow_list_applies_to_every_rule(tmp_path):
     path = write(tmp_path, "pack.yaml", GOOD.replace("rules:\n", "allow:\n  accounts: [SETTLEMENT]\nrules:\n", 1))
     rules = load_rules(path, kinds=KINDS)
     assert all("SETTLEMENT" in rule.allow.accounts for rule in rules.rules)
+
+
+def test_cli_check_fails_with_file_and_line(tmp_path, capsys):
+    from stream.cli import main
+    path = write(tmp_path, "pack.yaml", GOOD.replace("kind: cashout", "kind: no_such_kind"))
+    assert main(["rules", "check", str(path), "--window", "72h"]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:5: rule 'rapid-cashout': unknown kind 'no_such_kind'" in out
+    assert out.strip().splitlines()[-1].startswith("FAILED: ")
