@@ -337,6 +337,7 @@ def attach_metrics(app, settings) -> None:
 
     def refresh() -> None:
         _copy_handler_counters(app, metrics)
+        _copy_sink_counters(app, metrics)
         lags = _input_lags(app, input_topics)
         metrics.consumer_lag.clear()
         for (topic, partition), lag in lags.items():
@@ -401,6 +402,16 @@ def _copy_handler_counters(app, metrics: FundflowMetrics) -> None:
         except (AttributeError, KeyError):
             severity = "unknown"
         metrics.warnings.advance_to(count, rule_id=rule_id, severity=severity)
+
+
+def _copy_sink_counters(app, metrics: FundflowMetrics) -> None:
+    """The ClickHouse sink counts rows stored and failed attempts itself; mirror them per sink."""
+    sinks = getattr(app, "fundflow_sinks", None)
+    clickhouse = getattr(sinks, "clickhouse", None)
+    for counter, attribute in ((metrics.sink_deliveries, "rows_written"), (metrics.sink_failures, "failed_attempts")):
+        value = getattr(clickhouse, attribute, None)
+        if isinstance(value, int):
+            counter.advance_to(value, sink="clickhouse")
 
 
 def _has_assignment(app, topics: Sequence[str]) -> bool:
