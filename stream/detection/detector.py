@@ -10,8 +10,10 @@ this event type, and turn what they find into `EarlyWarning`s:
   A `where` that fails on an event counts as not matching (and is counted in `stats()`).
 - Warning ids (`make_warning_id(rule.id, rule.version, incident)`): a loan-traced finding is one incident per
   loan, so the incident is the loan id; any other finding is its subject plus the start of the cooldown-sized
-  bucket of event time its evidence begins in (`U9000@1772409600000`), so a replay gives the same id and the same
-  pattern on the same account weeks later gives a new one. With no cooldown the exact first evidence time is used.
+  bucket of event time of the event that raised it (`U9000@1772409600000`). A replay gives the same id; a
+  warning let through once the cooldown has passed always lands in a later bucket, so it gets a new id instead of
+  being dropped as a duplicate by the sinks. With no cooldown, the exact first evidence time is used: repeats of
+  the same pattern share an id and the sinks keep one.
 - Cooldown: at most one warning per rule and cooldown key (`loan`: the finding's loan, `account`: its primary
   account, `subject`: its subject) per `rule.cooldown.ms` of event time.
 - `detected_at` comes from the injected clock, or is the event's own time, so replays are byte-for-byte
@@ -135,7 +137,7 @@ class Detector:
             heapq.heappush(self._cooldown_expiry, (event.ts + cooldown.ms, event.ts, rule.id, key, event.ts))
         self.warnings_by_rule[rule.id] += 1
         return EarlyWarning(
-            warning_id=make_warning_id(rule.id, rule.version, incident_key(rule, finding)),
+            warning_id=make_warning_id(rule.id, rule.version, incident_key(rule, finding, event.ts)),
             rule_id=rule.id, rule_version=rule.version, kind=rule.kind, severity=rule.severity,
             score=finding.score, subject=finding.subject, accounts=finding.accounts, loan_ids=finding.loan_ids,
             txn_ids=finding.txn_ids, amount=finding.amount, currency=self._currency(event, finding),
@@ -181,11 +183,11 @@ class Detector:
                 del self._cooldowns[(rule_id, key)]
 
 
-def incident_key(rule: Rule, finding: Finding) -> str:
+def incident_key(rule: Rule, finding: Finding, event_ts: int) -> str:
     """What a warning id identifies; see the module docstring."""
     if finding.loan_subject is not None:
         return finding.subject
     bucket = rule.cooldown.ms
-    start = finding.first_ts - finding.first_ts % bucket if bucket > 0 else finding.first_ts
+    start = event_ts - event_ts % bucket if bucket > 0 else finding.first_ts
     return f"{finding.subject}@{start}"
 
