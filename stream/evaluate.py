@@ -14,6 +14,11 @@ An instance is *detected* when at least one warning overlaps it (and *detected b
 those warnings has the instance's `kind`). Precision is the share of warnings that overlap some planted
 instance; warnings overlapping only look-alikes are counted per look-alike kind; the rest are background.
 Warnings are deduplicated by `warning_id` first (sinks and replays may repeat them; the id is stable).
+
+**Delay.** When the truth gives an instance's `first_ts` (the simulator's does; AMLSim's does not), the
+detection delay of a detected instance is the `event_ts` of its earliest overlapping warning minus that
+`first_ts`: how long, in event time, the laundering ran before the first warning. Reported per typology as
+median and maximum.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import orjson
 
 from .errors import FundflowError
 from .simulate.truth import Instance, Truth
+from .timefmt import parse_rfc3339_ms
 
 MIN_SHARED_ACCOUNTS = 2
 OVERLAP_RULE = ("shares >= 1 txn id, or >= 1 loan id, or >= 2 accounts with the instance")
@@ -47,6 +53,7 @@ class WarningRef:
     accounts: tuple[str, ...] = ()
     loan_ids: tuple[str, ...] = ()
     txn_ids: tuple[str, ...] = ()
+    event_ts: int | None = None     # epoch ms of the event that completed the pattern
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,19 @@ class KindRecall:
     instances: int
     detected: int
     detected_same_kind: int
+    delays_s: tuple[float, ...] = ()    # detection delays of the detected instances whose start is known
+
+    @property
+    def median_delay_s(self) -> float | None:
+        if not self.delays_s:
+            return None
+        ordered = sorted(self.delays_s)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+    @property
+    def max_delay_s(self) -> float | None:
+        return max(self.delays_s) if self.delays_s else None
 
     @property
     def recall(self) -> float | None:
@@ -65,7 +85,8 @@ class KindRecall:
 
     def to_dict(self) -> dict[str, Any]:
         return {"instances": self.instances, "detected": self.detected, "recall": _round(self.recall),
-                "detected_same_kind": self.detected_same_kind, "recall_same_kind": _round(self.recall_same_kind)}
+                "detected_same_kind": self.detected_same_kind, "recall_same_kind": _round(self.recall_same_kind),
+                "median_delay_s": _round(self.median_delay_s), "max_delay_s": _round(self.max_delay_s)}
 
 
 @dataclass(frozen=True)
@@ -175,6 +196,7 @@ def evaluate(warnings: Iterable[WarningRef], truth: Truth) -> Evaluation:
 
     detected = [False] * len(truth.planted)
     detected_same = [False] * len(truth.planted)
+    first_warning_ts: list[int | None] = [None] * len(truth.planted)
     touched = [False] * len(truth.lookalikes)
     lookalike_warnings_by_kind: Counter[str] = Counter()
     rule_rows: dict[str, list] = {}
@@ -185,6 +207,9 @@ def evaluate(warnings: Iterable[WarningRef], truth: Truth) -> Evaluation:
         hits = planted_index.overlapping(warning)
         for number in hits:
             detected[number] = True
+            if warning.event_ts is not None:
+                known = first_warning_ts[number]
+                first_warning_ts[number] = warning.event_ts if known is None else min(known, warning.event_ts)
             if truth.planted[number].kind == warning.kind:
                 detected_same[number] = True
         if hits:
@@ -205,14 +230,19 @@ def evaluate(warnings: Iterable[WarningRef], truth: Truth) -> Evaluation:
 
     by_kind: dict[str, KindRecall] = {}
     counts: dict[str, list[int]] = {}
+    delays: dict[str, list[float]] = {}
     for number, instance in enumerate(truth.planted):
         c = counts.setdefault(instance.kind, [0, 0, 0])
         c[0] += 1
         c[1] += detected[number]
         c[2] += detected_same[number]
-    for kind, (n, d, s) in counts.items():
-        by_kind[kind] = KindRecall(n, d, s)
-    overall = KindRecall(len(truth.planted), sum(detected), sum(detected_same))
+        warned = first_warning_ts[number]
+        if warned is not None and instance.first_ts is not None:
+            delays.setdefault(instance.kind, []).append(max(0, warned - instance.first_ts) / 1000)
+    for kind, (n, d, same) in counts.items():
+        by_kind[kind] = KindRecall(n, d, same, tuple(delays.get(kind, ())))
+    overall = KindRecall(len(truth.planted), sum(detected), sum(detected_same),
+                         tuple(x for kind in counts for x in delays.get(kind, ())))
 
     lookalikes: dict[str, LookalikeNoise] = {}
     look_counts: dict[str, list[int]] = {}
@@ -250,7 +280,20 @@ def warning_from_dict(data: Any, *, where: str = "<warning>") -> WarningRef:
     warning_id = data.get("warning_id")
     if not isinstance(warning_id, str) or not warning_id:
         raise EvaluationError(f"{where}: field 'warning_id' must be a non-empty string, got {warning_id!r}")
-    return WarningRef(warning_id=warning_id, **values)
+    return WarningRef(warning_id=warning_id, event_ts=_event_ts(data.get("event_ts"), where), **values)
+
+
+def _event_ts(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_rfc3339_ms(value)
+        except ValueError as exc:
+            raise EvaluationError(f"{where}: field 'event_ts': {exc}") from None
+    raise EvaluationError(f"{where}: field 'event_ts' must be RFC 3339 text or epoch ms, got {value!r}")
 
 
 def read_warnings(path: str | Path) -> list[WarningRef]:
@@ -280,11 +323,12 @@ def read_warnings(path: str | Path) -> list[WarningRef]:
 def render_table(result: Evaluation) -> str:
     lines = [f"truth: {result.source} ({result.events} events)", f"overlap: a warning {OVERLAP_RULE}", ""]
     lines.append(f"{'planted typology':<18} {'instances':>9} {'detected':>9} {'recall':>7} {'same kind':>10} "
-                 f"{'recall':>7}")
+                 f"{'recall':>7} {'median delay':>12} {'max delay':>10}")
     rows = list(result.by_kind.items()) + [("ALL", result.overall)]
     for kind, r in rows:
         lines.append(f"{kind:<18} {r.instances:>9} {r.detected:>9} {_pct(r.recall):>7} "
-                     f"{r.detected_same_kind:>10} {_pct(r.recall_same_kind):>7}")
+                     f"{r.detected_same_kind:>10} {_pct(r.recall_same_kind):>7} {_duration(r.median_delay_s):>12} "
+                     f"{_duration(r.max_delay_s):>10}")
     lines.append("")
     dup = f" ({result.duplicates} duplicate ids ignored)" if result.duplicates else ""
     lines.append(f"warnings: {result.warnings}{dup}; on planted {result.planted_warnings}, on look-alikes only "
@@ -307,6 +351,16 @@ def render_table(result: Evaluation) -> str:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _round(value: float | None) -> float | None:

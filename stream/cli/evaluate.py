@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 
@@ -27,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
 
     truth = load_truth(args.truth)
     result = evaluate(read_warnings(args.warnings), truth)
-    if args.json:
-        print(orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(render_table(result))
+    text = orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode() if args.json else render_table(result)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:         # `fundflow evaluate ... | head` is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

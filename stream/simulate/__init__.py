@@ -59,7 +59,9 @@ def simulate(params: SimParams) -> tuple[Iterator[dict[str, Any]], Truth]:
         seqs = sorted(group.seqs, key=position_by_seq.__getitem__)
         return Instance(kind=group.kind, key=group.key, accounts=tuple(group.accounts),
                         txn_ids=tuple(id_by_seq[s] for s in seqs),
-                        loan_ids=tuple(loan_ids[loan] for loan in group.loans), alert_id=alert_id)
+                        loan_ids=tuple(loan_ids[loan] for loan in group.loans), alert_id=alert_id,
+                        first_ts=records[position_by_seq[seqs[0]]][0] if seqs else None,
+                        last_ts=records[position_by_seq[seqs[-1]]][0] if seqs else None)
 
     bad: list[tuple[int, dict[str, Any]]] = []
     bad_labels: list[dict[str, str]] = []

@@ -3,7 +3,8 @@
 The JSON shape is the one of the AMLSim benchmark (`data/amlsim-12k/truth.json`), so the same evaluator
 reads both: `{"source", "events", "planted": [instance...], "lookalikes": [instance...]}` where an instance is
 `{"kind", "key", "alert_id", "accounts", "txn_ids", "loan_ids"}` (primary account first, txn ids in event-time
-order). Extra keys are carried through untouched.
+order), plus, from the simulator, `first_ts` / `last_ts` (RFC 3339) of the instance's first and last event so
+detection delay can be measured. Unknown top-level keys are carried through untouched.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Mapping
 
 import orjson
 
+from ..timefmt import format_ts, parse_rfc3339_ms
 from .params import SimulationError
 
 
@@ -29,10 +31,18 @@ class Instance:
     txn_ids: tuple[str, ...]
     loan_ids: tuple[str, ...] = ()
     alert_id: int | None = None
+    first_ts: int | None = None     # epoch ms of the instance's first event, when the truth says
+    last_ts: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "key": self.key, "alert_id": self.alert_id, "accounts": list(self.accounts),
-                "txn_ids": list(self.txn_ids), "loan_ids": list(self.loan_ids)}
+        data: dict[str, Any] = {"kind": self.kind, "key": self.key, "alert_id": self.alert_id,
+                                "accounts": list(self.accounts), "txn_ids": list(self.txn_ids),
+                                "loan_ids": list(self.loan_ids)}
+        if self.first_ts is not None:
+            data["first_ts"] = format_ts(self.first_ts)
+        if self.last_ts is not None:
+            data["last_ts"] = format_ts(self.last_ts)
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +109,22 @@ def _instance(item: Any, where: str) -> Instance:
     if key is None:
         key = accounts[0] if accounts else ""
     return Instance(kind=kind, key=str(key), accounts=accounts, txn_ids=_strings(item, "txn_ids", where),
-                    loan_ids=_strings(item, "loan_ids", where), alert_id=alert_id)
+                    loan_ids=_strings(item, "loan_ids", where), alert_id=alert_id,
+                    first_ts=_optional_ts(item, "first_ts", where), last_ts=_optional_ts(item, "last_ts", where))
+
+
+def _optional_ts(item: Mapping[str, Any], name: str, where: str) -> int | None:
+    value = item.get(name)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_rfc3339_ms(value)
+        except ValueError as exc:
+            raise TruthError(f"{where}: field {name!r}: {exc}") from None
+    raise TruthError(f"{where}: field {name!r} must be RFC 3339 text or epoch ms, got {value!r}")
 
 
 def _strings(item: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]:

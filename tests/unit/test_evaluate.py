@@ -84,7 +84,8 @@ def test_amlsim_truth_with_an_empty_warnings_file(tmp_path, capsys):
     assert main(["evaluate", str(empty), str(AMLSIM_TRUTH), "--json"]) == 0
     report = orjson.loads(capsys.readouterr().out)
     assert report["recall"]["overall"] == {"instances": 160, "detected": 0, "recall": 0.0,
-                                           "detected_same_kind": 0, "recall_same_kind": 0.0}
+                                           "detected_same_kind": 0, "recall_same_kind": 0.0,
+                                           "median_delay_s": None, "max_delay_s": None}
     assert report["lookalikes"]["fan_in"]["instances"] == 10
 
 
@@ -107,7 +108,7 @@ def test_reads_warnings_as_replay_writes_them(tmp_path):
     path.write_bytes(warning.to_json() + b"\n\n" + warning.to_json() + b"\n")
     refs = read_warnings(path)
     assert refs[0] == WarningRef(warning.warning_id, "rapid-cashout", "rapid_cashout", ("A1", "card:1"),
-                                 ("L-1",), ("d-1", "t-3"))
+                                 ("L-1",), ("d-1", "t-3"), 1_772_000_100_000)
     assert evaluate(refs, TRUTH).by_kind["rapid_cashout"].detected_same_kind == 1
 
 
@@ -163,3 +164,27 @@ def test_shipped_rule_pack_on_a_simulated_ledger():
     # the pack's documented intent: a loan spent on a phone and a payroll run are not laundering
     assert result.lookalikes["loan_spent_at_once"].touched == 0
     assert result.lookalikes["payroll_fan_out"].touched == 0
+
+
+def test_detection_delay_from_instance_start_to_earliest_overlapping_warning():
+    start = 1_772_000_000_000
+    truth = Truth("timed", 10, planted=(
+        Instance("layering", "A", ("A", "B"), ("d-1", "t-2"), ("L-1",), 0, first_ts=start, last_ts=start + 600_000),
+        Instance("layering", "C", ("C", "D"), ("d-3", "t-4"), ("L-2",), 1, first_ts=start, last_ts=start + 600_000),
+        Instance("layering", "E", ("E", "F"), ("d-5", "t-6"), ("L-3",), 2),      # start unknown: no delay
+    ), lookalikes=())
+    warnings = [WarningRef("w1", "r", "layering", loan_ids=("L-1",), event_ts=start + 300_000),
+                WarningRef("w2", "r", "layering", loan_ids=("L-1",), event_ts=start + 120_000),
+                WarningRef("w3", "r", "layering", loan_ids=("L-2",), event_ts=start + 600_000),
+                WarningRef("w4", "r", "layering", loan_ids=("L-3",), event_ts=start)]
+    result = evaluate(warnings, truth)
+    assert result.by_kind["layering"].delays_s == (120.0, 600.0)
+    assert result.by_kind["layering"].median_delay_s == 360.0 and result.overall.max_delay_s == 600.0
+    parsed = truth_from_dict(orjson.loads(truth.to_json()))
+    assert parsed.planted[0].first_ts == start and parsed.planted[2].first_ts is None
+    assert warning_from_dict({"warning_id": "w", "rule_id": "r", "kind": "k",
+                              "event_ts": "2026-02-25T06:13:20.000Z"}).event_ts == start
+    with pytest.raises(EvaluationError, match="field 'event_ts'"):
+        warning_from_dict({"warning_id": "w", "rule_id": "r", "kind": "k", "event_ts": "soon"})
+    with pytest.raises(TruthError, match=r"planted\[0\]: field 'first_ts'"):
+        truth_from_dict({"planted": [{"kind": "cycle", "first_ts": "yesterday"}]})

@@ -236,3 +236,10 @@ def test_bad_events_only_when_asked_each_refused_for_its_labelled_reason():
     assert refused == labelled and accepted == truth.events
     assert "bad_events" not in simulate(SimParams(seed=2, accounts=300, days=1, instances=1,
                                                   background_per_day=400))[1].extra
+
+
+def test_truth_times_bound_each_instance(ledger):
+    _, by_id, truth = ledger
+    for instance in truth.planted + truth.lookalikes:
+        assert instance.first_ts == by_id[instance.txn_ids[0]].ts
+        assert instance.last_ts == by_id[instance.txn_ids[-1]].ts
