@@ -87,11 +87,11 @@ def test_cli_diff_on_the_shipped_pack(tmp_path, capsys):
         if not path.name.endswith(".test.yaml"):
             text = path.read_text()
             if path.name == "cashout.yaml":
-                assert "min_ratio: 0.7" in text
-                text = text.replace("min_ratio: 0.7", "min_ratio: 0.8")
+                assert "min_ratio: 0.8" in text
+                text = text.replace("min_ratio: 0.8", "min_ratio: 0.9")
             (tuned / path.name).write_text(text)
     assert main(["rules", "diff", str(pack), str(tuned)]) == 0
     out = capsys.readouterr().out
-    assert "~ rapid-cashout (rapid_cashout):\n    params.min_ratio: 0.7 -> 0.8 (tightened)" in out
+    assert "~ rapid-cashout (rapid_cashout):\n    params.min_ratio: 0.8 -> 0.9 (tightened)" in out
     assert main(["rules", "diff", "--exit-code", str(pack), str(tuned)]) == 1
     assert main(["rules", "diff", "--exit-code", str(pack), str(pack)]) == 0
