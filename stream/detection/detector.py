@@ -29,7 +29,7 @@ from typing import Callable, Mapping
 
 from ..errors import RuleError
 from ..events import Disbursement, Event
-from ..rules.model import Rule, RuleSet
+from ..rules.model import AllowList, Rule, RuleSet
 from ..rules.names import names_for
 from ..warning import EarlyWarning, make_warning_id
 from .finding import Finding
@@ -44,11 +44,11 @@ class _Plan:
     """The rule set compiled for dispatch: per event type, the (rule, kind) pairs to run, in rule-set order."""
 
     rules: RuleSet
-    by_type: Mapping[str, tuple[tuple[Rule, Kind], ...]]
+    by_type: Mapping[str, tuple[tuple[Rule, Kind, AllowList | None], ...]]
 
 
 def _compile(rules: RuleSet) -> _Plan:
-    by_type: dict[str, list[tuple[Rule, Kind]]] = {"disbursement": [], "transfer": []}
+    by_type: dict[str, list[tuple[Rule, Kind, AllowList | None]]] = {"disbursement": [], "transfer": []}
     for rule in rules.rules:
         kind = KINDS.get(rule.kind)
         if kind is None:
@@ -58,7 +58,7 @@ def _compile(rules: RuleSet) -> _Plan:
         if not rule.enabled:
             continue
         for event_type in sorted(kind.triggers):
-            by_type.setdefault(event_type, []).append((rule, kind))
+            by_type.setdefault(event_type, []).append((rule, kind, rule.allow if rule.allow else None))
     return _Plan(rules=rules, by_type={name: tuple(pairs) for name, pairs in by_type.items()})
 
 
@@ -96,11 +96,11 @@ class Detector:
         self._expire_cooldowns()
         plan = self._plan
         warnings: list[EarlyWarning] = []
-        for rule, kind in plan.by_type.get(event.type, ()):
-            allow = rule.allow
-            if allow and allow.ignores(event):
+        state = self.state
+        for rule, kind, allow in plan.by_type.get(event.type, ()):
+            if allow is not None and allow.ignores(event):
                 continue
-            for finding in kind.detect(rule, event, self.state):
+            for finding in kind.detect(rule, event, state):
                 warning = self._admit(rule, event, finding)
                 if warning is not None:
                     warnings.append(warning)

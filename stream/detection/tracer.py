@@ -108,14 +108,19 @@ class Allocation:
     amount: int
     pieces: tuple[Lot, ...]
     unknown: int
+    loan_amount: int = 0                 # minor units of the pieces traced to loans
+    loan_ids: tuple[str, ...] = ()       # their loans, sorted
 
-    @property
-    def loan_amount(self) -> int:
-        return sum(piece.amount for piece in self.pieces if piece.origin.is_loan)
 
-    @property
-    def loan_ids(self) -> tuple[str, ...]:
-        return tuple(sorted({piece.origin.id for piece in self.pieces if piece.origin.is_loan}))
+def make_allocation(t: Transfer, dst_node: str, pieces: tuple[Lot, ...], unknown: int) -> Allocation:
+    loan_amount = 0
+    loans = set()
+    for piece in pieces:
+        if piece.origin.is_loan:
+            loan_amount += piece.amount
+            loans.add(piece.origin.id)
+    return Allocation(txn_id=t.event_id, src=t.src, dst=dst_node, ts=t.ts, amount=t.amount, pieces=pieces,
+                      unknown=unknown, loan_amount=loan_amount, loan_ids=tuple(sorted(loans)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +216,7 @@ class FundTracer:
             pieces.append(Lot(origin=lot.origin, amount=amount, path=lot.path + (hop,), arrived=t.ts))
         unknown = t.amount - traced
         self.counters.unknown_amount += unknown
-        return Allocation(txn_id=t.event_id, src=t.src, dst=dst_node, ts=t.ts, amount=t.amount,
-                          pieces=tuple(pieces), unknown=unknown)
+        return make_allocation(t, dst_node, tuple(pieces), unknown)
 
     def deposit(self, account: str, allocation: Allocation) -> None:
         """Hand the pieces of a transfer to the account receiving them (and start an inflow lot if configured)."""

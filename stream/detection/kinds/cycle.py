@@ -57,6 +57,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         return []
     graph, limits = state.graph, state.limits
     home, closer = event.dst, event.src
+    if not graph.g._pred[closer] or len(graph.g._succ[home]) < 1:
+        return []       # nothing ever reached the payer or left the payee: no chain to close
     since = event.ts - params["within"]
     min_len, max_len = params["min_len"], params["max_len"]
     closing = (closer, home, event.event_id, {"ts": event.ts, "amount": event.amount})

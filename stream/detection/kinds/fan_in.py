@@ -47,6 +47,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if not event_qualifies(event, loan_amount, *filters):
         return []
     collector = sink_node(event)
+    if len(state.graph.g._pred[collector]) < params["min_sources"]:
+        return []       # fewer neighbours in the whole window than needed: no scan
     since = event.ts - params["within"]
     edges = [(src, key, attrs) for src, key, attrs in
              state.graph.in_edges(collector, since, event.ts, state.limits.degree_cap)

@@ -46,6 +46,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if not event_qualifies(event, loan_amount, *filters):
         return []
     payer = event.src
+    if len(state.graph.g._succ[payer]) < params["min_targets"]:
+        return []       # fewer neighbours in the whole window than needed: no scan
     since = event.ts - params["within"]
     edges = [(dst, key, attrs) for dst, key, attrs in
              state.graph.out_edges(payer, since, event.ts, state.limits.degree_cap)

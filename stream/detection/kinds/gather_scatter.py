@@ -50,7 +50,10 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     hubs = ([event.src] if as_scatter else []) + [sink_node(event)]
     graph, cap = state.graph, state.limits.degree_cap
     since, until = event.ts - params["within"], event.ts
+    succ, pred = graph.g._succ, graph.g._pred
     for hub in hubs:
+        if len(pred[hub]) < params["min_sources"] or len(succ[hub]) < params["min_targets"]:
+            continue    # not enough neighbours in the whole window: no scan
         ins = sorted(((attrs["ts"], key, src, attrs) for src, key, attrs in graph.in_edges(hub, since, until, cap)
                       if edge_qualifies(attrs, channels, min_amount, False, 0.0)), key=lambda e: (e[0], e[1]))
         sources = sorted({src for _, _, src, _ in ins})

@@ -48,8 +48,10 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         return []
     graph, limits = state.graph, state.limits
     via, collector = event.src, sink_node(event)
+    succ, pred = graph.g._succ, graph.g._pred
+    if len(pred[collector]) < params["min_intermediaries"] or not pred[via]:
+        return []       # not enough neighbours in the whole window: no scan
     since, until = event.ts - params["within"], event.ts
-    succ = graph.g._succ
     origins = sorted({src for src, _, attrs in graph.in_edges(via, since, until, limits.degree_cap)
                       if src != collector and edge_qualifies(attrs, channels, min_amount, False, 0.0)})
     best = None
