@@ -43,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     diff.add_argument("new", type=Path, metavar="NEW", help="rule directory or file")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when the packs differ")
     diff.set_defaults(func=run_diff)
+
+    kinds = commands.add_parser("kinds", help="list the kinds and their parameters (markdown)",
+                                description="Every registered kind with its parameters, defaults and meaning.")
+    kinds.set_defaults(func=run_kinds)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -98,6 +102,33 @@ def run_diff(args: argparse.Namespace) -> int:
     result = diff_rulesets(old, new, kinds)
     print(result.render())
     return 1 if args.exit_code and not result.empty else 0
+
+
+def run_kinds(args: argparse.Namespace) -> int:
+    from ..rules.loader import load_kinds
+    print(kinds_reference(load_kinds()))
+    return 0
+
+
+def kinds_reference(kinds: dict) -> str:
+    """The kinds as markdown: what rules/README.md shows, generated from the registry so it cannot drift."""
+    out = []
+    for name, kind in kinds.items():
+        summary = kind.doc.split("\n\n")[0].replace("\n", " ")
+        summary = summary.split(": ", 1)[1] if summary.startswith(name + ":") else summary
+        out += [f"### `{name}`", "", summary[:1].upper() + summary[1:], "",
+                f"Triggered by: {', '.join(sorted(kind.triggers))}.", "",
+                "| param | default | looser when | meaning |", "|---|---|---|---|"]
+        for param in kind.params:
+            shown = param.show(param.default)
+            if isinstance(shown, list):
+                shown = "[" + ", ".join(map(str, shown)) + "]"
+            elif isinstance(shown, bool):
+                shown = str(shown).lower()
+            looser = param.looser or "-"
+            out.append(f"| `{param.name}` | `{shown}` | {looser} | {param.doc.replace('|', '/')} |")
+        out.append("")
+    return "\n".join(out)
 
 
 def _settings_window(args: argparse.Namespace) -> int:

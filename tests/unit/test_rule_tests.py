@@ -160,3 +160,17 @@ def test_copied_pack_still_passes_from_another_directory(tmp_path):
     target = tmp_path / "rules"
     shutil.copytree(PACK, target)
     assert main(["rules", "test", str(target)]) == 0
+
+
+def test_rule_reference_documents_every_kind_and_parameter():
+    """rules/README.md is generated from `fundflow rules kinds`; a kind or parameter it lacks means it drifted."""
+    from stream.cli.rules import kinds_reference
+    from stream.rules.loader import load_kinds
+    readme = (PACK / "README.md").read_text()
+    for name, kind in load_kinds().items():
+        section = readme.split(f"### `{name}`", 1)
+        assert len(section) == 2, f"kind {name} missing from rules/README.md"
+        body = section[1].split("\n### ", 1)[0]
+        for param in kind.params:
+            assert f"| `{param.name}` |" in body, f"{name}.{param.name} missing from rules/README.md"
+    assert "| `within` |" in kinds_reference(load_kinds())
