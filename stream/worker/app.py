@@ -1,36 +1,57 @@
 """The Faust worker: input topics in, warnings (the outbox) and dead letters out.
 
-All decisions live in `MessageHandler`; this module only wires Kafka to it. One agent per input topic,
-concurrency 1, so each partition's events reach the detector in log order (DESIGN §3.1). A warning is
-acknowledged by the broker before the next message is read, so a crash can re-emit a warning (same id,
-sinks dedupe) but never lose one.
+Decisions live in `MessageHandler`, ordering and state generations in `Pipeline`, rebuilds in
+`recovery`, rule reloads in `reload`; this module only wires Kafka to them. One agent per input topic,
+concurrency 1, so each partition's events reach the aligner in log order (DESIGN §3.1); the aligner then
+releases them to the detector in event-time order across partitions. A warning is acknowledged by the
+broker before the next event is detected, so a crash can re-emit a warning (same id, sinks dedupe) but
+never lose one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import faust
 
 from ..settings import Settings
+from .alignment import EventTimeAligner
 from .deadletter import DeadLetter, Origin, normalize_headers
 from .handler import DetectorLike, MessageHandler, Outcome
+from .pipeline import Pipeline
+from .recovery import StateRecovery
+from .reload import RuleReloader
 
 log = logging.getLogger(__name__)
 
 RAW = "raw"  # input values are parsed by parse_event, not by Faust, so bad bytes reach the dead-letter path
 SINK_HOOK_MODULE = "stream.worker.sink_agents"
 METRICS_HOOK_MODULE = "stream.worker.metrics"
+ALIGN_TICK_S = 0.2          # how often held events are re-checked, so an idle source releases the others
+SHUTDOWN_FLUSH_TIMEOUT_S = 10.0
+
+DetectorSource = DetectorLike | Callable[[], DetectorLike]
 
 
-def build_app(settings: Settings, detector: DetectorLike, *, attach_sinks: bool = True,
-              app_id: str | None = None) -> faust.App:
-    """A configured Faust app whose agents feed `detector`. The app is returned unstarted.
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
 
-    `app.fundflow_handler` exposes the handler's counters (accepted, refused by reason, warnings raised).
+
+def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: bool = True,
+              app_id: str | None = None, rules: RuleReloader | None = None) -> faust.App:
+    """A configured Faust app whose agents feed the detector. The app is returned unstarted.
+
+    `detector` is a factory of fresh detectors (each partition assignment rebuilds one from the log) or,
+    for tests that record what reaches it, one instance that is reused. With `rules`, the rules directory
+    is watched and reloaded every `rules_reload_interval`.
+
+    Exposes `app.fundflow_handler` (counters), `app.fundflow_pipeline`, `app.fundflow_recovery` and
+    `app.fundflow_rules` for the health and metrics pages.
     """
     datadir = Path(settings.data_dir) / "worker"
     datadir.parent.mkdir(parents=True, exist_ok=True)   # Faust creates only the last level
@@ -50,30 +71,96 @@ def build_app(settings: Settings, detector: DetectorLike, *, attach_sinks: bool 
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
     )
-    handler = MessageHandler(detector)
-    app.fundflow_handler = handler
-    app.fundflow_settings = settings
-
+    make_detector = _detector_factory(detector)
+    handler = MessageHandler(make_detector())
     warnings_topic = _raw_topic(app, settings.warnings_topic)
     deadletter_topic = _raw_topic(app, settings.deadletter_topic)
+
+    async def publish(outcome: Outcome) -> None:
+        await _publish(outcome, warnings_topic, deadletter_topic)
+
+    pipeline = Pipeline(
+        handler, publish=publish,
+        make_aligner=lambda: EventTimeAligner(idle_after_ms=settings.align_idle_after,
+                                              max_pending=settings.align_max_pending, clock=monotonic_ms),
+        metrics=lambda: getattr(app, "fundflow_metrics", None))
+    input_topics = (settings.disbursements_topic, settings.transfers_topic)
+
+    def report_state(rebuilt: bool, detail: str) -> None:
+        health = getattr(app, "fundflow_health", None)
+        if health is not None:
+            health.mark_state_rebuilt(rebuilt, detail)
+
+    recovery = StateRecovery(pipeline, make_detector, bootstrap=settings.broker_bootstrap, group_id=app.conf.id,
+                             input_topics=input_topics, span_ms=settings.window + settings.allowed_lateness,
+                             on_state=report_state)
+    app.fundflow_handler = handler
+    app.fundflow_settings = settings
+    app.fundflow_pipeline = pipeline
+    app.fundflow_recovery = recovery
+    app.fundflow_rules = rules
 
     async def consume(stream) -> None:
         async for event in stream.events():
             message = event.message
-            origin = Origin(message.topic, message.partition, message.offset)
-            outcome = handler.handle(message.value, key=message.key, origin=origin,
-                                     headers=normalize_headers(message.headers))
-            await _publish(outcome, warnings_topic, deadletter_topic)
+            await pipeline.offer(message.value, key=message.key,
+                                 origin=Origin(message.topic, message.partition, message.offset),
+                                 headers=normalize_headers(message.headers))
 
     for topic_name, agent_name in ((settings.disbursements_topic, "disbursements"),
                                    (settings.transfers_topic, "transfers")):
         app.agent(_raw_topic(app, topic_name), name=f"fundflow.{agent_name}", concurrency=1)(
             _named(consume, f"consume_{agent_name}"))
 
+    async def release_aligned() -> None:
+        await pipeline.tick()
+
+    app.timer(ALIGN_TICK_S, name="fundflow.align")(release_aligned)
+
+    async def on_assigned(_sender: Any, assigned: Any, **_: Any) -> None:
+        await recovery.on_assigned(assigned)
+
+    async def on_revoked(_sender: Any, revoked: Any, **_: Any) -> None:
+        await recovery.on_revoked(revoked)
+
+    async def on_shutdown(*_: Any, **__: Any) -> None:
+        await recovery.stop()
+        if not pipeline.is_open:
+            return        # state not rebuilt: what is held belongs to the next run's rebuild
+        started = time.monotonic()
+        try:
+            flushed = await asyncio.wait_for(pipeline.flush(), SHUTDOWN_FLUSH_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - the rebuild after restart replays these events anyway
+            log.warning("could not flush the aligner at shutdown (%r); the next start replays those events", exc)
+            return
+        log.info("shutdown: %d held events detected and published in %.2fs", flushed, time.monotonic() - started)
+
+    app.on_partitions_assigned.connect(on_assigned)
+    app.on_partitions_revoked.connect(on_revoked)
+    app.on_before_shutdown.connect(on_shutdown)
+
+    if rules is not None:
+        rules.apply = pipeline.replace_rules
+
+        async def reload_rules() -> None:
+            result = rules.check()
+            metrics = getattr(app, "fundflow_metrics", None)
+            if result.changed and metrics is not None and hasattr(metrics, "rule_reloads"):
+                metrics.rule_reloads.inc(result="ok" if result.ok else "failed")
+
+        app.timer(settings.rules_reload_interval / 1000, name="fundflow.rules.reload")(reload_rules)
+
     if attach_sinks:
         _call_hook(SINK_HOOK_MODULE, "attach_sinks", app, settings)
     _call_hook(METRICS_HOOK_MODULE, "attach_metrics", app, settings)
     return app
+
+
+def _detector_factory(detector: DetectorSource) -> Callable[[], DetectorLike]:
+    if hasattr(detector, "process"):
+        instance = detector
+        return lambda: instance      # type: ignore[return-value]
+    return detector                  # type: ignore[return-value]
 
 
 async def _publish(outcome: Outcome, warnings_topic, deadletter_topic) -> None:

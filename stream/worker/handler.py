@@ -3,6 +3,10 @@
 Parse, validate, detect: the outcome is either warnings to publish or a dead letter to publish. Keeping
 this free of the streaming framework means every path (good event, each bad input, a detector bug) is
 tested as a plain function call, and the Faust agent is left with nothing but I/O.
+
+Parsing and detection are separate steps (`parse`, then `detect`) because the worker holds valid events
+in the event-time aligner between the two: a bad message is dead-lettered the moment it arrives, a good
+one reaches the detector only when every input partition has moved past its event time.
 """
 
 from __future__ import annotations
@@ -37,6 +41,21 @@ class Outcome:
     dead_letter: DeadLetter | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A parsed event waiting in the aligner, with what a dead letter would need if the detector fails on it.
+
+    `arrived` is the monotonic time the message reached the worker, for the processing-latency histogram.
+    """
+
+    event: Event
+    value: bytes | None
+    key: bytes | None
+    origin: Origin
+    headers: tuple[tuple[str, bytes], ...] = ()
+    arrived: float = 0.0
+
+
 @dataclass
 class MessageHandler:
     """Turns input messages into outcomes and counts them (read by health and metrics pages)."""
@@ -48,16 +67,40 @@ class MessageHandler:
 
     def handle(self, value: bytes | None, *, key: bytes | None, origin: Origin,
                headers: tuple[tuple[str, bytes], ...] = ()) -> Outcome:
+        """Parse and detect in one step (no alignment): for callers that feed events in their final order."""
+        parsed = self.parse(value, key=key, origin=origin, headers=headers)
+        if isinstance(parsed, Outcome):
+            return parsed
+        return self.detect(parsed)
+
+    def parse(self, value: bytes | None, *, key: bytes | None, origin: Origin,
+              headers: tuple[tuple[str, bytes], ...] = (), arrived: float = 0.0) -> "Accepted | Outcome":
+        """A valid event wrapped with where it came from, or the dead-letter outcome of a bad message."""
         try:
             event = parse_event(value if value is not None else b"null", watermark=self.detector.watermark)
         except EventError as exc:
             return self._refuse(value, key, origin, headers, exc.reason, str(exc))
+        return Accepted(event=event, value=value, key=key, origin=origin, headers=headers, arrived=arrived)
+
+    def parse_quietly(self, value: bytes | None, *, key: bytes | None, origin: Origin,
+                      headers: tuple[tuple[str, bytes], ...] = ()) -> "Accepted | None":
+        """For replays of the log: a bad record was dead-lettered when it was first read, so it is skipped
+        here without a second letter or a second count."""
+        try:
+            event = parse_event(value if value is not None else b"null", watermark=self.detector.watermark)
+        except EventError:
+            return None
+        return Accepted(event=event, value=value, key=key, origin=origin, headers=headers)
+
+    def detect(self, item: "Accepted") -> Outcome:
+        """Run the detector on one parsed event; a detector failure dead-letters that event only."""
+        event, origin = item.event, item.origin
         try:
             warnings = tuple(self.detector.process(event))
         except Exception as exc:  # noqa: BLE001 - one poisonous event must not stop the stream
             log.exception("detector failed on event %s at %s[%d]@%d", event.event_id, origin.topic,
                           origin.partition, origin.offset)
-            return self._refuse(value, key, origin, headers, DETECTOR_ERROR,
+            return self._refuse(item.value, item.key, origin, item.headers, DETECTOR_ERROR,
                                 f"{type(exc).__name__}: {exc} (event_id {event.event_id!r})")
         self.accepted[origin.topic] += 1
         self.warnings_raised += len(warnings)

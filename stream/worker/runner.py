@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from ..errors import FundflowError
 from ..settings import Settings
 from .handler import DetectorLike
+from .reload import RuleReloader
 from .topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -18,11 +20,8 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def build_detector(settings: Settings) -> DetectorLike:
-    """The real detector over the rules in `settings.rules_dir`, with wall-clock `detected_at`.
-
-    Imported here, not at module level, so the worker machinery loads (and is tested) on its own.
-    """
+def _detection_modules():
+    """Imported here, not at module level, so the worker machinery loads (and is tested) on its own."""
     try:
         from ..detection.detector import Detector
         from ..rules.loader import load_rules
@@ -30,22 +29,50 @@ def build_detector(settings: Settings) -> DetectorLike:
         if exc.name not in ("stream.detection.detector", "stream.rules.loader"):
             raise
         raise FundflowError(f"this build has no {exc.name} module, so the worker has no detector to run") from None
-    return Detector(load_rules(settings.rules_dir), window_ms=settings.window,
-                    lateness_ms=settings.allowed_lateness, clock=wall_clock_ms)
+    return Detector, load_rules
 
 
-def run_worker(settings: Settings, detector: DetectorLike | None = None, *, loglevel: str = "info",
-               app_id: str | None = None) -> int:
-    """Create missing topics, build the app and block until the worker is stopped. Returns an exit code."""
+def build_detector(settings: Settings) -> DetectorLike:
+    """The real detector over the rules in `settings.rules_dir`, with wall-clock `detected_at`."""
+    detector_class, load_rules = _detection_modules()
+    return detector_class(load_rules(settings.rules_dir), window_ms=settings.window,
+                          lateness_ms=settings.allowed_lateness, clock=wall_clock_ms)
+
+
+def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], RuleReloader]:
+    """A factory of fresh detectors over the running rules, and the reloader that keeps those rules current.
+
+    The rules are loaded once here, so a broken rules directory stops the start with every error listed.
+    """
+    detector_class, load_rules = _detection_modules()
+    rules = RuleReloader(settings.rules_dir, load_rules(settings.rules_dir),
+                         lambda: load_rules(settings.rules_dir))
+    log.info("rules %s loaded from %s: %d rules", rules.current.version, settings.rules_dir, len(rules.current))
+
+    def make_detector() -> DetectorLike:
+        return detector_class(rules.current, window_ms=settings.window, lateness_ms=settings.allowed_lateness,
+                              clock=wall_clock_ms)
+
+    return make_detector, rules
+
+
+def run_worker(settings: Settings, detector: DetectorLike | Callable[[], DetectorLike] | None = None, *,
+               loglevel: str = "info", app_id: str | None = None) -> int:
+    """Create missing topics, build the app and block until the worker is stopped. Returns an exit code.
+
+    Without `detector`, the production detector over `rules_dir` runs, and the rules are hot-reloaded.
+    """
     import faust
 
     from .app import build_app
 
-    detector = detector if detector is not None else build_detector(settings)
+    rules = None
+    if detector is None:
+        detector, rules = build_production(settings)
     created = ensure_topics(settings)
     if created:
         log.info("created topics %s", ", ".join(created))
-    app = build_app(settings, detector, app_id=app_id)
+    app = build_app(settings, detector, app_id=app_id, rules=rules)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()

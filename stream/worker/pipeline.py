@@ -1,0 +1,139 @@
+"""The worker's path from input message to published outcome: parse, align, detect, publish.
+
+Two agents (disbursements, transfers), a timer and the state rebuild all reach the detector through one
+`Pipeline`, under one lock, so the detector sees a single ordered stream of events. Every event goes
+through the `EventTimeAligner` (keyed by topic and partition) so the detector's input order follows event
+time rather than fetch timing.
+
+State belongs to an assignment *generation*: a rebalance starts a new one, drops the detector and the
+held events, and keeps the gate closed until the state is rebuilt from the log (see `recovery`). A
+message that was waiting at the gate when its generation ended is simply dropped: its offset is below
+the committed offset the next rebuild reads up to, or it is fetched again, so it is processed either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable, Iterable, Sequence
+
+from .alignment import EventTimeAligner
+from .deadletter import Origin
+from .handler import Accepted, DetectorLike, MessageHandler, Outcome
+
+log = logging.getLogger(__name__)
+
+YIELD_EVERY = 500
+Publish = Callable[[Outcome], Awaitable[None]]
+
+
+class Pipeline:
+    def __init__(self, handler: MessageHandler, *, publish: Publish,
+                 make_aligner: Callable[[], EventTimeAligner], monotonic: Callable[[], float] = time.monotonic,
+                 metrics: Callable[[], object | None] = lambda: None) -> None:
+        self.handler = handler
+        self.aligner: EventTimeAligner[Accepted] = make_aligner()
+        self._make_aligner = make_aligner
+        self._publish = publish
+        self._monotonic = monotonic
+        self._metrics = metrics
+        self._lock = asyncio.Lock()
+        self._gate = asyncio.Event()
+        self.generation = 0
+        self.rebuilt_events = 0          # events replayed by the last rebuild
+
+    @property
+    def is_open(self) -> bool:
+        """True when the state of the current assignment is rebuilt and live events are processed."""
+        return self._gate.is_set()
+
+    @property
+    def pending(self) -> int:
+        return len(self.aligner)
+
+    # -- live input ---------------------------------------------------------------------------------------
+    async def offer(self, value: bytes | None, *, key: bytes | None, origin: Origin,
+                    headers: tuple[tuple[str, bytes], ...] = ()) -> None:
+        """One input message from an agent: bad ones are dead-lettered now, good ones aligned then detected."""
+        arrived = self._monotonic()
+        gate, generation = self._gate, self.generation
+        await gate.wait()
+        if generation != self.generation:
+            return
+        parsed = self.handler.parse(value, key=key, origin=origin, headers=headers, arrived=arrived)
+        if isinstance(parsed, Outcome):
+            await self._publish(parsed)
+            return
+        async with self._lock:
+            if generation != self.generation:
+                return
+            self.aligner.add((origin.topic, origin.partition), parsed.event.ts, parsed)
+            await self._drain(self.aligner.release())
+
+    async def tick(self) -> None:
+        """Release what idle sources no longer hold back (called by a short timer)."""
+        if not self.is_open or not len(self.aligner):
+            return
+        async with self._lock:
+            if self.is_open:
+                await self._drain(self.aligner.release())
+
+    async def flush(self) -> int:
+        """Everything held goes through the detector and out (shutdown). Returns how many events."""
+        async with self._lock:
+            held = self.aligner.flush()
+            await self._drain(held)
+            return len(held)
+
+    # -- assignment generations ---------------------------------------------------------------------------
+    def begin_generation(self) -> int:
+        """A rebalance: state of the previous assignment is void; live input waits for the next rebuild."""
+        self.generation += 1
+        old_gate, self._gate = self._gate, asyncio.Event()
+        old_gate.set()               # wake waiters of the old generation so they drop their message
+        return self.generation
+
+    def replace_rules(self, rules: object) -> None:
+        """Hot reload: the running detector takes the new rules (it compiles them first, then swaps)."""
+        replace = getattr(self.handler.detector, "replace_rules", None)
+        if replace is not None:
+            replace(rules)
+
+    async def rebuild(self, generation: int, make_detector: Callable[[], DetectorLike], history: Iterable[tuple[bytes | None,
+                      bytes | None, Origin, tuple[tuple[str, bytes], ...]]]) -> bool:
+        """Swap in a fresh detector (built under the lock, so with the rules running now) and aligner, replay `history` through them, publishing warnings, and
+        open the gate. History arrives merged by event time; bad records were dead-lettered when they were
+        first read and are skipped. False if a newer generation began meanwhile."""
+        async with self._lock:
+            if generation != self.generation:
+                return False
+            self.handler.detector = make_detector()
+            self.aligner = self._make_aligner()
+            replayed = 0
+            for value, key, origin, headers in history:
+                parsed = self.handler.parse_quietly(value, key=key, origin=origin, headers=headers)
+                if parsed is None:
+                    continue
+                self.aligner.add((origin.topic, origin.partition), parsed.event.ts, parsed)
+                await self._drain(self.aligner.release())
+                replayed += 1
+                if replayed % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)     # let heartbeats and web requests run during a long replay
+                if generation != self.generation:
+                    return False
+            self.rebuilt_events = replayed
+            self._gate.set()
+            return True
+
+    # -- detection and publishing --------------------------------------------------------------------------
+    async def _drain(self, items: Sequence[Accepted]) -> None:
+        metrics = self._metrics()
+        for item in items:
+            outcome = self.handler.detect(item)
+            await self._publish(outcome)
+            if metrics is not None:
+                for warning in outcome.warnings:
+                    metrics.warnings.inc(rule_id=warning.rule_id, severity=warning.severity)
+                if item.arrived:
+                    metrics.processing_latency.observe(max(0.0, self._monotonic() - item.arrived))

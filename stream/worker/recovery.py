@@ -1,0 +1,233 @@
+"""Rebuilding detector state from the input log when partitions are assigned (DESIGN §3.5).
+
+Why log replay and not snapshots: the detector's state is, by design, a function of the last `window` of
+the input log, and the log is already durable, ordered and retained for longer than the window. Replaying
+it needs no second store, no snapshot format to version across releases, and cannot disagree with the
+log; a snapshot would only shorten the replay and would add a consistency problem (snapshot and offsets
+written at different moments). Replay cost is one pass over the window's events per assignment; snapshots
+become worth it only if that pass gets longer than an operator will wait for readiness.
+
+What is replayed: for each assigned input partition, the records from the start of the window up to the
+group's committed offset C (exclusive). Live consumption resumes at C, so every offset is processed exactly
+once per assignment: below C by the replay, from C on by the live stream. That also covers the events
+Faust acknowledged while they were still held in the aligner when the worker died: they are below C.
+The warnings the replay raises are published again: sinks are idempotent (ClickHouse dedupes on
+warning_id, the pager keeps a record of paged ids), and re-publishing is what makes a warning that was
+never published before a crash safe.
+
+Where the window starts: the last record below C gives the newest time T (the smaller of its Kafka
+timestamp and its event time, so a back-fill with old event times is covered); `offsets_for_times(T -
+window - allowed_lateness)` gives the first offset to read. Events older than the window are dropped by the
+detector anyway, so reading too much is only slower, never wrong (a broker that ignores the timestamp and
+answers the log start costs exactly that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from ..errors import EventError, FundflowError
+from ..events import parse_event
+from .deadletter import Origin, normalize_headers
+from .handler import DetectorLike
+from .pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 120.0
+RETRY_DELAY_S = 2.0
+
+
+class RecoveryError(FundflowError):
+    """The input log could not be read back for a rebuild."""
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One input record read back for a replay."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    partitions: int
+    records: int
+    events: int
+    seconds: float
+
+
+def event_time_or_none(value: bytes | None) -> int | None:
+    try:
+        return parse_event(value if value is not None else b"null").ts
+    except EventError:
+        return None
+
+
+def window_lookup_time(last_timestamp: int, last_event_ts: int | None, span_ms: int) -> int:
+    """The Kafka timestamp to look the window's first offset up with (never negative)."""
+    newest = last_timestamp if last_event_ts is None else min(last_timestamp, last_event_ts)
+    return max(0, newest - span_ms)
+
+
+def merge_by_event_time(partitions: Iterable[Sequence[LogRecord]]) -> list[LogRecord]:
+    """One sequence, each partition in log order, partitions interleaved by the event time of their next
+    record: the order a live run delivers when every partition keeps pace. Unparseable records sort by
+    their neighbours (they are skipped by the replay)."""
+    keyed = []
+    for records in partitions:
+        last = -1
+        rows = []
+        for record in records:
+            ts = event_time_or_none(record.value)
+            last = ts if ts is not None else last
+            rows.append((last, record))
+        keyed.append(rows)
+    return [record for _, record in heapq.merge(*keyed, key=lambda row: row[0])]
+
+
+async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Sequence[tuple[str, int]], *,
+                      span_ms: int, timeout_s: float = READ_TIMEOUT_S) -> dict[tuple[str, int], list[LogRecord]]:
+    """Per partition, the records from the window start up to the group's committed offset (exclusive).
+
+    A separate consumer with the group's id, manually assigned: it reads committed offsets but never joins
+    the group and never commits.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=list(bootstrap), group_id=group_id, enable_auto_commit=False,
+                                auto_offset_reset="earliest", client_id=f"{group_id}-rebuild")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        beginnings = await consumer.beginning_offsets(tps)
+        ranges: dict[Any, tuple[int, int]] = {}
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            if committed is None or committed <= beginnings[tp]:
+                continue
+            start = await _window_start(consumer, tp, beginnings[tp], committed, span_ms)
+            ranges[tp] = (start, committed)
+        out: dict[tuple[str, int], list[LogRecord]] = {(tp.topic, tp.partition): [] for tp in ranges}
+        for tp, (start, _) in ranges.items():
+            consumer.seek(tp, start)
+        remaining = set(ranges)
+        deadline = time.monotonic() + timeout_s
+        while remaining:
+            if time.monotonic() > deadline:
+                behind = {f"{tp.topic}[{tp.partition}]": ranges[tp][1] for tp in remaining}
+                raise RecoveryError(f"could not read the input log up to the committed offsets {behind} "
+                                    f"within {timeout_s:.0f}s")
+            batches = await consumer.getmany(*remaining, timeout_ms=500)
+            for tp, messages in batches.items():
+                end = ranges[tp][1]
+                out[(tp.topic, tp.partition)].extend(
+                    LogRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp,
+                              normalize_headers(m.headers)) for m in messages if m.offset < end)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ranges[tp][1]:
+                    remaining.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _window_start(consumer, tp, beginning: int, committed: int, span_ms: int) -> int:
+    consumer.seek(tp, committed - 1)
+    batch = await consumer.getmany(tp, timeout_ms=5000)
+    last = next((m for m in batch.get(tp, []) if m.offset == committed - 1), None)
+    if last is None:
+        return beginning           # could not see the last record: read everything, the detector trims
+    lookup = window_lookup_time(last.timestamp, event_time_or_none(last.value), span_ms)
+    found = await consumer.offsets_for_times({tp: lookup})
+    at = found.get(tp)
+    return max(beginning, at.offset) if at is not None else beginning
+
+
+class StateRecovery:
+    """Reacts to rebalances: revoke drops state, assignment rebuilds a fresh detector from the log.
+
+    The rebuild runs as a task (not inside the rebalance callback) so a long replay does not hold up the
+    group protocol; the pipeline's gate keeps live input waiting until it is done.
+    """
+
+    def __init__(self, pipeline: Pipeline, make_detector: Callable[[], DetectorLike], *,
+                 bootstrap: Sequence[str], group_id: str, input_topics: Sequence[str], span_ms: int,
+                 on_state: Callable[[bool, str], None] = lambda rebuilt, detail: None) -> None:
+        self.pipeline = pipeline
+        self.make_detector = make_detector
+        self.bootstrap = list(bootstrap)
+        self.group_id = group_id
+        self.input_topics = tuple(input_topics)
+        self.span_ms = span_ms
+        self.on_state = on_state
+        self.rebuilt = False
+        self.last_report: RebuildReport | None = None
+        self._task: asyncio.Task | None = None
+
+    async def on_revoked(self, revoked: Iterable[Any]) -> None:
+        self._cancel()
+        self.pipeline.begin_generation()
+        self._set_state(False, "partitions revoked; waiting for the next assignment")
+
+    async def on_assigned(self, assigned: Iterable[Any]) -> None:
+        self._cancel()
+        generation = self.pipeline.begin_generation()
+        partitions = sorted((tp.topic, tp.partition) for tp in assigned if tp.topic in self.input_topics)
+        self._set_state(False, f"rebuilding from {len(partitions)} input partitions")
+        self._task = asyncio.ensure_future(self._rebuild_until_done(generation, partitions))
+
+    async def stop(self) -> None:
+        self._cancel()
+
+    def _cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._task = None
+
+    def _set_state(self, rebuilt: bool, detail: str) -> None:
+        self.rebuilt = rebuilt
+        self.on_state(rebuilt, detail)
+
+    async def _rebuild_until_done(self, generation: int, partitions: list[tuple[str, int]]) -> None:
+        while generation == self.pipeline.generation:
+            try:
+                report = await self.rebuild(generation, partitions)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the broker may be briefly unreachable: try again
+                log.error("state rebuild failed (%s); retrying in %.0fs", exc, RETRY_DELAY_S)
+                self._set_state(False, f"rebuild failed: {exc}")
+                await asyncio.sleep(RETRY_DELAY_S)
+                continue
+            if report is not None:
+                self.last_report = report
+                log.info("state rebuilt from %d input partitions: %d records, %d events replayed in %.2fs",
+                         report.partitions, report.records, report.events, report.seconds)
+                self._set_state(True, "")
+            return
+
+    async def rebuild(self, generation: int, partitions: list[tuple[str, int]]) -> RebuildReport | None:
+        started = time.monotonic()
+        by_partition = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms)
+        merged = merge_by_event_time(by_partition.values())
+        history = ((r.value, r.key, Origin(r.topic, r.partition, r.offset), r.headers) for r in merged)
+        done = await self.pipeline.rebuild(generation, self.make_detector, history)
+        if not done:
+            return None
+        return RebuildReport(partitions=len(partitions), records=len(merged), events=self.pipeline.rebuilt_events,
+                             seconds=time.monotonic() - started)
