@@ -54,6 +54,14 @@ class RetryPolicy:
         return base - base * self.jitter * (rng or random).random()
 
 
+class RetryStopped(SinkError):
+    """The owner is shutting down: retrying stopped with the operation still undone."""
+
+    def __init__(self, last: Exception) -> None:
+        self.last = last
+        super().__init__(f"stopped retrying on shutdown: {last}", retryable=False)
+
+
 class RetriesExhausted(SinkError):
     """The policy's attempts ran out; carries the last error."""
 
@@ -64,9 +72,11 @@ class RetriesExhausted(SinkError):
 
 
 async def retry_async(operation: Callable[[], Awaitable[T]], policy: RetryPolicy, *, sleep: Sleep = asyncio.sleep,
-                      rng: random.Random | None = None, what: str = "sink operation") -> T:
+                      rng: random.Random | None = None, what: str = "sink operation",
+                      stopping: Callable[[], bool] | None = None) -> T:
     """Run `operation` until it succeeds. A retryable SinkError is retried after the policy's wait (or the
-    error's `retry_after_s`, when the far end said how long); any other exception propagates at once."""
+    error's `retry_after_s`, when the far end said how long); any other exception propagates at once.
+    `stopping()` true after a failure raises RetryStopped instead of waiting again (shutdown)."""
     attempt = 0
     while True:
         try:
@@ -77,6 +87,8 @@ async def retry_async(operation: Callable[[], Awaitable[T]], policy: RetryPolicy
             attempt += 1
             if policy.max_attempts is not None and attempt >= policy.max_attempts:
                 raise RetriesExhausted(attempt, exc) from None
+            if stopping is not None and stopping():
+                raise RetryStopped(exc) from None
             wait = exc.retry_after_s if exc.retry_after_s is not None else policy.delay(attempt - 1, rng)
             log.warning("%s failed (attempt %d), retrying in %.2fs: %s", what, attempt, wait, exc)
             await sleep(wait)

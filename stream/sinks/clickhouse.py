@@ -6,6 +6,7 @@ next retry without rebuilding the sink.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Sequence
 from urllib.parse import urlparse
 
@@ -16,6 +17,8 @@ CONNECT_TIMEOUT_S = 5
 SEND_RECEIVE_TIMEOUT_S = 30
 # Server error codes that no retry can fix (bad SQL or types): reported as non-retryable.
 _PERMANENT_CODES = {27, 36, 41, 43, 44, 47, 53, 62, 70, 72, 117}
+# The driver logs a full traceback for every refused connection; the sink's retry log line says it once.
+logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
 
 
 class NativeStore(WarningStore):

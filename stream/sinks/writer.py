@@ -43,16 +43,17 @@ def chunks(items: Sequence, size: int) -> list[Sequence]:
 class ClickHouseSink:
     def __init__(self, store: WarningStore, *, batch_size: int, policy: RetryPolicy,
                  sleep: Sleep = asyncio.sleep, clock: Callable[[], int] = wall_clock_ms,
-                 in_thread: bool = True) -> None:
+                 in_thread: bool = True, stopping: Callable[[], bool] | None = None) -> None:
         self.store = store
         self.batch_size = batch_size
         self.policy = policy
         self.sleep = sleep
         self.clock = clock
         self.in_thread = in_thread
+        self.stopping = stopping
         self.rows_written = 0
         self.failed_attempts = 0
-        self._schema_ready = False
+        self.schema_ready = False
 
     async def _call(self, fn, *args) -> None:
         try:
@@ -70,18 +71,21 @@ class ClickHouseSink:
 
     async def ensure_schema(self) -> None:
         await retry_async(lambda: self._call(self.store.ensure_schema), self.policy, sleep=self.sleep,
-                          what="creating the warnings table")
-        self._schema_ready = True
+                          what="creating the warnings table", stopping=self.stopping)
+        self.schema_ready = True
 
     async def write(self, warnings: Sequence[EarlyWarning]) -> int:
-        """Store every warning (at most batch_size rows per insert); returns the rows written."""
-        if not self._schema_ready:
+        """Store every warning (at most batch_size rows per insert); returns the rows written.
+
+        Raises RetryStopped only when `stopping()` turned true while the store was failing."""
+        if not self.schema_ready:
             await self.ensure_schema()
         unique = dedupe_batch(warnings)
         inserted_ms = self.clock()
         rows = [warning_to_row(warning, inserted_ms) for warning in unique]
         for chunk in chunks(rows, self.batch_size):
             await retry_async(lambda chunk=chunk: self._call(self.store.insert_rows, chunk), self.policy,
-                              sleep=self.sleep, what=f"inserting {len(chunk)} warnings into ClickHouse")
+                              sleep=self.sleep, what=f"inserting {len(chunk)} warnings into ClickHouse",
+                              stopping=self.stopping)
             self.rows_written += len(chunk)
         return len(rows)

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import faust
 
 from ..settings import Settings
-from ..sinks.base import RetryPolicy, Sleep
+from ..sinks.base import RetryPolicy, RetryStopped, Sleep
 from ..sinks.dedupe import PageLedger
 from ..sinks.pager import PagerConfig, PagerSink
 from ..sinks.store import open_store
@@ -55,8 +55,13 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
                                  key_serializer=RAW, value_serializer=RAW)
     policy = RetryPolicy.from_settings(settings)
     store = open_store(settings.clickhouse_url)
-    sink = ClickHouseSink(store, batch_size=settings.clickhouse_batch_size, policy=policy, sleep=sleep, clock=clock)
+    sink = ClickHouseSink(store, batch_size=settings.clickhouse_batch_size, policy=policy, sleep=sleep, clock=clock,
+                          stopping=lambda: bool(app.should_stop))
     wired = SinkAgents(clickhouse=sink, pager=None)
+    # By default Faust waits, on stop and on rebalance, until every message in flight is acknowledged: with
+    # ClickHouse down that wait never ends. Without it Faust commits what is acknowledged (stored) and
+    # re-reads the rest after the restart or rebalance; every fundflow consumer tolerates re-reads.
+    app.conf.stream_wait_empty = False
     app.fundflow_sinks = wired
 
     async def send_dead_letter(key: bytes | None, value: bytes, reason: str, error: str, origin: Origin) -> None:
@@ -65,7 +70,11 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
         await pending
 
     async def store_warnings(stream) -> None:
-        await sink.ensure_schema()
+        if not sink.schema_ready:
+            try:
+                await sink.ensure_schema()  # at start, so the table exists before the first warning
+            except RetryStopped:
+                return
         interval_s = settings.clickhouse_batch_interval / 1000
         async for events in stream.take_events(settings.clickhouse_batch_size, within=interval_s):
             warnings = []
@@ -81,12 +90,11 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
             try:
                 await sink.write(warnings)
             except asyncio.CancelledError:
-                # Stopping mid-retry: Faust would acknowledge the batch on the way out. Marking the messages
-                # as acknowledged here, behind the consumer's back, keeps their offsets out of every commit,
-                # so the batch is read again after the restart instead of being lost.
-                for event in events:
-                    event.message.acked = True
+                _release_unstored(events)
                 raise
+            except RetryStopped:
+                _release_unstored(events)
+                await asyncio.Event().wait()  # nothing more to do until the worker cancels the agent
 
     store_agent = app.agent(warnings_topic, name="fundflow.sink.clickhouse", concurrency=1)(
         _named(store_warnings, "store_warnings"))
@@ -130,6 +138,19 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
             await pager.close_http()
 
     return wired
+
+
+def _release_unstored(events) -> None:
+    """Let a stopping worker go without storing (ClickHouse down) and without losing the batch.
+
+    On stop, Faust waits until every message in flight is acknowledged, then acknowledges what a take()
+    batch holds on its way out. Setting `acked` on the messages directly, behind the consumer's back, ends
+    that wait while keeping their offsets out of every commit: the next worker reads the batch again.
+    """
+    for event in events:
+        event.message.acked = True
+    log.warning("stopping with %d warnings not yet in ClickHouse: left uncommitted, re-read at next start",
+                len(events))
 
 
 def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:

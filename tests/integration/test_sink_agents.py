@@ -1,0 +1,212 @@
+"""Sink agents end to end: warnings produced to the warnings topic on the real broker, the real worker
+(`run_worker`, with the sink agents attached by its hook) in a subprocess, a ClickHouse server of our own
+and a real webhook server. ClickHouse is stopped mid-stream and the worker is restarted while it is down:
+every warning still lands in ClickHouse exactly once (after FINAL) and every page is sent exactly once."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from stream import devstack
+from stream.sinks.store import WarningFilter, open_store
+from stream.warning import EarlyWarning, make_warning_id
+from stream.worker.deadletter import headers_dict
+from test_pager import SECRET, Webhook  # the recording webhook server of the pager tests
+
+DEADLINE_S = 60.0
+PARTITIONS = 2
+T0 = 1_772_446_500_000
+
+WORKER_SCRIPT = textwrap.dedent("""
+    import sys
+    from stream.settings import load_settings
+    from stream.worker.runner import run_worker
+
+    class NoDetector:
+        watermark = None
+
+        def process(self, event):
+            return []
+
+    sys.exit(run_worker(load_settings(None), NoDetector(), loglevel="warning"))
+""")
+
+
+def _warning(n: int, *, severity: str = "high", notify=("pager",)) -> EarlyWarning:
+    rule = f"rule-{n % 3}"
+    return EarlyWarning(
+        warning_id=make_warning_id(rule, "1", f"L-{n}"), rule_id=rule, rule_version="1", kind="rapid_cashout",
+        severity=severity, score=0.8, subject=f"L-{n}", accounts=(f"U{n}",), loan_ids=(f"L-{n}",),
+        txn_ids=(f"d-{n}",), amount=1000 + n, currency="CNY", first_ts=T0, event_ts=T0 + n * 1000,
+        detected_at=T0 + n * 1000 + 5, summary=f"loan L-{n}", evidence={"n": n}, notify=notify)
+
+
+def _batch(numbers) -> list[EarlyWarning]:
+    """Every third warning is below the paging severity, every fifth does not name the pager."""
+    return [_warning(n, severity="low" if n % 3 == 0 else "high", notify=() if n % 5 == 0 else ("pager",))
+            for n in numbers]
+
+
+def _pageable(warnings) -> set[str]:
+    return {w.warning_id for w in warnings if w.severity == "high" and "pager" in w.notify}
+
+
+class Worker:
+    def __init__(self, tmp_path: Path, env: dict) -> None:
+        self.script = tmp_path / "worker.py"
+        self.script.write_text(WORKER_SCRIPT)
+        self.tmp_path, self.env, self.process, self.runs = tmp_path, env, None, 0
+
+    def start(self) -> None:
+        self.runs += 1
+        self.log = self.tmp_path / f"worker-{self.runs}.log"
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen([sys.executable, str(self.script)], env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT, cwd=self.tmp_path)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def wait_for(self, condition, what: str, deadline_s: float = DEADLINE_S):
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"worker exited with {self.process.returncode} waiting for {what}\n{self.log_tail()}")
+            result = condition()
+            if result:
+                return result
+            time.sleep(0.1)
+        pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}\n{self.log_tail()}")
+
+
+def _stored_ids(url: str) -> list[str] | None:
+    try:
+        with open_store(url) as store:
+            return [r["warning_id"] for r in store.select_warnings(WarningFilter(limit=10_000))]
+    except Exception:  # server down or table not created yet: not there yet
+        return None
+
+
+def _dead_letters(bootstrap: str, topic: str) -> list:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500)
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records = []
+        for _ in range(4):
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restarts(kafka_broker, tmp_path, unique,
+                                                                                   free_port):
+    warnings_topic, deadletter_topic = unique("it.sinks.warnings."), unique("it.sinks.deadletter.")
+    topics = {"disbursements_topic": unique("it.sinks.disb."), "transfers_topic": unique("it.sinks.xfer."),
+              "warnings_topic": warnings_topic, "deadletter_topic": deadletter_topic}
+    kafka_broker.create_topics(list(topics.values()), partitions=PARTITIONS)
+
+    ch_dir = tmp_path / "clickhouse"
+    clickhouse = devstack.start_clickhouse(workdir=ch_dir)
+    ports = {"tcp_port": clickhouse.port, "http_port": clickhouse.http_port}
+    servers = [clickhouse]
+    url = f"clickhouse://{clickhouse.host}:{clickhouse.port}/fundflow_sinks"
+    webhook = Webhook(lambda: time.time_ns() // 1_000_000)
+    env = {**os.environ, **{f"FUNDFLOW_{k.upper()}": v for k, v in topics.items()},
+           "FUNDFLOW_APP_ID": unique("it-sinks-"), "FUNDFLOW_BROKER_URL": kafka_broker.url,
+           "FUNDFLOW_TOPIC_PARTITIONS": str(PARTITIONS), "FUNDFLOW_WEB_PORT": str(free_port),
+           "FUNDFLOW_DATA_DIR": str(tmp_path / "data"), "FUNDFLOW_BROKER_SESSION_TIMEOUT": "6s",
+           "FUNDFLOW_BROKER_REBALANCE_TIMEOUT": "6s", "FUNDFLOW_CLICKHOUSE_URL": url,
+           "FUNDFLOW_CLICKHOUSE_BATCH_SIZE": "4", "FUNDFLOW_CLICKHOUSE_BATCH_INTERVAL": "200ms",
+           "FUNDFLOW_SINK_RETRY_INITIAL": "100ms", "FUNDFLOW_SINK_RETRY_MAX": "500ms",
+           "FUNDFLOW_WEBHOOK_URL": webhook.url, "FUNDFLOW_WEBHOOK_SECRET": SECRET,
+           "FUNDFLOW_PAGE_MIN_SEVERITY": "high", "FUNDFLOW_PAGE_STORM_LIMIT": "100"}
+    worker = Worker(tmp_path, env)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all", linger_ms=5)
+
+    def produce(warnings) -> None:
+        for warning in warnings:
+            producer.send(warnings_topic, key=warning.warning_id.encode(), value=warning.to_json())
+        producer.flush(timeout=30)
+
+    def paged_ids() -> list[str]:
+        return [json.loads(r["body"])["warning_id"] for r in webhook.requests]
+
+    sent: list[EarlyWarning] = []
+    try:
+        worker.start()
+        # Phase 1: ClickHouse up. A duplicate and one message that is not a warning ride along.
+        phase1 = _batch(range(12))
+        produce(phase1 + phase1[:2])
+        producer.send(warnings_topic, key=b"junk", value=b"{not a warning").get(timeout=30)
+        sent += phase1
+        worker.wait_for(lambda: set(_stored_ids(url) or ()) == {w.warning_id for w in sent}, "phase 1 rows")
+        worker.wait_for(lambda: set(paged_ids()) == _pageable(sent), "phase 1 pages")
+
+        # Phase 2: ClickHouse stops mid-stream; pages keep flowing; rows arrive once it is back.
+        clickhouse.stop()
+        phase2 = _batch(range(12, 24))
+        produce(phase2)
+        sent += phase2
+        worker.wait_for(lambda: set(paged_ids()) == _pageable(sent), "phase 2 pages while ClickHouse is down")
+        assert _stored_ids(url) is None, "ClickHouse should be down"
+        clickhouse = devstack.start_clickhouse(workdir=ch_dir, **ports)
+        servers.append(clickhouse)
+        worker.wait_for(lambda: set(_stored_ids(url) or ()) == {w.warning_id for w in sent}, "phase 2 rows")
+
+        # Phase 3: ClickHouse stops again and the worker is restarted while it is down: the batch it was
+        # retrying was never committed, so the new worker reads it again and stores it.
+        clickhouse.stop()
+        phase3 = _batch(range(24, 32))
+        produce(phase3)
+        sent += phase3
+        worker.wait_for(lambda: set(paged_ids()) == _pageable(sent), "phase 3 pages while ClickHouse is down")
+        worker.stop()
+        assert worker.process.returncode == 0, worker.log_tail()
+        clickhouse = devstack.start_clickhouse(workdir=ch_dir, **ports)
+        servers.append(clickhouse)
+        worker.start()
+        stored = worker.wait_for(
+            lambda: (lambda ids: ids if ids is not None and set(ids) == {w.warning_id for w in sent} else None)(
+                _stored_ids(url)), "phase 3 rows after the restart")
+
+        # Exactly once after FINAL; every page once, signed; the junk message dead-lettered with a reason.
+        assert len(stored) == len(sent) == len(set(stored))
+        with open_store(url) as store:
+            assert store.count_distinct() == len(sent)
+            row = store.select_warnings(WarningFilter(rule_id=sent[4].rule_id, account="U4"))[0]
+            assert row["warning_id"] == sent[4].warning_id and row["amount_minor"] == 1004
+        assert collections.Counter(paged_ids()) == collections.Counter(_pageable(sent))
+        assert all(r["signature_ok"] for r in webhook.requests)
+        letters = _dead_letters(kafka_broker.bootstrap, deadletter_topic)
+        assert [(r.key, r.value) for r in letters] == [(b"junk", b"{not a warning")]
+        assert headers_dict(letters[0].headers)["fundflow.reason"] == "bad_warning"
+        assert worker.process.poll() is None
+    finally:
+        producer.close()
+        worker.stop()
+        webhook.close()
+        for server in servers:
+            server.stop()
