@@ -143,10 +143,7 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
         rules.apply = pipeline.replace_rules
 
         async def reload_rules() -> None:
-            result = rules.check()
-            metrics = getattr(app, "fundflow_metrics", None)
-            if result.changed and metrics is not None and hasattr(metrics, "rule_reloads"):
-                metrics.rule_reloads.inc(result="ok" if result.ok else "failed")
+            rules.check()       # logs what changed or every error; counters are read by /metrics
 
         app.timer(settings.rules_reload_interval / 1000, name="fundflow.rules.reload")(reload_rules)
 

@@ -275,6 +275,10 @@ class FundflowMetrics:
     watermark: Gauge
     consumer_lag: Gauge
     processing_latency: Histogram
+    aligner_pending: Gauge
+    rule_reloads: Counter
+    rebuild_events: Gauge
+    rebuild_seconds: Gauge
 
     @classmethod
     def create(cls) -> "FundflowMetrics":
@@ -309,6 +313,17 @@ class FundflowMetrics:
             processing_latency=add(Histogram("fundflow_processing_latency_seconds",
                                              "Seconds from reading an event to its warnings being stored "
                                              "in the warnings topic.")),
+            aligner_pending=add(Gauge("fundflow_aligner_pending",
+                                      "Valid events held by the event-time aligner, waiting for the other "
+                                      "input partitions to catch up.")),
+            rule_reloads=add(Counter("fundflow_rule_reloads_total",
+                                     "Changes of the rules directory seen by the worker, by result (ok: "
+                                     "swapped in; failed: refused, the previous rules keep running).",
+                                     ["result"])),
+            rebuild_events=add(Gauge("fundflow_rebuild_events",
+                                     "Events replayed from the input log by the last state rebuild.")),
+            rebuild_seconds=add(Gauge("fundflow_rebuild_seconds",
+                                      "Duration of the last state rebuild from the input log.")),
         )
 
     def render(self) -> str:
@@ -342,7 +357,10 @@ def attach_metrics(app, settings) -> None:
         metrics.consumer_lag.clear()
         for (topic, partition), lag in lags.items():
             metrics.consumer_lag.set(lag, topic=topic, partition=partition)
-        if not health.snapshot().state_rebuilt:
+        _copy_worker_state(app, metrics)
+        if getattr(app, "fundflow_recovery", None) is not None:
+            pass        # the rebuild reports its own progress to `health` (stream.worker.recovery)
+        elif not health.snapshot().state_rebuilt:
             behind = {tp: lag for tp, lag in lags.items() if lag > 0}
             if behind:
                 worst = max(behind, key=behind.get)
@@ -395,6 +413,8 @@ def _copy_handler_counters(app, metrics: FundflowMetrics) -> None:
         value = stats.get(key, getattr(detector, attribute, None))
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             gauge.set(value)
+    if getattr(app, "fundflow_pipeline", None) is not None:
+        return      # the pipeline counts published warnings itself: a rebuilt detector's stats start at 0
     rules = getattr(detector, "rules", None)
     for rule_id, count in dict(stats.get("warnings") or {}).items():
         try:
@@ -402,6 +422,21 @@ def _copy_handler_counters(app, metrics: FundflowMetrics) -> None:
         except (AttributeError, KeyError):
             severity = "unknown"
         metrics.warnings.advance_to(count, rule_id=rule_id, severity=severity)
+
+
+def _copy_worker_state(app, metrics: FundflowMetrics) -> None:
+    """Aligner backlog, rule reloads and the last rebuild, from the objects the worker keeps."""
+    pipeline = getattr(app, "fundflow_pipeline", None)
+    if pipeline is not None:
+        metrics.aligner_pending.set(pipeline.pending)
+    rules = getattr(app, "fundflow_rules", None)
+    if rules is not None:
+        metrics.rule_reloads.advance_to(rules.reloads_ok, result="ok")
+        metrics.rule_reloads.advance_to(rules.reloads_failed, result="failed")
+    report = getattr(getattr(app, "fundflow_recovery", None), "last_report", None)
+    if report is not None:
+        metrics.rebuild_events.set(report.events)
+        metrics.rebuild_seconds.set(report.seconds)
 
 
 def _copy_sink_counters(app, metrics: FundflowMetrics) -> None:

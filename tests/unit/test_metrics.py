@@ -145,7 +145,9 @@ def test_fundflow_metrics_parse_back_with_every_value():
         "fundflow_sink_failures_total": "counter", "fundflow_sink_retries_total": "counter",
         "fundflow_graph_nodes": "gauge", "fundflow_graph_edges": "gauge", "fundflow_lots": "gauge",
         "fundflow_watermark_seconds": "gauge", "fundflow_consumer_lag": "gauge",
-        "fundflow_processing_latency_seconds": "histogram"}
+        "fundflow_processing_latency_seconds": "histogram", "fundflow_aligner_pending": "gauge",
+        "fundflow_rule_reloads_total": "counter", "fundflow_rebuild_events": "gauge",
+        "fundflow_rebuild_seconds": "gauge"}
     assert set(helps) == set(types) and all(helps.values())
     by_key = {(name, tuple(sorted(labels.items()))): value for name, labels, value in samples}
     assert by_key[("fundflow_events_consumed_total", (("topic", "fundflow.transfers"),))] == 5
