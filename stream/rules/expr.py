@@ -25,6 +25,7 @@ from simpleeval import EvalWithCompoundTypes, InvalidExpression
 from ..events import Disbursement, Transfer
 
 ROOTS = ("event", "disbursement", "transfer")
+MAX_LENGTH = 2000      # a filter longer than this is a program, not a filter
 
 # Fields every event view answers (besides extra fields carried from the input, which read as None when absent).
 _DISBURSEMENT_FIELDS = frozenset(f.name for f in fields(Disbursement)) - {"extra"} | {"type"}
@@ -139,6 +140,9 @@ def compile_where(text: Any, lists: Mapping[str, frozenset[str]], *,
     source = text.strip()
     if not source:
         raise ExprError("the expression is empty; leave `where` out to match every event")
+    if len(source) > MAX_LENGTH:
+        raise ExprError(f"the expression is {len(source)} characters long; at most {MAX_LENGTH} allowed "
+                        f"(split the logic over several rules)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -146,6 +150,8 @@ def compile_where(text: Any, lists: Mapping[str, frozenset[str]], *,
     except SyntaxError as exc:
         caret = f" at column {exc.offset}" if exc.offset else ""
         raise ExprError(f"syntax error{caret}: {exc.msg} in {source!r}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:     # null bytes, absurd nesting
+        raise ExprError(f"cannot parse {source[:80]!r}: {exc}") from None
     tree = module.body
     notes: list[str] = []
     used_lists: dict[str, frozenset[str]] = {}

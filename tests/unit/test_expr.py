@@ -113,3 +113,22 @@ def test_evaluation_cost_is_microseconds():
     print(f"where evaluation: {per_call_us:.1f} us per call")
     assert predicate(names) is True
     assert per_call_us < 500
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_pieces = st.sampled_from(["transfer", "disbursement", "event", ".", "amount", "channel", "(", ")", "[", "]", " and ",
+                           " or ", " not ", "==", ">", "+", "*", "**", "'p2p'", "1", "0.5", "None", ",", "lower",
+                           "in_list", '"cash_mcc"', " in ", "lambda", ":", "_", "__class__", "if", "else"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=40), st.lists(_pieces, max_size=12).map("".join)))
+def test_any_text_is_refused_cleanly_or_compiles_and_never_raises_when_run(text):
+    try:
+        predicate, _ = compile_where(text, LISTS)
+    except ExprError:
+        return
+    for names in (names_for(ATM), names_for(P2P, LOAN), names_for(LOAN)):
+        assert predicate(names) in (True, False)

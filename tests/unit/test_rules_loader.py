@@ -350,3 +350,32 @@ def test_cli_check_fails_with_file_and_line(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"{path}:5: rule 'rapid-cashout': unknown kind 'no_such_kind'" in out
     assert out.strip().splitlines()[-1].startswith("FAILED: ")
+
+
+# -- robustness ----------------------------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+import yaml  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+                     st.text(max_size=12), st.sampled_from(["30m", "cash_mcc", "pager", "cashout", "high", "1.5",
+                                                            "transfer.amount > 1", "in_list('x', 1)", "(", "0742"]))
+_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                         st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                       max_leaves=12)
+_rule_keys = st.sampled_from(["rule", "kind", "desc", "where", "params", "severity", "cooldown", "notify", "allow",
+                              "false_positives", "tags", "enabled", "bogus"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rules=st.lists(st.dictionaries(_rule_keys, _values, max_size=8), max_size=3),
+       lists=st.one_of(st.none(), _values), allow=st.one_of(st.none(), _values))
+def test_any_yaml_gives_errors_never_a_crash(tmp_path, rules, lists, allow):
+    doc = {"lists": lists, "allow": allow, "rules": rules}
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = check_rules(path, kinds=KINDS, window_ms=72 * HOUR)
+    assert (result.ruleset is None) == bool(result.errors)
+    for error in result.errors:
+        assert error.file == str(path)
