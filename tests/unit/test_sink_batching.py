@@ -187,3 +187,18 @@ def test_select_sql_is_deduplicated_newest_first_and_filtered():
     assert sql.endswith("ORDER BY event_ts_ms DESC, warning_id LIMIT 1 BY warning_id LIMIT 5")
     with pytest.raises(ValueError, match="severity"):
         WarningFilter(min_severity="urgent")
+
+
+def test_retrying_stops_when_the_owner_is_shutting_down():
+    from stream.sinks.base import RetryStopped
+    sleep, stopping = Recorder(), []
+
+    async def down():
+        raise SinkError("connection refused")
+
+    def shutting_down() -> bool:
+        return len(sleep.waits) >= 2
+
+    with pytest.raises(RetryStopped, match="connection refused"):
+        asyncio.run(retry_async(down, RetryPolicy(initial_s=0.1, jitter=0), sleep=sleep, stopping=shutting_down))
+    assert sleep.waits == [0.1, 0.2]
