@@ -121,8 +121,13 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
                     continue  # the ClickHouse agent dead-letters it; one letter per bad message is enough
                 async with lock:
                     origin_now[0] = Origin(message.topic, message.partition, message.offset)
-                    await pager.handle(warning)
-                    origin_now[0] = Origin(settings.warnings_topic, -1, -1)
+                    try:
+                        await pager.handle(warning)
+                    except asyncio.CancelledError:
+                        _release_unstored([event])  # stopped mid-retry: page it after the restart instead
+                        raise
+                    finally:
+                        origin_now[0] = Origin(settings.warnings_topic, -1, -1)
 
         wired.agents.append(app.agent(warnings_topic, name="fundflow.sink.pager", concurrency=1)(
             _named(page_warnings, "page_warnings")))
@@ -149,7 +154,7 @@ def _release_unstored(events) -> None:
     """
     for event in events:
         event.message.acked = True
-    log.warning("stopping with %d warnings not yet in ClickHouse: left uncommitted, re-read at next start",
+    log.warning("stopping with %d warnings not yet delivered: left uncommitted, re-read at next start",
                 len(events))
 
 
