@@ -54,10 +54,12 @@ def count(minimum: int = 1, maximum: int | None = None) -> Callable[[Any, ListLo
 
 def money(value: Any, _lists: ListLookup | None = None) -> int:
     """A money threshold in units (e.g. 1000 or "1000.00") -> minor units; 0 allowed."""
-    from ..money import MINOR_PER_UNIT, parse_amount_minor
-    if value == 0:
+    from ..money import parse_amount_minor
+    if isinstance(value, bool):
+        raise ValueError(f"expected an amount like 1000 or \"1000.00\", got {value!r}")
+    if value == 0 or value == "0":
         return 0
-    return parse_amount_minor(value) if not isinstance(value, int) else value * MINOR_PER_UNIT
+    return parse_amount_minor(value)
 
 
 def boolean(value: Any, _lists: ListLookup | None = None) -> bool:
