@@ -130,6 +130,7 @@ class Evaluation:
     lookalikes: Mapping[str, LookalikeNoise]
     rules: Mapping[str, RuleCounts]
     missed: tuple[Instance, ...] = field(default=(), compare=False)
+    by_variant: Mapping[str, KindRecall] = field(default_factory=dict)  # only when the truth marks variants
 
     @property
     def precision(self) -> float | None:
@@ -140,7 +141,8 @@ class Evaluation:
             "truth": {"source": self.source, "events": self.events},
             "overlap": OVERLAP_RULE,
             "recall": {"overall": self.overall.to_dict(),
-                       "by_kind": {k: v.to_dict() for k, v in self.by_kind.items()}},
+                       "by_kind": {k: v.to_dict() for k, v in self.by_kind.items()},
+                       "by_variant": {k: v.to_dict() for k, v in self.by_variant.items()}},
             "warnings": {"total": self.warnings, "duplicates_ignored": self.duplicates,
                          "planted": self.planted_warnings, "lookalike": self.lookalike_warnings,
                          "background": self.background_warnings, "precision": _round(self.precision)},
@@ -241,8 +243,13 @@ def evaluate(warnings: Iterable[WarningRef], truth: Truth) -> Evaluation:
             delays.setdefault(instance.kind, []).append(max(0, warned - instance.first_ts) / 1000)
     for kind, (n, d, same) in counts.items():
         by_kind[kind] = KindRecall(n, d, same, tuple(delays.get(kind, ())))
-    overall = KindRecall(len(truth.planted), sum(detected), sum(detected_same),
-                         tuple(x for kind in counts for x in delays.get(kind, ())))
+    overall = _recall_of(range(len(truth.planted)), truth, detected, detected_same, first_warning_ts)
+    by_variant: dict[str, KindRecall] = {}
+    if any(i.variant for i in truth.planted):
+        variants = dict.fromkeys(i.variant or "plain" for i in truth.planted)
+        for variant in variants:
+            members = [n for n, i in enumerate(truth.planted) if (i.variant or "plain") == variant]
+            by_variant[variant] = _recall_of(members, truth, detected, detected_same, first_warning_ts)
 
     lookalikes: dict[str, LookalikeNoise] = {}
     look_counts: dict[str, list[int]] = {}
@@ -258,7 +265,20 @@ def evaluate(warnings: Iterable[WarningRef], truth: Truth) -> Evaluation:
     return Evaluation(source=truth.source, events=truth.events, by_kind=by_kind, overall=overall,
                       warnings=len(unique), duplicates=total_seen - len(unique),
                       planted_warnings=planted_warnings, lookalike_warnings=lookalike_warnings,
-                      background_warnings=background_warnings, lookalikes=lookalikes, rules=rules, missed=missed)
+                      background_warnings=background_warnings, lookalikes=lookalikes, rules=rules, missed=missed,
+                      by_variant=by_variant)
+
+
+def _recall_of(members: Iterable[int], truth: Truth, detected: list[bool], detected_same: list[bool],
+               first_warning_ts: list[int | None]) -> KindRecall:
+    members = list(members)
+    delays = []
+    for number in members:
+        warned, start = first_warning_ts[number], truth.planted[number].first_ts
+        if warned is not None and start is not None:
+            delays.append(max(0, warned - start) / 1000)
+    return KindRecall(len(members), sum(detected[n] for n in members), sum(detected_same[n] for n in members),
+                      tuple(delays))
 
 
 # Reading warnings ---------------------------------------------------------------------------------------
@@ -324,7 +344,8 @@ def render_table(result: Evaluation) -> str:
     lines = [f"truth: {result.source} ({result.events} events)", f"overlap: a warning {OVERLAP_RULE}", ""]
     lines.append(f"{'planted typology':<18} {'instances':>9} {'detected':>9} {'recall':>7} {'same kind':>10} "
                  f"{'recall':>7} {'median delay':>12} {'max delay':>10}")
-    rows = list(result.by_kind.items()) + [("ALL", result.overall)]
+    rows = list(result.by_kind.items()) + [("ALL", result.overall)] + [
+        (f"ALL {variant}", r) for variant, r in result.by_variant.items()]
     for kind, r in rows:
         lines.append(f"{kind:<18} {r.instances:>9} {r.detected:>9} {_pct(r.recall):>7} "
                      f"{r.detected_same_kind:>10} {_pct(r.recall_same_kind):>7} {_duration(r.median_delay_s):>12} "

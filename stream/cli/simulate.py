@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bad-events", type=_count, default=0, metavar="N",
                         help="mix in N malformed events (each refused for a known reason, listed in the truth "
                              "file under bad_events) to exercise the dead-letter path (default 0)")
+    parser.add_argument("--evasive", type=_share, default=0.0, metavar="SHARE",
+                        help="share (0-1) of planted instances in the evasive variant: 4x slower, fees tripled, "
+                             "cash-outs split into 3-6 partial withdrawals (default 0)")
     parser.set_defaults(func=run)
 
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     params = SimParams(seed=args.seed, accounts=args.accounts, days=args.days, instances=args.instances,
                        lookalikes=args.lookalikes, background_per_day=args.background_per_day, start=args.start,
-                       currency=args.currency, kinds=kinds, bad_events=args.bad_events)
+                       currency=args.currency, kinds=kinds, bad_events=args.bad_events, evasive=args.evasive)
     report = write_ledger(params, args.out, args.truth)
     print(f"wrote {report.events} events to {args.out} and {report.planted} planted instances + "
           f"{report.lookalikes} look-alikes to {args.truth} in {report.seconds:.1f} s "
@@ -65,4 +68,14 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
     return value

@@ -19,7 +19,7 @@ from .lookalikes import MAKERS
 from .params import LOOKALIKE_KINDS, PLANTED_KINDS, SimParams, SimulationError
 from .truth import Instance, Truth, TruthError, load_truth, truth_from_dict
 from .typologies import PLANTERS
-from .world import DISBURSEMENT, Group, Ledger, World
+from .world import DISBURSEMENT, EVASIVE_PACE, Group, Ledger, World
 from .writer import TimestampFormatter, event_dicts, open_output, write_jsonl
 
 __all__ = ["LOOKALIKE_KINDS", "PLANTED_KINDS", "Instance", "SimParams", "SimulationError", "Truth", "TruthError",
@@ -32,7 +32,16 @@ def simulate(params: SimParams) -> tuple[Iterator[dict[str, Any]], Truth]:
     world = World(params, rng)
     ledger = Ledger()
     generate_background(world, ledger)
-    planted = [PLANTERS[kind](world, ledger) for kind in params.kinds for _ in range(params.instances)]
+    planted: list[Group] = []
+    evasive: list[bool] = []
+    for kind in params.kinds:
+        for _ in range(params.instances):
+            # no draw at all when the share is 0, so ledgers without evasive instances keep their bytes
+            hard = params.evasive > 0 and rng.random() < params.evasive
+            world.evasive, world.pace = hard, (EVASIVE_PACE if hard else 1.0)
+            planted.append(PLANTERS[kind](world, ledger))
+            evasive.append(hard)
+    world.evasive, world.pace = False, 1.0
     lookalikes = [MAKERS[kind](world, ledger) for kind in LOOKALIKE_KINDS for _ in range(params.lookalikes_per_kind)]
 
     records = ledger.records
@@ -55,13 +64,13 @@ def simulate(params: SimParams) -> tuple[Iterator[dict[str, Any]], Truth]:
         id_by_seq[record[1]] = event_id
         position_by_seq[record[1]] = position
 
-    def label(group: Group, alert_id: int) -> Instance:
+    def label(group: Group, alert_id: int, variant: str | None = None) -> Instance:
         seqs = sorted(group.seqs, key=position_by_seq.__getitem__)
         return Instance(kind=group.kind, key=group.key, accounts=tuple(group.accounts),
                         txn_ids=tuple(id_by_seq[s] for s in seqs),
                         loan_ids=tuple(loan_ids[loan] for loan in group.loans), alert_id=alert_id,
                         first_ts=records[position_by_seq[seqs[0]]][0] if seqs else None,
-                        last_ts=records[position_by_seq[seqs[-1]]][0] if seqs else None)
+                        last_ts=records[position_by_seq[seqs[-1]]][0] if seqs else None, variant=variant)
 
     bad: list[tuple[int, dict[str, Any]]] = []
     bad_labels: list[dict[str, str]] = []
@@ -81,7 +90,7 @@ def simulate(params: SimParams) -> tuple[Iterator[dict[str, Any]], Truth]:
         source=f"fundflow simulate (seed {params.seed}, {params.accounts} accounts, {params.days} days from "
                f"{params.start})",
         events=len(records),
-        planted=tuple(label(g, i) for i, g in enumerate(planted)),
+        planted=tuple(label(g, i, "evasive" if evasive[i] else None) for i, g in enumerate(planted)),
         lookalikes=tuple(label(g, len(planted) + i) for i, g in enumerate(lookalikes)),
         extra=extra,
     )

@@ -36,6 +36,7 @@ class SimParams:
     currency: str = "CNY"
     kinds: tuple[str, ...] = field(default=PLANTED_KINDS)   # which typologies to plant
     bad_events: int = 0                  # malformed events mixed in, for the dead-letter path
+    evasive: float = 0.0                 # share of planted instances in the slower, split, costlier variant
 
     def __post_init__(self) -> None:
         _check_int("seed", self.seed, minimum=0)
@@ -46,6 +47,9 @@ class SimParams:
             _check_int("lookalikes", self.lookalikes, minimum=0, maximum=100_000)
         _check_int("background_per_day", self.background_per_day, minimum=0, maximum=100_000_000)
         _check_int("bad_events", self.bad_events, minimum=0, maximum=10_000_000)
+        if isinstance(self.evasive, bool) or not isinstance(self.evasive, (int, float)) \
+                or not 0.0 <= self.evasive <= 1.0:
+            raise SimulationError(f"evasive must be a share between 0 and 1, got {self.evasive!r}")
         start_ms(self.start)
         if not (isinstance(self.currency, str) and len(self.currency) == 3 and self.currency.isalpha()):
             raise SimulationError(f"currency must be a 3-letter ISO 4217 code, got {self.currency!r}")
@@ -64,7 +68,7 @@ class SimParams:
     def to_dict(self) -> dict[str, object]:
         return {"seed": self.seed, "accounts": self.accounts, "days": self.days, "instances": self.instances,
                 "lookalikes": self.lookalikes_per_kind, "background_per_day": self.background_per_day,
-                "start": self.start, "currency": self.currency, "kinds": list(self.kinds), "bad_events": self.bad_events}
+                "start": self.start, "currency": self.currency, "kinds": list(self.kinds), "bad_events": self.bad_events, "evasive": self.evasive}
 
 
 def start_ms(text: str) -> int:

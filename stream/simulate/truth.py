@@ -33,6 +33,7 @@ class Instance:
     alert_id: int | None = None
     first_ts: int | None = None     # epoch ms of the instance's first event, when the truth says
     last_ts: int | None = None
+    variant: str | None = None      # e.g. "evasive": a harder form of the typology
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "key": self.key, "alert_id": self.alert_id,
@@ -42,6 +43,8 @@ class Instance:
             data["first_ts"] = format_ts(self.first_ts)
         if self.last_ts is not None:
             data["last_ts"] = format_ts(self.last_ts)
+        if self.variant is not None:
+            data["variant"] = self.variant
         return data
 
 
@@ -105,12 +108,16 @@ def _instance(item: Any, where: str) -> Instance:
     if alert_id is not None and (isinstance(alert_id, bool) or not isinstance(alert_id, int)):
         raise TruthError(f"{where}: field 'alert_id' must be an integer or absent, got {alert_id!r}")
     accounts = _strings(item, "accounts", where)
+    variant = item.get("variant")
+    if variant is not None and not isinstance(variant, str):
+        raise TruthError(f"{where}: field 'variant' must be a string or absent, got {variant!r}")
     key = item.get("key")
     if key is None:
         key = accounts[0] if accounts else ""
     return Instance(kind=kind, key=str(key), accounts=accounts, txn_ids=_strings(item, "txn_ids", where),
                     loan_ids=_strings(item, "loan_ids", where), alert_id=alert_id,
-                    first_ts=_optional_ts(item, "first_ts", where), last_ts=_optional_ts(item, "last_ts", where))
+                    first_ts=_optional_ts(item, "first_ts", where), last_ts=_optional_ts(item, "last_ts", where),
+                    variant=variant)
 
 
 def _optional_ts(item: Mapping[str, Any], name: str, where: str) -> int | None:

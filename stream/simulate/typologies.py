@@ -17,8 +17,15 @@ Planter = Callable[[World, Ledger], Group]
 
 def cash_out(world: World, ledger: Ledger, group: Group, ts: int, account: Account, amount: int) -> int:
     """Money leaves the ledger: to the account's card (in one or two withdrawals) or to a cash-like merchant
-    (quasi-cash 6051, gambling 7995, money transfer 4829, stored value 6540). Returns the last event time."""
+    (quasi-cash 6051, gambling 7995, money transfer 4829, stored value 6540). Returns the last event time.
+    The evasive variant withdraws only 60-85% of it, in 3-6 pieces 2-15 minutes (times the pace) apart."""
     rng = world.rng
+    if world.evasive:
+        pieces = split(world, int(amount * (0.6 + 0.25 * rng.random())), rng.randint(3, 6), jitter=0.4)
+        for piece in pieces:
+            group.add(ledger.transfer(ts, account, account.card, piece, "withdrawal"))
+            ts += world.minutes(2, 15)
+        return ts
     if rng.random() < 0.7:
         parts = 1 if rng.random() < 0.6 else 2
         for piece in split(world, amount, parts, jitter=0.2):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .params import SimParams, SimulationError
 
 MINUTE = 60_000
+EVASIVE_PACE = 4.0
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
@@ -128,6 +129,10 @@ class World:
             self.merchants[mcc] = [f"M{number + k:05d}" for k in range(count)]
             number += count
         self.hour_table = _hour_table()
+        # The evasive variant of a planted instance: every delay times EVASIVE_PACE, fees tripled, cash-outs
+        # split into several smaller withdrawals that leave part of the money behind.
+        self.pace = 1.0
+        self.evasive = False
 
     # Identities -----------------------------------------------------------------------------------------
     def new_device(self) -> str:
@@ -187,6 +192,7 @@ class World:
         """A start time such that an instance lasting `span` ms ends inside the ledger."""
         rng = self.rng
         days = self.params.days
+        span = int(span * self.pace)
         for _ in range(50):
             ts = self.start + rng.randrange(days) * DAY + self.time_of_day()
             if ts + span < self.end:
@@ -202,7 +208,7 @@ class World:
         return max(1, int(units * 100))
 
     def minutes(self, low: float, high: float) -> int:
-        return int((low + (high - low) * self.rng.random()) * MINUTE)
+        return int((low + (high - low) * self.rng.random()) * MINUTE * self.pace)
 
 
 def _hour_table() -> list[int]:
@@ -215,6 +221,8 @@ def _hour_table() -> list[int]:
 
 def keep_most(world: World, amount: int, low: float = 0.005, high: float = 0.03) -> int:
     """What a mule forwards after taking a small fee (`low`..`high` of the amount)."""
+    if world.evasive:
+        low, high = 3 * low, 3 * high
     fee = int(amount * (low + (high - low) * world.rng.random()))
     return max(1, amount - fee)
 

@@ -188,3 +188,15 @@ def test_detection_delay_from_instance_start_to_earliest_overlapping_warning():
         warning_from_dict({"warning_id": "w", "rule_id": "r", "kind": "k", "event_ts": "soon"})
     with pytest.raises(TruthError, match=r"planted\[0\]: field 'first_ts'"):
         truth_from_dict({"planted": [{"kind": "cycle", "first_ts": "yesterday"}]})
+
+
+def test_recall_by_variant_when_the_truth_marks_variants():
+    truth = Truth("variants", 10, planted=(
+        Instance("cycle", "A", ("A", "B"), ("t-1",), (), 0, variant="evasive"),
+        Instance("cycle", "C", ("C", "D"), ("t-2",), (), 1, variant="evasive"),
+        Instance("cycle", "E", ("E", "F"), ("t-3",), (), 2),
+    ), lookalikes=())
+    result = evaluate([WarningRef("w1", "r", "cycle", txn_ids=("t-1", "t-3"))], truth)
+    assert result.by_variant["evasive"].recall == 0.5 and result.by_variant["plain"].recall == 1.0
+    assert evaluate([], TRUTH).by_variant == {}
+    assert truth_from_dict(orjson.loads(truth.to_json())).planted[0].variant == "evasive"

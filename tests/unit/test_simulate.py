@@ -243,3 +243,19 @@ def test_truth_times_bound_each_instance(ledger):
     for instance in truth.planted + truth.lookalikes:
         assert instance.first_ts == by_id[instance.txn_ids[0]].ts
         assert instance.last_ts == by_id[instance.txn_ids[-1]].ts
+
+
+def test_evasive_variant_is_slower_split_and_labelled():
+    params = SimParams(seed=11, accounts=800, days=2, instances=3, background_per_day=300, evasive=1.0)
+    events, truth = simulate(params)
+    by_id = {e.event_id: e for e in (parse_event(x) for x in events)}
+    assert {i.variant for i in truth.planted} == {"evasive"}
+    assert all(i.variant is None for i in truth.lookalikes)
+    for instance in (i for i in truth.planted if i.kind == "rapid_cashout"):
+        loan = by_id[instance.txn_ids[0]]
+        outs = [by_id[t] for t in instance.txn_ids if _is_cash_out(by_id[t])]
+        assert len(outs) >= 3 and 0.5 * loan.amount <= sum(o.amount for o in outs) <= 0.85 * loan.amount
+    plain_span = max(i.last_ts - i.first_ts for i in simulate(SMALL)[1].planted)
+    assert max(i.last_ts - i.first_ts for i in truth.planted) > plain_span
+    with pytest.raises(SimulationError, match="evasive must be a share between 0 and 1"):
+        SimParams(evasive=1.5)
