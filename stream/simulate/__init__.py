@@ -50,8 +50,8 @@ def simulate(params: SimParams) -> tuple[Iterator[dict[str, Any]], Truth]:
     event_ids: list[str] = []
     id_by_seq: list[str] = [""] * len(records)
     position_by_seq: list[int] = [0] * len(records)
-    loan_ids: list[str] = [""] * ledger._loans
-    loan_width = len(str(ledger._loans))
+    loan_ids: list[str] = [""] * ledger.loan_count
+    loan_width = len(str(ledger.loan_count))
     loans_seen = 0
     for position, record in enumerate(records):
         if record[2] == DISBURSEMENT:

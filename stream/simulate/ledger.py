@@ -48,8 +48,8 @@ def generate_background(world: World, ledger: Ledger) -> None:
             draw = rand()
             if draw < _P_MERCHANT:
                 mcc, shops, low, ratio = category_table[int(rand() * n_categories)]
-                seq = ledger._seq
-                ledger._seq = seq + 1
+                seq = ledger.next_seq
+                ledger.next_seq = seq + 1
                 records.append((ts, seq, TRANSFER, account.account_id, shops[int(rand() * len(shops))],
                                 max(1, int(low * ratio ** rand() * 100)), "merchant", mcc, account.device,
                                 account.ip))
@@ -60,13 +60,13 @@ def generate_background(world: World, ledger: Ledger) -> None:
                     continue
                 units = 10 * 200 ** rand()
                 amount = int(units) * 100 if rand() < 0.6 else int(units * 100)
-                seq = ledger._seq
-                ledger._seq = seq + 1
+                seq = ledger.next_seq
+                ledger.next_seq = seq + 1
                 records.append((ts, seq, TRANSFER, account.account_id, friend.account_id, max(100, amount), "p2p",
                                 None, account.device, account.ip))
             elif draw < _P_WITHDRAWAL:
-                seq = ledger._seq
-                ledger._seq = seq + 1
+                seq = ledger.next_seq
+                ledger.next_seq = seq + 1
                 records.append((ts, seq, TRANSFER, account.account_id, account.card,
                                 int(1 + 30 * rand()) * 10000, "withdrawal", None, account.device, account.ip))
             elif draw < _P_TOPUP:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .world import BIG_TICKET, HOUR, MINUTE, Group, Ledger, World, new_group, split
+from .world import BIG_TICKET, HOUR, Group, Ledger, World, new_group
 
 Maker = Callable[[World, Ledger], Group]
 

@@ -57,12 +57,12 @@ class Account:
 class Ledger:
     """An append-only list of raw event tuples plus the loan counter."""
 
-    __slots__ = ("records", "_seq", "_loans")
+    __slots__ = ("records", "next_seq", "loan_count")
 
     def __init__(self) -> None:
         self.records: list[tuple] = []
-        self._seq = 0
-        self._loans = 0
+        self.next_seq = 0
+        self.loan_count = 0
 
     def transfer(self, ts: int, src: Account | str, dst: str, amount: int, channel: str = "p2p",
                  mcc: str | None = None, device: str | None = None, ip: str | None = None) -> int:
@@ -70,18 +70,18 @@ class Ledger:
             device = device or src.device
             ip = ip or src.ip
             src = src.account_id
-        seq = self._seq
-        self._seq = seq + 1
+        seq = self.next_seq
+        self.next_seq = seq + 1
         self.records.append((ts, seq, TRANSFER, src, dst, amount, channel, mcc, device, ip))
         return seq
 
     def disburse(self, ts: int, account: Account, amount: int, product: str,
                  device: str | None = None, ip: str | None = None) -> tuple[int, int]:
         """Returns (seq, loan handle); the loan id is given after sorting, in disbursement order."""
-        seq = self._seq
-        self._seq = seq + 1
-        loan = self._loans
-        self._loans = loan + 1
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        loan = self.loan_count
+        self.loan_count = loan + 1
         self.records.append((ts, seq, DISBURSEMENT, account.account_id, amount, product,
                              device or account.device, ip or account.ip, loan))
         return seq, loan
