@@ -1,0 +1,180 @@
+"""A real `fundflow worker` process on the session broker, for the recovery, reload, HTTP and shutdown tests.
+
+Every wait polls with a deadline and fails with the worker's log tail, so a failure says what the worker did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+PARTITIONS = 3
+DEADLINE_S = 45.0
+FUNDFLOW = str(Path(sys.executable).with_name("fundflow"))
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, ""
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """One sample's value from Prometheus exposition text, or None when absent."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        match = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(4))
+    return None
+
+
+@dataclass
+class WorkerEnv:
+    """Topic names, settings and paths private to one test; `start()` runs a worker process with them."""
+
+    bootstrap: str
+    env: dict[str, str]
+    names: dict[str, str]
+    tmp_path: Path
+    web_port: int
+    runs: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def log_path(self, run: int) -> Path:
+        return self.tmp_path / f"worker-{run}.log"
+
+    def start(self, **overrides: str) -> subprocess.Popen:
+        env = {**self.env, **{f"FUNDFLOW_{k.upper()}": v for k, v in overrides.items()}}
+        run = len(self.runs)
+        with open(self.log_path(run), "wb") as log:
+            process = subprocess.Popen([FUNDFLOW, "worker", "--loglevel", "info"], env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, cwd=self.tmp_path)
+        self.runs.append(process)
+        return process
+
+    def log_text(self, run: int = -1) -> str:
+        run = run % len(self.runs) if self.runs else 0
+        path = self.log_path(run)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_for(self, condition: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
+        deadline = time.monotonic() + deadline_s
+        worker = self.runs[-1]
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                pytest.fail(f"worker exited with {worker.returncode} while waiting for {what}\n"
+                            f"{self.log_text()[-5000:]}")
+            result = condition()
+            if result:
+                return result
+            time.sleep(0.1)
+        pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}\n{self.log_text()[-5000:]}")
+
+    def metrics(self) -> str:
+        status, body = http_get(f"{self.base_url}/metrics")
+        return body if status == 200 else ""
+
+    def ready(self) -> bool:
+        return http_get(f"{self.base_url}/readyz")[0] == 200
+
+    def stop_all(self) -> None:
+        for process in self.runs:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def make_worker_env(kafka_broker, tmp_path: Path, unique, web_port: int, rules_dir: Path,
+                    **settings: str) -> WorkerEnv:
+    names = {
+        "disbursements_topic": unique("it.disbursements."), "transfers_topic": unique("it.transfers."),
+        "warnings_topic": unique("it.warnings."), "deadletter_topic": unique("it.deadletter."),
+        "app_id": unique("it-worker-"),
+    }
+    kafka_broker.create_topics(list(names.values())[:4], partitions=PARTITIONS)
+    values = {**names, "broker_url": kafka_broker.url, "topic_partitions": str(PARTITIONS),
+              "web_port": str(web_port), "data_dir": str(tmp_path / "data"), "rules_dir": str(rules_dir),
+              "broker_session_timeout": "6s", "broker_rebalance_timeout": "6s",
+              "clickhouse_url": f"chdb://{tmp_path / 'chdb'}", **settings}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNDFLOW_")}
+    env.update({f"FUNDFLOW_{k.upper()}": v for k, v in values.items()})
+    return WorkerEnv(bootstrap=kafka_broker.bootstrap, env=env, names=names, tmp_path=tmp_path, web_port=web_port)
+
+
+def produce(bootstrap: str, names: dict[str, str], events: list[dict]) -> None:
+    """Events to their input topic by type, keyed by account, in list order."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        for event in events:
+            topic = names["disbursements_topic"] if event["type"] == "disbursement" else names["transfers_topic"]
+            key = (event.get("account") or event["src"]).encode()
+            producer.send(topic, key=key, value=json.dumps(event).encode())
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+def read_topic(bootstrap: str, topic: str) -> list:
+    """Every record of `topic` right now (all partitions, from the start)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records = []
+        deadline = time.monotonic() + 20
+        while any(consumer.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def warning_ids(bootstrap: str, topic: str) -> list[str]:
+    return [json.loads(record.value)["warning_id"] for record in read_topic(bootstrap, topic)]
+
+
+def warnings_in_topic(bootstrap: str, topic: str) -> list[dict]:
+    return [json.loads(record.value) for record in read_topic(bootstrap, topic)]
+
+
+def committed_everything(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """The group's committed offsets equal the end of every partition of `topics`."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        ends = consumer.end_offsets(partitions)
+        return all((consumer.committed(tp) or 0) >= ends[tp] for tp in partitions)
+    finally:
+        consumer.close()
