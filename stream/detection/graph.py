@@ -37,6 +37,9 @@ TOO_OLD = "too_old"      # older than the window: ignored
 DUPLICATE = "duplicate"  # same event id already in the window: ignored (at-least-once delivery)
 
 
+_CHANNELS: dict[str, str] = {}
+
+
 def sink_node(transfer: Transfer) -> str:
     """The node a transfer lands on: the account itself for p2p, a prefixed external node otherwise."""
     channel = transfer.channel
@@ -76,9 +79,9 @@ class RollingGraph:
         self.lateness_ms = lateness_ms
         self.g = nx.MultiDiGraph()
         self.max_ts: int | None = None
-        # Expiry queues of (ts, seq, src_node, dst_node_or_None, key): in-order arrivals in a deque, late ones in
-        # a heap. dst None marks a disbursement record on src_node.
-        self._in_order: deque[tuple[int, int, str, str | None, str]] = deque()
+        # Expiry queues: in-order arrivals in a deque of (ts, src_node, dst_node_or_None, key), late ones in a heap
+        # of (ts, seq, src_node, dst_node_or_None, key). dst None marks a disbursement record on src_node.
+        self._in_order: deque[tuple[int, str, str | None, str]] = deque()
         self._late: list[tuple[int, int, str, str | None, str]] = []
         self._seq = 0
         self.events = 0
@@ -140,12 +143,11 @@ class RollingGraph:
         return bool(node) and any(rec[3] == event.event_id for rec in node.get("disb", ()))
 
     def _schedule(self, ts: int, src: str, dst: str | None, key: str) -> None:
-        self._seq += 1
-        entry = (ts, self._seq, src, dst, key)
         if not self._in_order or ts >= self._in_order[-1][0]:
-            self._in_order.append(entry)
+            self._in_order.append((ts, src, dst, key))
         else:
-            heapq.heappush(self._late, entry)
+            self._seq += 1      # the heap needs a tie-breaker; in-order entries do not (saves memory per edge)
+            heapq.heappush(self._late, (ts, self._seq, src, dst, key))
 
     def _add_transfer(self, t: Transfer) -> None:
         g = self.g
@@ -159,7 +161,8 @@ class RollingGraph:
                 g.add_node(dst, ext=True)
         elif t.channel == "merchant" and t.merchant_category is not None:
             g._node[dst]["mcc"] = t.merchant_category
-        g.add_edge(t.src, dst, key=t.event_id, ts=t.ts, amount=t.amount, channel=t.channel)
+        channel = _CHANNELS.setdefault(t.channel, t.channel)   # one string object per channel name, not per edge
+        g.add_edge(t.src, dst, key=t.event_id, ts=t.ts, amount=t.amount, channel=channel)
         self._live_edges += 1
         self._schedule(t.ts, t.src, dst, t.event_id)
 
@@ -177,15 +180,16 @@ class RollingGraph:
         if cutoff is None:
             return 0
         removed = 0
-        for queue, pop in ((self._in_order, self._in_order.popleft), (self._late, self._pop_late)):
-            while queue and queue[0][0] < cutoff:
-                _, _, src, dst, key = pop()
-                removed += self._expire(src, dst, key)
+        in_order = self._in_order
+        while in_order and in_order[0][0] < cutoff:
+            _, src, dst, key = in_order.popleft()
+            removed += self._expire(src, dst, key)
+        late = self._late
+        while late and late[0][0] < cutoff:
+            _, _, src, dst, key = heapq.heappop(late)
+            removed += self._expire(src, dst, key)
         self.evicted_edges += removed
         return removed
-
-    def _pop_late(self) -> tuple[int, int, str, str | None, str]:
-        return heapq.heappop(self._late)
 
     def _expire(self, src: str, dst: str | None, key: str) -> int:
         g = self.g

@@ -7,7 +7,6 @@ at any time without losing what was learnt, and every rule sees the same picture
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from dataclasses import dataclass
 
 from ..events import Disbursement, Event, Transfer
@@ -43,7 +42,7 @@ class DeviceIndex:
     """Recent disbursements by requesting device and IP (`device:<id>`, `ip:<addr>`), windowed like the graph."""
 
     def __init__(self, cap: int) -> None:
-        self._uses: dict[str, deque[DeviceUse]] = {}
+        self._uses: dict[str, list[DeviceUse]] = {}     # lists, not deques: most keys hold one or two uses
         self._expiry: list[tuple[int, int, str]] = []
         self._seq = 0
         self._cap = cap
@@ -53,8 +52,11 @@ class DeviceIndex:
         for key in device_keys(d):
             uses = self._uses.get(key)
             if uses is None:
-                uses = self._uses[key] = deque(maxlen=self._cap)
-            uses.append(use)
+                self._uses[key] = [use]
+            else:
+                uses.append(use)
+                if len(uses) > self._cap:
+                    del uses[0]
             self._seq += 1
             heapq.heappush(self._expiry, (d.ts, self._seq, key))
 
@@ -72,7 +74,7 @@ class DeviceIndex:
             if not kept:
                 del self._uses[key]
             elif len(kept) != len(uses):
-                self._uses[key] = deque(kept, maxlen=self._cap)
+                self._uses[key] = kept
 
     def __len__(self) -> int:
         return len(self._uses)
