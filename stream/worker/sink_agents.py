@@ -22,7 +22,7 @@ from ..sinks.dedupe import PageLedger
 from ..sinks.pager import PagerConfig, PagerSink
 from ..sinks.store import open_store
 from ..sinks.writer import ClickHouseSink, wall_clock_ms
-from ..warning import EarlyWarning
+from ..warning import SEVERITY_RANK, EarlyWarning
 from .deadletter import DeadLetter, Origin
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,13 @@ class SinkAgents:
 
 
 def _decode(value: bytes) -> EarlyWarning:
-    return EarlyWarning.from_json(value)
+    """A warning from the outbox; ValueError/KeyError/TypeError when the bytes are not one."""
+    warning = EarlyWarning.from_json(value)
+    if warning.severity not in SEVERITY_RANK:
+        raise ValueError(f"expected a severity among {', '.join(SEVERITY_RANK)}, got {warning.severity!r}")
+    if not warning.warning_id or not warning.rule_id:
+        raise ValueError("warning_id and rule_id must not be empty")
+    return warning
 
 
 def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.sleep,

@@ -202,3 +202,20 @@ def test_retrying_stops_when_the_owner_is_shutting_down():
     with pytest.raises(RetryStopped, match="connection refused"):
         asyncio.run(retry_async(down, RetryPolicy(initial_s=0.1, jitter=0), sleep=sleep, stopping=shutting_down))
     assert sleep.waits == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b"null", b"{}", b'"w-1"'])
+def test_sink_agents_refuse_bytes_that_are_not_a_warning(raw):
+    from stream.worker.sink_agents import _decode
+    with pytest.raises((ValueError, KeyError, TypeError)):
+        _decode(raw)
+
+
+def test_sink_agents_refuse_a_warning_with_an_unknown_severity_before_it_reaches_a_sink():
+    import orjson
+
+    from stream.worker.sink_agents import _decode
+    good = _warning(1)
+    assert _decode(good.to_json()) == good
+    with pytest.raises(ValueError, match="got 'urgent'"):
+        _decode(orjson.dumps({**good.to_dict(), "severity": "urgent"}))
