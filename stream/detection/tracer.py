@@ -203,7 +203,13 @@ class FundTracer:
         taken: list[tuple[Lot, int]] = []
         remaining: list[Lot] = []
         if lots:
-            taken, remaining = _ALLOCATORS[self.options.policy](lots, t.amount)
+            later: list[Lot] = []
+            if any(lot.arrived > t.ts for lot in lots):
+                # A late transfer cannot carry money that arrived after it happened.
+                later = [lot for lot in lots if lot.arrived > t.ts]
+                lots = [lot for lot in lots if lot.arrived <= t.ts]
+            taken, remaining = _ALLOCATORS[self.options.policy](lots, t.amount) if lots else ([], [])
+            remaining = sorted(remaining + later, key=lambda lot: lot.arrived) if later else remaining
             if remaining:
                 self._holdings[t.src] = remaining
             else:

@@ -55,3 +55,10 @@ def test_untraced_money_needs_require_loan_money_false_and_inflow_tracing():
                       tracer=TracerOptions(trace_inflows_above=100_000))
     (warning,) = run(traced, events + [xfer("t4", "U4", "U5", 4600, 40)])
     assert warning.loan_ids == () and warning.subject == "t1"
+
+
+def test_a_run_ending_in_a_withdrawal_lists_the_card_in_the_path_not_in_accounts():
+    events = hops()[:3] + [xfer("t3", "U3", "6222", 4700, 30, channel="withdrawal")]
+    (warning,) = run(layering(), events)
+    assert warning.accounts == ("U1", "U2", "U3")
+    assert warning.evidence["paths"] == [["U1", "U2", "U3", "card:6222"]]

@@ -130,3 +130,12 @@ def test_lots_and_loans_expire_with_the_window():
 def test_unknown_policy_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="lifo, fifo, proportional"):
         TracerOptions(policy="random")
+
+
+def test_a_late_transfer_cannot_carry_money_that_arrived_after_it():
+    tracer = FundTracer()
+    tracer.disburse(disb("d1", "U1", 1000, 0, loan="L1"))
+    tracer.disburse(disb("d2", "U1", 2000, 30, loan="L2"))
+    allocation = move(tracer, xfer("t1", "U1", "U2", 1500, 10))      # happened before L2 arrived
+    assert carried(allocation) == {"L1": 100000} and allocation.unknown == 50000
+    assert [(lot.origin.id, lot.amount) for lot in tracer.holdings("U1")] == [("L2", 200000)]

@@ -77,7 +77,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     for origin_id in sorted(best):
         run, piece = best[origin_id]
         origin = piece.origin
-        accounts = ordered_unique((run[0].src, *(hop.dst for hop in run)))
+        path = ordered_unique((run[0].src, *(hop.dst for hop in run)))
+        accounts = path if event.channel == "p2p" else path[:-1]     # an external sink is not an account
         elapsed = run[-1].ts - run[0].ts
         kept = run[-1].amount / run[0].amount
         dwell = max((after.ts - before.ts for before, after in zip(run, run[1:])), default=0)
@@ -90,7 +91,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
             score=min(1.0, 0.5 * kept + 0.5 * min(1.0, len(run) / (2 * params["min_hops"]))),
             summary=(f"{format_minor(run[-1].amount)} {event.currency} of {what} passed through {len(accounts)} "
                      f"accounts in {len(run)} hops within {format_elapsed(elapsed)}, keeping {percent(kept)}"),
-            evidence={"paths": [list(accounts)], "hops": len(run), "elapsed_s": elapsed // 1000,
+            evidence={"paths": [list(path)], "hops": len(run), "elapsed_s": elapsed // 1000,
                       "kept": round(kept, 4), "max_dwell_s": dwell // 1000,
                       "origin_amount": format_minor(origin.amount)},
             loan_subject=origin.id if origin.is_loan else None,
