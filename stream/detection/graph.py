@@ -116,31 +116,24 @@ class RollingGraph:
     def add(self, event: Event) -> str:
         """Record an event; returns ACCEPTED, LATE, TOO_OLD or DUPLICATE. Advances the watermark and evicts."""
         self.events += 1
-        verdict = self.classify(event.ts)
+        ts = event.ts
+        verdict = self.classify(ts)
         if verdict == TOO_OLD:
             self.too_old += 1
             return TOO_OLD
-        if self._is_duplicate(event):
+        if isinstance(event, Transfer):
+            if not self._add_transfer(event):
+                self.duplicates += 1
+                return DUPLICATE
+        elif not self._add_disbursement(event):
             self.duplicates += 1
             return DUPLICATE
         if verdict == LATE:
             self.late += 1
-        if isinstance(event, Transfer):
-            self._add_transfer(event)
-        else:
-            self._add_disbursement(event)
-        if self.max_ts is None or event.ts > self.max_ts:
-            self.max_ts = event.ts
+        if self.max_ts is None or ts > self.max_ts:
+            self.max_ts = ts
             self.evict()
         return verdict
-
-    def _is_duplicate(self, event: Event) -> bool:
-        g = self.g
-        if isinstance(event, Transfer):
-            dst = sink_node(event)
-            return event.src in g._succ and dst in g._succ[event.src] and event.event_id in g._succ[event.src][dst]
-        node = g._node.get(event.account)
-        return bool(node) and any(rec[3] == event.event_id for rec in node.get("disb", ()))
 
     def _schedule(self, ts: int, src: str, dst: str | None, key: str) -> None:
         if not self._in_order or ts >= self._in_order[-1][0]:
@@ -149,30 +142,45 @@ class RollingGraph:
             self._seq += 1      # the heap needs a tie-breaker; in-order entries do not (saves memory per edge)
             heapq.heappush(self._late, (ts, self._seq, src, dst, key))
 
-    def _add_transfer(self, t: Transfer) -> None:
+    def _add_transfer(self, t: Transfer) -> bool:
+        """Insert the edge straight into NetworkX's adjacency dicts (what `add_edge` does, without its per-call
+        overhead); False if this event id is already there."""
         g = self.g
-        dst = sink_node(t)
-        if dst not in g._node:
-            if t.channel == "p2p":
-                g.add_node(dst)
-            elif t.channel == "merchant":
-                g.add_node(dst, ext=True, mcc=t.merchant_category)
-            else:
-                g.add_node(dst, ext=True)
-        elif t.channel == "merchant" and t.merchant_category is not None:
-            g._node[dst]["mcc"] = t.merchant_category
-        channel = _CHANNELS.setdefault(t.channel, t.channel)   # one string object per channel name, not per edge
-        g.add_edge(t.src, dst, key=t.event_id, ts=t.ts, amount=t.amount, channel=channel)
+        succ, pred, nodes = g._succ, g._pred, g._node
+        src, dst, channel = t.src, sink_node(t), t.channel
+        succ_src = succ.get(src)
+        if succ_src is None:
+            succ_src = succ[src] = {}
+            pred[src] = {}
+            nodes[src] = {}
+        keydict = succ_src.get(dst)
+        if keydict is not None and t.event_id in keydict:
+            return False
+        attrs = nodes.get(dst)
+        if attrs is None:
+            attrs = nodes[dst] = {} if channel == "p2p" else {"ext": True}
+            succ[dst] = {}
+            pred[dst] = {}
+        if channel == "merchant" and t.merchant_category is not None:
+            attrs["mcc"] = t.merchant_category
+        if keydict is None:
+            keydict = succ_src[dst] = pred[dst][src] = {}
+        channel = _CHANNELS.setdefault(channel, channel)   # one string object per channel name, not per edge
+        keydict[t.event_id] = {"ts": t.ts, "amount": t.amount, "channel": channel}
         self._live_edges += 1
-        self._schedule(t.ts, t.src, dst, t.event_id)
+        self._schedule(t.ts, src, dst, t.event_id)
+        return True
 
-    def _add_disbursement(self, d: Disbursement) -> None:
+    def _add_disbursement(self, d: Disbursement) -> bool:
         g = self.g
         if d.account not in g._node:
             g.add_node(d.account)
         records = g._node[d.account].setdefault("disb", [])
+        if any(record[3] == d.event_id for record in records):
+            return False
         records.append((d.ts, d.loan_id, d.amount, d.event_id))
         self._schedule(d.ts, d.account, None, d.event_id)
+        return True
 
     def evict(self) -> int:
         """Drop everything older than the window; returns how many edges left. Cost: what expires, no more."""

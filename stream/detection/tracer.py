@@ -198,7 +198,10 @@ class FundTracer:
     def take(self, t: Transfer, dst_node: str, cutoff: int | None = None) -> Allocation:
         """Remove `t.amount` from the lots `t.src` holds, by policy; the pieces carry this hop in their path."""
         lots = self._holdings.get(t.src)
-        if lots and cutoff is not None:
+        if not lots:        # the common case: nothing traced here, all of it is of unknown origin
+            self.counters.unknown_amount += t.amount
+            return Allocation(t.event_id, t.src, dst_node, t.ts, t.amount, (), t.amount)
+        if cutoff is not None:
             lots = self._drop_expired(t.src, lots, cutoff)
         taken: list[tuple[Lot, int]] = []
         remaining: list[Lot] = []
@@ -226,8 +229,10 @@ class FundTracer:
 
     def deposit(self, account: str, allocation: Allocation) -> None:
         """Hand the pieces of a transfer to the account receiving them (and start an inflow lot if configured)."""
-        lots = [piece for piece in allocation.pieces if self._keep_path(piece)]
         threshold = self.options.trace_inflows_above
+        if not allocation.pieces and (threshold is None or allocation.unknown < threshold):
+            return
+        lots = [piece for piece in allocation.pieces if self._keep_path(piece)]
         if threshold is not None and allocation.unknown >= threshold:
             origin = Origin(id=allocation.txn_id, is_loan=False, event_id=allocation.txn_id, account=allocation.src,
                             ts=allocation.ts, amount=allocation.unknown)
