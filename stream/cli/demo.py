@@ -1,0 +1,69 @@
+"""`fundflow demo`: a local broker, local ClickHouse storage, a labelled ledger, the real worker, a summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..demo.run import DemoOptions
+
+    defaults = DemoOptions()
+    parser = subparsers.add_parser(
+        "demo", help="run everything locally: broker, store, webhook, synthetic ledger, worker, summary",
+        description="Start a throw-away tansu broker, the warning store (embedded chDB, or a local ClickHouse "
+                    "server with --store server) and a local pager webhook; simulate a labelled ledger; "
+                    "stream it through Kafka into `fundflow worker`; then print events processed, warnings by "
+                    "rule, the most severe warnings with their evidence, recall and precision against the "
+                    "planted truth, and how to query the stored warnings. Child processes are stopped on exit "
+                    "and on Ctrl-C.")
+    parser.add_argument("--events-per-day", type=_count, default=defaults.events_per_day, metavar="N",
+                        help=f"ordinary background events per day (default {defaults.events_per_day})")
+    parser.add_argument("--days", type=_positive, default=defaults.days, metavar="N",
+                        help=f"days of event time (default {defaults.days})")
+    parser.add_argument("--instances", type=_count, default=defaults.instances, metavar="N",
+                        help=f"planted instances (and look-alikes) per typology (default {defaults.instances})")
+    parser.add_argument("--seed", type=_count, default=defaults.seed, metavar="N",
+                        help=f"random seed of the ledger (default {defaults.seed})")
+    parser.add_argument("--workdir", type=Path, default=defaults.workdir, metavar="DIR",
+                        help=f"where the ledger, truth, logs and the chDB store go; emptied at every run "
+                             f"(default {defaults.workdir})")
+    parser.add_argument("--store", choices=("chdb", "server"), default=defaults.store,
+                        help="warning store: embedded chDB in WORKDIR/chdb, or a local ClickHouse server "
+                             f"(default {defaults.store})")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the broker (and ClickHouse server) running after the summary, until Ctrl-C")
+    parser.add_argument("--rate", type=_count, default=int(defaults.rate or 0), metavar="N",
+                        help=f"events per second sent to Kafka, like a live ledger; 0 sends as fast as possible "
+                             f"(default {int(defaults.rate or 0)})")
+    parser.add_argument("--timeout", type=_positive, default=None, metavar="SECONDS",
+                        help="give up when the worker has not finished by then (default: scaled to the ledger)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..demo.run import DemoOptions, run_demo
+
+    options = DemoOptions(events_per_day=args.events_per_day, days=args.days, instances=args.instances,
+                          seed=args.seed, workdir=args.workdir, keep=args.keep, store=args.store,
+                          rate=float(args.rate) or None, progress=not args.no_progress, timeout_s=args.timeout, settings_file=args.settings)
+    return run_demo(options)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
