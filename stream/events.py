@@ -247,10 +247,17 @@ def _parse_ts(obj: Mapping[str, Any], event_id: str, watermark: int | None) -> i
     if ts >= MAX_TS_MS:
         raise EventError(ABSURD_TIMESTAMP, f"ts {value!r} is after 2100-01-01 (micro- or nanoseconds sent as "
                                            f"milliseconds?)", event_id=event_id)
-    if watermark is not None and ts > watermark + MAX_FUTURE_MS:
+    if watermark is not None:
+        check_not_ahead(ts, watermark, event_id)
+    return ts
+
+
+def check_not_ahead(ts: int, watermark: int, event_id: str | None = None) -> None:
+    """Refuse an event time more than a day past the stream's watermark: a unit or clock error that would
+    drag the watermark forward and make every later event look too old."""
+    if ts > watermark + MAX_FUTURE_MS:
         raise EventError(ABSURD_TIMESTAMP, f"ts {format_ts(ts)} is more than a day ahead of the stream's "
                                            f"watermark {_format_any_ts(watermark)}", event_id=event_id)
-    return ts
 
 
 def _format_any_ts(ms: int) -> str:

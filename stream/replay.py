@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
 from .errors import EventError
-from .events import parse_event
+from .events import Event, parse_event
+from .jump_guard import JumpGuard, Verdict
 from .rules.model import RuleSet
 from .warning import EarlyWarning
 
@@ -56,27 +57,41 @@ def replay_lines(lines: Iterable[bytes], detector: Any, emit: Callable[[EarlyWar
     """Feed numbered lines to `detector` (anything with `.process(event)` and `.watermark`); never raises on a
     bad line."""
     report = ReplayReport()
+    guard: JumpGuard[tuple[int, Event]] = JumpGuard()
+
+    def settle(verdict: Verdict[tuple[int, Event]]) -> None:
+        for (number, _), error in verdict.refused:
+            report.events -= 1
+            _count_bad(report, number, error, max_bad_shown)
+        for _, event in verdict.released:
+            for warning in detector.process(event):
+                report.warnings += 1
+                report.by_rule[warning.rule_id] += 1
+                emit(warning)
+
     for number, line in enumerate(lines, start=1):
         report.lines += 1
         if not line.strip():
             report.blank += 1
             continue
         try:
-            event = parse_event(line, watermark=getattr(detector, "watermark", None))
+            event = parse_event(line)
         except EventError as exc:
-            report.bad += 1
-            report.bad_by_reason[exc.reason] += 1
-            if len(report.bad_samples) < max_bad_shown:
-                report.bad_samples.append((number, str(exc)[:300]))
+            _count_bad(report, number, exc, max_bad_shown)
             continue
         report.events += 1
-        for warning in detector.process(event):
-            report.warnings += 1
-            report.by_rule[warning.rule_id] += 1
-            emit(warning)
+        settle(guard.offer(event.ts, event.event_id, (number, event), getattr(detector, "watermark", None)))
+    settle(guard.flush(getattr(detector, "watermark", None)))
     stats = getattr(detector, "stats", None)
     report.detector_stats = stats() if callable(stats) else None
     return report
+
+
+def _count_bad(report: ReplayReport, number: int, error: EventError, max_bad_shown: int) -> None:
+    report.bad += 1
+    report.bad_by_reason[error.reason] += 1
+    if len(report.bad_samples) < max_bad_shown:
+        report.bad_samples.append((number, str(error)[:300]))
 
 
 def replay_file(path: str | Path, ruleset: RuleSet, out: IO[bytes], *, window_ms: int, lateness_ms: int,
