@@ -138,7 +138,7 @@ def _run(options: DemoOptions, steps: _Steps, cleanup: Cleanup, err: TextIO) -> 
     steps.say(f"broker: tansu (Kafka API) on {broker.bootstrap}")
 
     store_url, store_description, server = _start_store(options, workdir, cleanup)
-    steps.say(f"store: {store_description} at {store_url}")
+    steps.say(f"store: {store_url} ({store_description})")
 
     secret = secrets.token_hex(16)
     webhook = WebhookReceiver(secret).start()

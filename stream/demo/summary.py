@@ -149,7 +149,8 @@ def render(figures: DemoFigures, rows: Sequence[Mapping[str, Any]], stored: int,
 
     section("")
     section("== Where the warnings are")
-    section(f"store   {figures.store_url}  ({figures.store_description})")
+    section(f"store   {figures.store_url}")
+    section(f"        {figures.store_description}")
     for number, command in enumerate(figures.query_commands):
         section(f"{'query' if number == 0 else '':<7} {command}")
     if figures.note:

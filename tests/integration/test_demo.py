@@ -159,3 +159,31 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path):
     assert "interrupted" in errors
     assert not _alive(worker_pid)
     assert not _listening(broker_port)
+
+
+def test_webhook_receiver_records_signed_pages_and_refuses_forged_ones():
+    import urllib.error
+    import urllib.request
+
+    from stream.demo.webhook import WebhookReceiver
+    from stream.sinks.payloads import signed_headers
+
+    secret = "demo-secret"
+    body = b'{"warning_id":"w-1","severity":"high","rule_id":"rapid-cashout"}'
+    storm = b'{"type":"storm_summary","severity":"critical","count":3}'
+    with WebhookReceiver(secret) as hook:
+        for payload in (body, storm):
+            request = urllib.request.Request(hook.url, data=payload, method="POST",
+                                             headers=signed_headers(secret, int(time.time() * 1000), payload))
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200
+        forged = urllib.request.Request(hook.url, data=body, method="POST",
+                                        headers=signed_headers("not-the-secret", int(time.time() * 1000), body))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forged, timeout=5)
+        assert refused.value.code == 401
+        log = hook.log
+    assert log.received == 2 and log.signatures_ok() == 2 and log.refused == 1
+    assert log.by_kind() == Counter({"warning": 1, "storm_summary": 1})
+    assert [page.severity for page in log.pages] == ["high", "critical"]
+    assert log.pages[0].body == body

@@ -1,0 +1,98 @@
+"""The demo's pure parts: reading /metrics, ordering and describing warnings, the workdir rule, cleanup order."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from stream.demo.cleanup import Cleanup
+from stream.demo.metrics import WorkerProgress, parse_samples, progress_from_samples
+from stream.demo.run import MARKER, DemoOptions, prepare_workdir
+from stream.demo.summary import evidence_path, most_severe, warnings_by_rule
+from stream.demo.worker import DemoError
+
+PAGE = """\
+# HELP fundflow_events_consumed_total Input events accepted by the detector, per source topic.
+# TYPE fundflow_events_consumed_total counter
+fundflow_events_consumed_total{topic="fundflow.disbursements"} 12.0
+fundflow_events_consumed_total{topic="fundflow.transfers"} 300.0
+fundflow_deadlettered_total{reason="bad_amount"} 2.0
+fundflow_warnings_total{rule_id="rapid-cashout",severity="high"} 4.0
+fundflow_warnings_total{rule_id="odd \\"quoted\\" rule",severity="medium"} 1.0
+fundflow_sink_deliveries_total{sink="clickhouse"} 5.0
+fundflow_sink_deliveries_total{sink="pager"} 99.0
+fundflow_sink_failures_total{sink="clickhouse"} 1.0
+fundflow_processing_latency_seconds_bucket{le="+Inf"} 312.0
+not a sample line
+"""
+
+
+def test_metrics_page_gives_the_counters_the_demo_follows():
+    samples = parse_samples(PAGE)
+    assert any(s.labels.get("rule_id") == 'odd "quoted" rule' for s in samples)
+    progress = progress_from_samples(samples)
+    assert progress == WorkerProgress(consumed=312, deadlettered=2, warnings=5, stored=5, sink_failures=1)
+    assert progress.handled == 314
+
+
+def test_an_empty_page_is_no_progress():
+    assert progress_from_samples(parse_samples("")) == WorkerProgress()
+
+
+def row(warning_id, rule_id="r", severity="high", rank=3, score=0.5, amount=100, ts=1, evidence=None, kind="k"):
+    return {"warning_id": warning_id, "rule_id": rule_id, "kind": kind, "severity": severity, "severity_rank": rank,
+            "score": score, "amount_minor": amount, "event_ts_ms": ts, "accounts": ["A", "B"],
+            "evidence": orjson.dumps(evidence or {}).decode()}
+
+
+def test_most_severe_orders_by_severity_then_score_then_amount_then_time():
+    rows = [row("w-low", severity="medium", rank=2, score=1.0), row("w-a", score=0.9, amount=10),
+            row("w-b", score=0.9, amount=500), row("w-c", score=0.95), row("w-d", score=0.9, amount=500, ts=0)]
+    assert [r["warning_id"] for r in most_severe(rows)] == ["w-c", "w-d", "w-b"]
+
+
+def test_evidence_path_shows_the_first_path_and_how_many_more():
+    assert evidence_path(row("w", evidence={"paths": [["U1", "U2", "card:9"]]})) == "U1 → U2 → card:9"
+    assert evidence_path(row("w", evidence={"paths": [["U1", "U2"], ["U1", "U3"], ["U1", "U4"]]})) == \
+        "U1 → U2  (+2 more paths)"
+    long_path = [f"U{i}" for i in range(20)]
+    shown = evidence_path(row("w", evidence={"paths": [long_path]}))
+    assert shown.startswith("U0 → U1") and shown.endswith("… → U19")
+    assert evidence_path(row("w", evidence={"requester": "dev-1"})) == "accounts A, B"
+    assert evidence_path({**row("w"), "evidence": "{not json"}) == "accounts A, B"
+
+
+def test_warnings_by_rule_counts_and_keeps_the_highest_severity():
+    rows = [row("1", "a", "medium", 2), row("2", "a", "high", 3), row("3", "b"), row("4", "a", "low", 1)]
+    assert warnings_by_rule(rows) == [("a", "k", "high", 3), ("b", "k", "high", 1)]
+
+
+def test_workdir_of_someone_else_is_never_emptied(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(DemoError, match="pick another --workdir"):
+        prepare_workdir(tmp_path)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_workdir_of_a_previous_demo_is_emptied(tmp_path):
+    workdir = prepare_workdir(tmp_path / "demo")
+    (workdir / "chdb").mkdir()
+    (workdir / "ledger.jsonl").write_text("old")
+    prepare_workdir(workdir)
+    assert sorted(p.name for p in workdir.iterdir()) == [MARKER]
+
+
+def test_unknown_store_is_refused():
+    with pytest.raises(DemoError, match="expected one of chdb, server, got 'mysql'"):
+        DemoOptions(store="mysql")
+
+
+def test_cleanup_stops_newest_first_once_and_survives_a_failing_stop():
+    stopped = []
+    cleanup = Cleanup()
+    cleanup.add("broker", lambda: stopped.append("broker"))
+    cleanup.add("store", lambda: (_ for _ in ()).throw(RuntimeError("stuck")))
+    cleanup.add("worker", lambda: stopped.append("worker"))
+    assert cleanup.run() == ["store"]
+    assert stopped == ["worker", "broker"]
+    assert cleanup.run() == [] and stopped == ["worker", "broker"]
