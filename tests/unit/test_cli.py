@@ -12,7 +12,7 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
     ledger = tmp_path / "ledger.jsonl"
     truth = tmp_path / "truth.json"
     subprocess.run([sys.executable, "-m", "stream.cli", "simulate", "--out", str(ledger), "--truth", str(truth),
-                    "--accounts", "200", "--days", "1", "--background-per-day", "2000"], check=True,
+                    "--accounts", "600", "--days", "1", "--background-per-day", "2000"], check=True,
                    capture_output=True)
     pipeline = subprocess.run(
         f"{sys.executable} -m stream.cli replay {ledger} --no-progress | head -c 10",
