@@ -181,6 +181,7 @@ def _run(options: DemoOptions, steps: _Steps, cleanup: Cleanup, err: TextIO) -> 
 
     produce_started = time.monotonic()
     produced = produce_file(ledger_path, settings, rate=options.rate, progress=options.progress)
+    produce_ended = time.monotonic()
     sent = sum(produced.sent.values())
     refused = sum(produced.refused.values())
     per_topic = ", ".join(f"{topic} {count:,}" for topic, count in sorted(produced.sent.items()))
@@ -204,7 +205,8 @@ def _run(options: DemoOptions, steps: _Steps, cleanup: Cleanup, err: TextIO) -> 
 
     pages = webhook.log
     figures = DemoFigures(
-        input_rate=options.rate, events_produced=sent, events_consumed=result.progress.consumed, dead_letters=result.progress.deadlettered,
+        send_rate=sent / max(produce_ended - produce_started, 1e-3),
+        catch_up_s=max(0.0, result.finished_at - produce_ended), events_produced=sent, events_consumed=result.progress.consumed, dead_letters=result.progress.deadlettered,
         warnings_raised=result.progress.warnings, processing_s=result.processing_s,
         pages_received=pages.received, pages_verified=pages.signatures_ok(), pages_refused=pages.refused,
         storm_summaries=pages.by_kind().get("storm_summary", 0),

@@ -35,7 +35,8 @@ class DemoFigures:
     log_paths: tuple[str, ...]
     wall_s: float
     note: str = ""
-    input_rate: float | None = None     # events/s the ledger was sent at, when paced
+    send_rate: float = 0.0              # events/s the ledger was sent to Kafka at
+    catch_up_s: float = 0.0             # from the last event sent to the worker having detected it
 
     @property
     def rate(self) -> float:
@@ -102,9 +103,10 @@ def render(figures: DemoFigures, rows: Sequence[Mapping[str, Any]], stored: int,
     section = out.append
 
     section("== Processed")
-    paced = f"; input paced at {figures.input_rate:,.0f} events/s" if figures.input_rate else ""
     section(f"events        {figures.events_consumed:,} of {figures.events_produced:,} consumed by the worker in "
-            f"{figures.processing_s:.1f} s ({figures.rate:,.0f} events/s{paced})")
+            f"{figures.processing_s:.1f} s ({figures.rate:,.0f} events/s; sent to Kafka at "
+            f"{figures.send_rate:,.0f} events/s)")
+    section(f"caught up     {figures.catch_up_s:.1f} s after the last event was sent")
     section(f"dead letters  {figures.dead_letters:,}")
     section(f"warnings      {figures.warnings_raised:,} raised, {stored:,} in the store (deduplicated by warning_id)")
 

@@ -102,6 +102,7 @@ def wait_ready(worker: WorkerProcess, *, timeout_s: float, clock: Callable[[], f
 class FollowResult:
     progress: WorkerProgress
     processing_s: float         # from the first event detected to the last, as seen by polling
+    finished_at: float          # when the last event was detected (the follow clock)
 
 
 def follow(worker: WorkerProcess, expected: int, *, timeout_s: float, since: float | None = None,
@@ -132,7 +133,7 @@ def follow(worker: WorkerProcess, expected: int, *, timeout_s: float, since: flo
             if steady >= STABLE_POLLS:
                 start = first_seen if first_seen is not None else now
                 end = last_change if last_change is not None else now
-                return FollowResult(progress, max(end - start, POLL_INTERVAL_S))
+                return FollowResult(progress, max(end - start, POLL_INTERVAL_S), end)
         if now > deadline:
             seen = "no answer from its /metrics page" if previous is None else (
                 f"{previous.handled} of {expected} events handled, {previous.stored} of {previous.warnings} "

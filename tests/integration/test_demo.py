@@ -25,6 +25,8 @@ from stream.sinks.store import WarningFilter, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--events-per-day", "1500", "--days", "3", "--instances", "2", "--seed", "11", "--no-progress"]
+# Slow enough that a loaded machine still keeps the worker within minutes of event time of the input.
+PACED = ["--rate", "1000"]
 TYPOLOGIES = 8
 RUN_TIMEOUT_S = 150
 SECTIONS = ("== Processed", "== Warnings by rule (from the store)", "== The 3 most severe warnings",
@@ -55,7 +57,7 @@ def offline_warning_ids(ledger: Path) -> set[str]:
 def test_demo_prints_the_summary_of_what_it_stored(tmp_path):
     workdir = tmp_path / "demo"
     started = time.monotonic()
-    result = run_demo(workdir)
+    result = run_demo(workdir, *PACED)
     elapsed = time.monotonic() - started
     out = result.stdout
     assert result.returncode == 0, f"stdout:\n{out}\nstderr:\n{result.stderr[-3000:]}"
@@ -68,6 +70,7 @@ def test_demo_prints_the_summary_of_what_it_stored(tmp_path):
     assert processed, out
     assert number(processed[1]) == number(processed[2]) == ledger_events
     assert float(processed[3]) > 0 and number(processed[4]) > 0
+    assert re.search(r"^caught up\s+[\d.]+ s after the last event was sent$", out, re.M), out
     assert re.search(r"^dead letters\s+0$", out, re.M), out
     counts = re.search(r"^warnings\s+([\d,]+) raised, ([\d,]+) in the store", out, re.M)
     assert counts, out
