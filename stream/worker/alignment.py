@@ -7,8 +7,12 @@ them in event-time order once every active source has moved past them (the low w
 in Flink), which makes the detector's input order a function of the event log, not of fetch timing.
 
 A source that has sent nothing for `idle_after_ms` of wall-clock time stops holding the others back (a
-quiet disbursements topic must not delay transfer warnings). That wall-clock rule only matters when a
-source is genuinely silent; a busy replay is ordered by event time alone.
+quiet disbursements topic must not delay transfer warnings), but only for events that have themselves
+waited `idle_after_ms`. Judging a source idle at the moment an event arrives would be wrong exactly when
+it matters: after a quiet spell, a burst (a back-fill, a producer catching up) delivers a transfer a few
+milliseconds before the disbursement it spends, from a partition that looked idle a moment ago. So a quiet
+source costs an event at most `idle_after_ms` of extra latency, and never its order. That wall-clock rule
+only matters when a source is genuinely silent; a busy replay is ordered by event time alone.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ class EventTimeAligner(Generic[T]):
         self._idle_after_ms = idle_after_ms
         self._max_pending = max_pending
         self._clock = clock
-        self._heap: list[tuple[int, int, T]] = []
+        self._heap: list[tuple[int, int, int, T]] = []     # (event time, arrival seq, arrived at, item)
         self._seq = itertools.count()
         self._source_max_ts: dict[Hashable, int] = {}
         self._source_seen_at: dict[Hashable, int] = {}
@@ -36,10 +40,11 @@ class EventTimeAligner(Generic[T]):
         return len(self._heap)
 
     def add(self, source: Hashable, ts: int, item: T) -> None:
-        heapq.heappush(self._heap, (ts, next(self._seq), item))
+        now = self._clock()
+        heapq.heappush(self._heap, (ts, next(self._seq), now, item))
         if ts > self._source_max_ts.get(source, -1):
             self._source_max_ts[source] = ts
-        self._source_seen_at[source] = self._clock()
+        self._source_seen_at[source] = now
 
     def forget(self, source: Hashable) -> None:
         """A source went away (partition revoked): it no longer holds the watermark."""
@@ -54,23 +59,29 @@ class EventTimeAligner(Generic[T]):
         return min(active) if active else None
 
     def release(self) -> list[T]:
-        """Events that are safe to process now, in (event time, arrival) order."""
-        if not self._heap:
-            return []
-        watermark = self.low_watermark()
-        if watermark is None:          # every source idle: nothing more is coming soon
-            return self.flush()
+        """Events that are safe to process now, in (event time, arrival) order.
+
+        The oldest held event goes when no source holds it back: a source holds an event while it has not
+        reached the event's time and has been heard from, or the event arrived, less than idle_after ago.
+        """
         out: list[T] = []
         heap = self._heap
-        while heap and heap[0][0] <= watermark:
-            out.append(heapq.heappop(heap)[2])
+        now = self._clock()
+        while heap and not self._held(heap[0][0], heap[0][2], now):
+            out.append(heapq.heappop(heap)[3])
         while len(heap) > self._max_pending:
-            out.append(heapq.heappop(heap)[2])
+            out.append(heapq.heappop(heap)[3])
             self.forced_releases += 1
         return out
 
+    def _held(self, ts: int, arrived: int, now: int) -> bool:
+        idle_after = self._idle_after_ms
+        seen_at = self._source_seen_at
+        return any(max_ts < ts and now - max(seen_at[source], arrived) < idle_after
+                   for source, max_ts in self._source_max_ts.items())
+
     def flush(self) -> list[T]:
         """Everything held, in order (shutdown, or all sources idle)."""
-        out = [entry[2] for entry in sorted(self._heap)] if self._heap else []
+        out = [entry[3] for entry in sorted(self._heap, key=lambda entry: entry[:2])] if self._heap else []
         self._heap.clear()
         return out

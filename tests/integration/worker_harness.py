@@ -93,7 +93,10 @@ class WorkerEnv:
             if result:
                 return result
             time.sleep(0.1)
-        pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}\n{self.log_text()[-5000:]}")
+        figures = "\n".join(line for line in self.metrics().splitlines()
+                            if line.startswith("fundflow_") and "_bucket" not in line)
+        pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}\n{self.log_text()[-5000:]}\n"
+                    f"metrics:\n{figures}")
 
     def metrics(self) -> str:
         status, body = http_get(f"{self.base_url}/metrics")

@@ -48,7 +48,28 @@ def test_idle_source_stops_holding_back_the_others():
     assert aligner.release() == ["d10"]
     clock.now = 1600                    # disbursements silent for 1.6 s of wall time
     aligner.add("transfers", 120, "t120")
-    assert aligner.release() == ["t99", "t120"]
+    # t99 has waited 1.1 s: the silent source no longer holds it. t120 just arrived: it gets its own
+    # idle_after for a burst from the quiet source to catch up.
+    assert aligner.release() == ["t99"]
+    clock.now = 2600
+    assert aligner.release() == ["t120"]
+
+
+def test_a_burst_after_a_quiet_spell_is_still_ordered():
+    clock = FakeClock()
+    aligner = EventTimeAligner(idle_after_ms=1000, clock=clock)
+    aligner.add("disbursements", 10, "d10")
+    aligner.add("transfers", 11, "t11")
+    assert aligner.release() == ["d10"]
+    clock.now = 60_000                  # a minute of silence on both, then a back-fill burst
+    assert aligner.release() == ["t11"]
+    aligner.add("transfers", 700, "t700")        # spends d600, which its partition delivers 5 ms later
+    assert aligner.release() == []
+    clock.now += 5
+    aligner.add("disbursements", 600, "d600")
+    assert aligner.release() == ["d600"]
+    clock.now += 1000
+    assert aligner.release() == ["t700"]
 
 
 def test_everything_flushes_when_all_sources_are_idle():
