@@ -22,6 +22,7 @@ this event type, and turn what they find into `EarlyWarning`s:
 
 from __future__ import annotations
 
+import gc
 import heapq
 from collections import Counter
 from dataclasses import dataclass
@@ -37,6 +38,11 @@ from .graph import DEFAULT_LATENESS_MS, DEFAULT_WINDOW_MS, DUPLICATE, TOO_OLD
 from .kinds import KINDS, Kind
 from .state import DetectionState, SearchLimits
 from .tracer import TracerOptions
+
+
+# Events between two freezes of long-lived objects (see `freeze_long_lived_objects`); 0 (default) never freezes:
+# freezing is process-wide, so the entry point (worker, replay) decides.
+DEFAULT_FREEZE_GC_EVERY = 0
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,11 @@ def _compile(rules: RuleSet) -> _Plan:
 class Detector:
     def __init__(self, rules: RuleSet, *, window_ms: int = DEFAULT_WINDOW_MS,
                  lateness_ms: int = DEFAULT_LATENESS_MS, clock: Callable[[], int] | None = None,
-                 tracer: TracerOptions | None = None, limits: SearchLimits | None = None) -> None:
+                 tracer: TracerOptions | None = None, limits: SearchLimits | None = None,
+                 freeze_gc_every: int = DEFAULT_FREEZE_GC_EVERY) -> None:
         self._plan = _compile(rules)
+        self._freeze_gc_every = freeze_gc_every
+        self._until_freeze = freeze_gc_every
         self._clock = clock
         self.state = DetectionState(window_ms=window_ms, lateness_ms=lateness_ms, tracer=tracer, limits=limits)
         self._cooldowns: dict[tuple[str, str], int] = {}        # (rule id, key) -> event ts of the last warning
@@ -93,6 +102,11 @@ class Detector:
         verdict = self.state.apply(event)
         if verdict == TOO_OLD or verdict == DUPLICATE:
             return []
+        if self._freeze_gc_every:
+            self._until_freeze -= 1
+            if self._until_freeze <= 0:
+                self._until_freeze = self._freeze_gc_every
+                freeze_long_lived_objects()
         self._expire_cooldowns()
         plan = self._plan
         warnings: list[EarlyWarning] = []
@@ -181,6 +195,17 @@ class Detector:
             _, _, rule_id, key, emitted_at = heapq.heappop(heap)
             if self._cooldowns.get((rule_id, key)) == emitted_at:
                 del self._cooldowns[(rule_id, key)]
+
+
+def freeze_long_lived_objects() -> None:
+    """Collect cyclic garbage once, then move every surviving object out of the cyclic collector's sight.
+
+    Without this, Python's collector periodically rescans the whole window (millions of dicts and tuples) and the
+    per-event cost grows with the graph. Detection state holds no reference cycles, so frozen objects are still
+    freed by reference counting when their edge or lot expires; freezing only stops the pointless rescans.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def incident_key(rule: Rule, finding: Finding, event_ts: int) -> str:

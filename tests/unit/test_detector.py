@@ -183,3 +183,15 @@ def test_stats_report_the_state_and_warnings_per_rule():
     assert stats["events"] == 4 and stats["duplicates"] == 1 and stats["late"] == 0
     assert stats["nodes"] == 3 and stats["edges"] == 2 and stats["lots"] == 2
     assert stats["warnings"] == {"rapid-cashout": 1} and stats["watermark"] == at(25) - 5 * MIN
+
+
+def test_freeze_gc_every_moves_long_lived_state_out_of_the_collectors_sight():
+    import gc
+    det = detector(rule("fan_in"), freeze_gc_every=3)
+    try:
+        run(det, [xfer(f"t{i}", f"S{i}", "C", 1, i) for i in range(2)])
+        assert gc.get_freeze_count() == 0
+        run(det, [xfer("t2", "S2", "C", 1, 2)])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
