@@ -73,3 +73,15 @@ def test_fan_out_min_loan_share():
     events = [disb("d1", "B", 1000, 0, loan="L1")] + [xfer(f"t{i}", "B", f"M{i}", 1000, 1 + i) for i in range(5)]
     assert run(detector(rule("fan_out")), events) == []
     assert run(detector(rule("fan_out", params={"min_loan_share": 0.0})), events) == []   # only t0 carries loan
+
+
+def test_sources_arriving_out_of_order_within_lateness_still_count():
+    events = funnel()
+    late_first = events[:2] + events[4:] + events[2:4]     # B1's loan and transfer arrive last, 20-35 min late
+    det = detector(rule("fan_in"), lateness_ms=60 * 60_000)
+    (warning,) = run(det, late_first)
+    assert warning.accounts == ("C", "B0", "B1", "B2", "B3", "B4") and warning.txn_ids[-1] == "t4"
+    assert det.stats()["late"] == 0
+    strict = detector(rule("fan_in"), lateness_ms=60_000)
+    (warning,) = run(strict, late_first)                   # late, but inside the window: still recorded
+    assert strict.stats()["late"] == 2 and warning.amount == 950000

@@ -47,9 +47,6 @@ def hours(n: float) -> int:
     return int(n * MS_PER_HOUR)
 
 
-__all__ = ["format_elapsed", "percent", "ordered_unique", "edge_qualifies", "event_qualifies", "threshold_score", "loans_of", "CASH_LIKE_MCCS", "Param", "boolean", "count", "duration", "money", "ratio", "show_duration", "show_set",
-           "string_set", "within_param", "channels_param", "min_amount_param", "min_total_param",
-           "require_loan_money_param", "min_loan_share_param", "hours", "show_money", "Any"]
 
 
 # -- helpers for detect() ----------------------------------------------------------------------------------------
@@ -104,3 +101,22 @@ def threshold_score(found: int, needed: int) -> float:
 
 def loans_of(attrs_list) -> tuple[str, ...]:
     return tuple(sorted({loan for attrs in attrs_list for loan in attrs.get("loans", ())}))
+
+
+def densest_window(edges: list, ts: int, within: int, party_index: int = 0) -> list:
+    """Of the windows [end - within, end] that contain `ts`, the one with the most distinct parties.
+
+    `edges` are (party, key, attrs) tuples with attrs["ts"] in [ts - within, ts + within]. For an event in time
+    order nothing is later than it and this is simply [ts - within, ts]; a late event can also complete a pattern
+    with transfers that happened after it, which are then counted."""
+    ends = sorted({attrs["ts"] for _, _, attrs in edges if attrs["ts"] > ts})
+    best = [edge for edge in edges if edge[2]["ts"] <= ts]
+    if not ends:
+        return best
+    best_count = len({edge[party_index] for edge in best})
+    for end in ends:
+        window = [edge for edge in edges if end - within <= edge[2]["ts"] <= end]
+        count = len({edge[party_index] for edge in window})
+        if count > best_count:
+            best, best_count = window, count
+    return best

@@ -13,8 +13,8 @@ from ...events import Transfer
 from ...money import format_minor
 from ..finding import Finding
 from ..graph import sink_node
-from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
-                      loans_of, min_amount_param, min_loan_share_param, min_total_param, percent,
+from ._common import (Param, channels_param, count, densest_window, edge_qualifies, event_qualifies, format_elapsed,
+                      hours, loans_of, min_amount_param, min_loan_share_param, min_total_param, percent,
                       require_loan_money_param, threshold_score, within_param)
 
 if TYPE_CHECKING:
@@ -50,9 +50,9 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if len(state.graph.g._pred[collector]) < params["min_sources"]:
         return []       # fewer neighbours in the whole window than needed: no scan
     since = event.ts - params["within"]
-    edges = [(src, key, attrs) for src, key, attrs in
-             state.graph.in_edges(collector, since, event.ts, state.limits.degree_cap)
-             if edge_qualifies(attrs, *filters)]
+    edges = densest_window([(src, key, attrs) for src, key, attrs in
+                            state.graph.in_edges(collector, since, event.ts + params["within"], state.limits.degree_cap)
+                            if edge_qualifies(attrs, *filters)], event.ts, params["within"])
     sources = sorted({src for src, _, _ in edges})
     if len(sources) < params["min_sources"]:
         return []
@@ -62,7 +62,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     edges.sort(key=lambda edge: (edge[2]["ts"], edge[1]))
     first_ts = edges[0][2]["ts"]
     loan_total = sum(attrs.get("loan", 0) for _, _, attrs in edges)
-    elapsed = event.ts - first_ts
+    elapsed = edges[-1][2]["ts"] - first_ts
     return [Finding(
         subject=collector, accounts=(collector, *sources), loan_ids=loans_of(attrs for _, _, attrs in edges),
         txn_ids=tuple(key for _, key, _ in edges), amount=total, first_ts=first_ts,

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 from ...events import Transfer
 from ...money import format_minor
 from ..finding import Finding
-from ..graph import sink_node
-from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
-                      loans_of, min_amount_param, min_loan_share_param, min_total_param, percent,
+from ._common import (Param, channels_param, count, densest_window, edge_qualifies, event_qualifies, format_elapsed,
+                      hours, loans_of, min_amount_param, min_loan_share_param, min_total_param, percent,
                       require_loan_money_param, threshold_score, within_param)
 
 if TYPE_CHECKING:
@@ -49,9 +48,9 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if len(state.graph.g._succ[payer]) < params["min_targets"]:
         return []       # fewer neighbours in the whole window than needed: no scan
     since = event.ts - params["within"]
-    edges = [(dst, key, attrs) for dst, key, attrs in
-             state.graph.out_edges(payer, since, event.ts, state.limits.degree_cap)
-             if edge_qualifies(attrs, *filters)]
+    edges = densest_window([(dst, key, attrs) for dst, key, attrs in
+                            state.graph.out_edges(payer, since, event.ts + params["within"], state.limits.degree_cap)
+                            if edge_qualifies(attrs, *filters)], event.ts, params["within"])
     targets = sorted({dst for dst, _, _ in edges})
     if len(targets) < params["min_targets"]:
         return []
@@ -61,7 +60,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     edges.sort(key=lambda edge: (edge[2]["ts"], edge[1]))
     first_ts = edges[0][2]["ts"]
     loan_total = sum(attrs.get("loan", 0) for _, _, attrs in edges)
-    elapsed = event.ts - first_ts
+    elapsed = edges[-1][2]["ts"] - first_ts
     return [Finding(
         subject=payer, accounts=(payer, *targets), loan_ids=loans_of(attrs for _, _, attrs in edges),
         txn_ids=tuple(key for _, key, _ in edges), amount=total, first_ts=first_ts,
