@@ -74,20 +74,31 @@ class MessageHandler:
         return self.detect(parsed)
 
     def parse(self, value: bytes | None, *, key: bytes | None, origin: Origin,
-              headers: tuple[tuple[str, bytes], ...] = (), arrived: float = 0.0) -> "Accepted | Outcome":
-        """A valid event wrapped with where it came from, or the dead-letter outcome of a bad message."""
+              headers: tuple[tuple[str, bytes], ...] = (), arrived: float = 0.0,
+              watermark: int | None = None) -> "Accepted | Outcome":
+        """A valid event wrapped with where it came from, or the dead-letter outcome of a bad message.
+
+        `watermark` bounds how far ahead an event may claim to be; by default the detector's. The worker
+        passes the newest event time that has *arrived*: the detector's own watermark lags behind what the
+        aligner holds, and a partition fetched ahead of the others must not look absurdly early to it.
+        """
+        if watermark is None:
+            watermark = self.detector.watermark
         try:
-            event = parse_event(value if value is not None else b"null", watermark=self.detector.watermark)
+            event = parse_event(value if value is not None else b"null", watermark=watermark)
         except EventError as exc:
             return self._refuse(value, key, origin, headers, exc.reason, str(exc))
         return Accepted(event=event, value=value, key=key, origin=origin, headers=headers, arrived=arrived)
 
     def parse_quietly(self, value: bytes | None, *, key: bytes | None, origin: Origin,
-                      headers: tuple[tuple[str, bytes], ...] = ()) -> "Accepted | None":
+                      headers: tuple[tuple[str, bytes], ...] = (), watermark: int | None = None
+                      ) -> "Accepted | None":
         """For replays of the log: a bad record was dead-lettered when it was first read, so it is skipped
         here without a second letter or a second count."""
+        if watermark is None:
+            watermark = self.detector.watermark
         try:
-            event = parse_event(value if value is not None else b"null", watermark=self.detector.watermark)
+            event = parse_event(value if value is not None else b"null", watermark=watermark)
         except EventError:
             return None
         return Accepted(event=event, value=value, key=key, origin=origin, headers=headers)

@@ -42,6 +42,13 @@ class Pipeline:
         self._gate = asyncio.Event()
         self.generation = 0
         self.rebuilt_events = 0          # events replayed by the last rebuild
+        self._arrived_max_ts: int | None = None
+
+    def arrived_watermark(self) -> int | None:
+        """The newest event time accepted in this generation (or the detector's watermark, if newer)."""
+        detector_watermark = self.handler.detector.watermark
+        candidates = [t for t in (self._arrived_max_ts, detector_watermark) if t is not None]
+        return max(candidates) if candidates else None
 
     @property
     def is_open(self) -> bool:
@@ -61,13 +68,15 @@ class Pipeline:
         await gate.wait()
         if generation != self.generation:
             return
-        parsed = self.handler.parse(value, key=key, origin=origin, headers=headers, arrived=arrived)
+        parsed = self.handler.parse(value, key=key, origin=origin, headers=headers, arrived=arrived,
+                                    watermark=self.arrived_watermark())
         if isinstance(parsed, Outcome):
             await self._publish(parsed)
             return
         async with self._lock:
             if generation != self.generation:
                 return
+            self._arrived_max_ts = max(self._arrived_max_ts or parsed.event.ts, parsed.event.ts)
             self.aligner.add((origin.topic, origin.partition), parsed.event.ts, parsed)
             await self._drain(self.aligner.release())
 
@@ -111,10 +120,13 @@ class Pipeline:
             self.handler.detector = make_detector()
             self.aligner = self._make_aligner()
             replayed = 0
+            self._arrived_max_ts = None
             for value, key, origin, headers in history:
-                parsed = self.handler.parse_quietly(value, key=key, origin=origin, headers=headers)
+                parsed = self.handler.parse_quietly(value, key=key, origin=origin, headers=headers,
+                                                    watermark=self.arrived_watermark())
                 if parsed is None:
                     continue
+                self._arrived_max_ts = max(self._arrived_max_ts or parsed.event.ts, parsed.event.ts)
                 self.aligner.add((origin.topic, origin.partition), parsed.event.ts, parsed)
                 await self._drain(self.aligner.release())
                 replayed += 1

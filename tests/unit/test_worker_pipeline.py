@@ -152,3 +152,19 @@ def test_replace_rules_reaches_the_running_detector():
         pipeline.replace_rules("v2")
         assert detector.rules == "v2"
     asyncio.run(run())
+
+
+def test_a_partition_read_ahead_of_the_others_is_not_refused_as_absurdly_early():
+    async def run():
+        pipeline, detector, published, _ = make()
+        await opened(pipeline, detector)
+        hour = 3_600_000
+        await pipeline.offer(disbursement("d0", 0), key=b"A", origin=Origin("d", 0, 0))
+        for n, ts in enumerate((1, 20 * hour, 40 * hour, 60 * hour)):     # each step < 1 day, total > 2 days
+            await pipeline.offer(transfer(f"t{n}", ts), key=b"A", origin=Origin("t", 0, n))
+        assert detector.watermark == BASE                  # the aligner holds the transfers back
+        assert not any(o.dead_letter for o in published)
+        assert pipeline.pending == 4
+        await pipeline.offer(transfer("t-far", 90 * hour), key=b"A", origin=Origin("t", 0, 9))
+        assert published[-1].dead_letter.reason == "absurd_timestamp"   # a day past everything that arrived
+    asyncio.run(run())
