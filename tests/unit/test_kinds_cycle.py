@@ -45,3 +45,14 @@ def test_cycle_slower_than_within_is_quiet():
 
 def test_the_same_cycle_from_any_start_has_one_name():
     assert canonical(("B", "C", "A")) == canonical(("A", "B", "C")) == "A>B>C"
+
+
+def test_cycles_of_small_sums_are_ignored_below_min_amount():
+    assert run(detector(rule("cycle", params={"min_amount": 961})), ring()) == []
+    assert len(run(detector(rule("cycle", params={"min_amount": 960})), ring())) == 1
+
+
+def test_cycle_carrying_a_loan_names_it():
+    from detection_helpers import disb
+    (warning,) = run(detector(rule("cycle")), [disb("d", "A", 1000, -1, loan="L9")] + ring())
+    assert warning.loan_ids == ("L9",)

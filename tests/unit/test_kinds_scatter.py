@@ -53,3 +53,18 @@ def test_payroll_scatters_without_gathering():
     events = [xfer("funding", "BANK", "ACME", 100000, 0)] + [xfer(f"s{i}", "ACME", f"E{i}", 8000, 1 + i)
                                                            for i in range(20)]
     assert run(detector(rule("gather_scatter")), events) == []
+
+
+def test_scatter_gather_min_total_and_loan_money():
+    assert run(detector(rule("scatter_gather", params={"min_total": 2851})), scatter_gather()) == []
+    assert len(run(detector(rule("scatter_gather", params={"min_total": 2850})), scatter_gather())) == 1
+    assert run(detector(rule("scatter_gather", params={"require_loan_money": True})), scatter_gather()) == []
+    from detection_helpers import disb
+    funded = [disb("d", "A", 3000, -1, loan="L1")] + scatter_gather()
+    (warning,) = run(detector(rule("scatter_gather", params={"require_loan_money": True})), funded)
+    assert warning.loan_ids == ("L1",)
+
+
+def test_gather_scatter_min_total():
+    assert run(detector(rule("gather_scatter", params={"min_total": 5001})), hub()) == []
+    assert len(run(detector(rule("gather_scatter", params={"min_total": 5000})), hub())) == 1

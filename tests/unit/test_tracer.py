@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from detection_helpers import HOUR, at, disb, xfer
 
 from stream.detection.tracer import FundTracer, TracerOptions
+from stream.events import Disbursement, Transfer
 
 
 def move(tracer: FundTracer, t, external: bool = False, cutoff=None):
@@ -139,3 +142,28 @@ def test_a_late_transfer_cannot_carry_money_that_arrived_after_it():
     allocation = move(tracer, xfer("t1", "U1", "U2", 1500, 10))      # happened before L2 arrived
     assert carried(allocation) == {"L1": 100000} and allocation.unknown == 50000
     assert [(lot.origin.id, lot.amount) for lot in tracer.holdings("U1")] == [("L2", 200000)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["d", "t", "w"]), st.integers(0, 4), st.integers(0, 4),
+                          st.integers(1, 500_000)), max_size=60),
+       st.sampled_from(["lifo", "fifo", "proportional"]))
+def test_every_transfer_is_fully_accounted_for_and_lots_stay_positive(steps, policy):
+    tracer = FundTracer(TracerOptions(policy=policy, max_lots_per_account=4))
+    for i, (what, a, b, amount) in enumerate(steps):
+        src, dst = f"A{a}", f"A{b}"
+        if what == "d":
+            tracer.disburse(Disbursement(event_id=f"e{i}", ts=at(i), loan_id=f"L{i}", account=src, amount=amount))
+            continue
+        if src == dst:
+            continue
+        held = sum(lot.amount for lot in tracer.holdings(src))
+        t = Transfer(event_id=f"e{i}", ts=at(i), src=src, dst=dst, amount=amount,
+                     channel="p2p" if what == "t" else "withdrawal")
+        allocation = tracer.transfer(t, dst if what == "t" else f"card:{dst}", external=what == "w")
+        assert sum(piece.amount for piece in allocation.pieces) + allocation.unknown == amount
+        assert allocation.unknown == max(0, amount - held)
+        assert all(piece.path[-1].txn_id == f"e{i}" for piece in allocation.pieces)
+        for account in (src, dst):
+            assert all(lot.amount > 0 for lot in tracer.holdings(account))
+            assert len(tracer.holdings(account)) <= 4
