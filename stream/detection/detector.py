@@ -79,7 +79,7 @@ class Detector:
         self._clock = clock
         self.state = DetectionState(window_ms=window_ms, lateness_ms=lateness_ms, tracer=tracer, limits=limits)
         self._cooldowns: dict[tuple[str, str], int] = {}        # (rule id, key) -> event ts of the last warning
-        self._cooldown_expiry: list[tuple[int, int, str, str, int]] = []  # (expires at, ts, rule, key, ts)
+        self._cooldown_expiry: list[tuple[int, str, str, int]] = []  # (expires at, rule id, key, emitted at)
         self.warnings_by_rule: Counter[str] = Counter()
         self.suppressed_by_rule: Counter[str] = Counter()
         self.where_errors_by_rule: Counter[str] = Counter()
@@ -148,7 +148,7 @@ class Detector:
                 self.suppressed_by_rule[rule.id] += 1
                 return None
             self._cooldowns[(rule.id, key)] = event.ts
-            heapq.heappush(self._cooldown_expiry, (event.ts + cooldown.ms, event.ts, rule.id, key, event.ts))
+            heapq.heappush(self._cooldown_expiry, (event.ts + cooldown.ms, rule.id, key, event.ts))
         self.warnings_by_rule[rule.id] += 1
         return EarlyWarning(
             warning_id=make_warning_id(rule.id, rule.version, incident_key(rule, finding, event.ts)),
@@ -192,7 +192,7 @@ class Detector:
         cutoff = self.state.graph.cutoff
         heap = self._cooldown_expiry
         while heap and cutoff is not None and heap[0][0] < cutoff:
-            _, _, rule_id, key, emitted_at = heapq.heappop(heap)
+            _, rule_id, key, emitted_at = heapq.heappop(heap)
             if self._cooldowns.get((rule_id, key)) == emitted_at:
                 del self._cooldowns[(rule_id, key)]
 

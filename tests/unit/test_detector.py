@@ -195,3 +195,12 @@ def test_freeze_gc_every_moves_long_lived_state_out_of_the_collectors_sight():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_cooldown_memory_is_forgotten_once_outside_the_window():
+    det = detector(rule("fan_in", params={"require_loan_money": False}, cooldown=Cooldown("subject", HOUR)),
+                   window_ms=2 * HOUR, lateness_ms=0)
+    run(det, [xfer(f"t{i}", f"S{i}", "C", 500, i) for i in range(5)])
+    assert len(det._cooldowns) == 1
+    run(det, [xfer("tick", "X", "Y", 1, 4 * 60)])          # cooldown ended at 1h04, window now starts at 2h
+    assert det._cooldowns == {} and det._cooldown_expiry == []
