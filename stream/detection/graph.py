@@ -79,9 +79,10 @@ class RollingGraph:
         self.lateness_ms = lateness_ms
         self.g = nx.MultiDiGraph()
         self.max_ts: int | None = None
-        # Expiry queues: in-order arrivals in a deque of (ts, src_node, dst_node_or_None, key), late ones in a heap
-        # of (ts, seq, src_node, dst_node_or_None, key). dst None marks a disbursement record on src_node.
-        self._in_order: deque[tuple[int, str, str | None, str]] = deque()
+        # Expiry queues. In-order arrivals: a flat deque of ts, src_node, dst_node_or_None, key, four slots per
+        # entry (no tuple per edge: 48 bytes saved each). Late ones: a heap of (ts, seq, src, dst, key).
+        # dst None marks a disbursement record on src_node.
+        self._in_order: deque[int | str | None] = deque()
         self._late: list[tuple[int, int, str, str | None, str]] = []
         self._seq = 0
         self.events = 0
@@ -136,8 +137,9 @@ class RollingGraph:
         return verdict
 
     def _schedule(self, ts: int, src: str, dst: str | None, key: str) -> None:
-        if not self._in_order or ts >= self._in_order[-1][0]:
-            self._in_order.append((ts, src, dst, key))
+        in_order = self._in_order
+        if not in_order or ts >= in_order[-4]:
+            in_order.extend((ts, src, dst, key))
         else:
             self._seq += 1      # the heap needs a tie-breaker; in-order entries do not (saves memory per edge)
             heapq.heappush(self._late, (ts, self._seq, src, dst, key))
@@ -189,8 +191,10 @@ class RollingGraph:
             return 0
         removed = 0
         in_order = self._in_order
-        while in_order and in_order[0][0] < cutoff:
-            _, src, dst, key = in_order.popleft()
+        pop = in_order.popleft
+        while in_order and in_order[0] < cutoff:
+            pop()
+            src, dst, key = pop(), pop(), pop()
             removed += self._expire(src, dst, key)
         late = self._late
         while late and late[0][0] < cutoff:

@@ -79,6 +79,7 @@ def test_eviction_touches_only_what_expires():
     for i in range(1000):
         graph.add(xfer(f"t{i}", f"A{i}", f"B{i}", 1, i * 0.01))   # 10 minutes of events
     queued = len(graph._in_order)
+    assert queued == 4 * 1000                                     # four slots per edge, no tuple
     assert graph.evict() == 0 and len(graph._in_order) == queued  # nothing old: nothing scanned away
     graph.add(xfer("late", "X", "Y", 1, 65))                      # cutoff at 5 min: half expire
     assert graph.evicted_edges == 500 and graph.edge_count == 501
