@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = DemoOptions(events_per_day=args.events_per_day, days=args.days, instances=args.instances,
                           seed=args.seed, workdir=args.workdir, keep=args.keep, store=args.store,
-                          rate=float(args.rate) or None, progress=not args.no_progress, timeout_s=args.timeout, settings_file=args.settings)
+                          rate=float(args.rate) or None, progress=not args.no_progress, timeout_s=args.timeout,
+                          settings_file=args.settings)
     return run_demo(options)
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from .. import devstack
 from ..evaluate import evaluate, warning_from_dict
@@ -26,7 +26,8 @@ from ..sinks.store import DEFAULT_CHDB_DATABASE, WarningFilter, open_store
 from .cleanup import Cleanup
 from .summary import DemoFigures, render
 from .webhook import WebhookReceiver
-from .worker import READY_TIMEOUT_S, DemoError, FollowResult, WorkerProcess, follow, start_worker, wait_ready
+from .worker import (READY_TIMEOUT_S, DemoError, FollowResult, WorkerProcess, describe_exit, follow, start_worker,
+                     wait_ready)
 
 MARKER = ".fundflow-demo"
 STORES = ("chdb", "server")
@@ -192,7 +193,7 @@ def _run(options: DemoOptions, steps: _Steps, cleanup: Cleanup, err: TextIO) -> 
     steps.say(f"worker handled all {result.progress.handled:,} events and its {result.progress.warnings:,} "
               f"warnings are stored; stopping it")
     code = worker.stop()
-    steps.say(f"worker stopped (exit code {code})")
+    steps.say(f"worker stopped ({describe_exit(code)})")
 
     store = open_store(store_url)
     try:
@@ -206,7 +207,8 @@ def _run(options: DemoOptions, steps: _Steps, cleanup: Cleanup, err: TextIO) -> 
     pages = webhook.log
     figures = DemoFigures(
         send_rate=sent / max(produce_ended - produce_started, 1e-3),
-        catch_up_s=max(0.0, result.finished_at - produce_ended), events_produced=sent, events_consumed=result.progress.consumed, dead_letters=result.progress.deadlettered,
+        catch_up_s=max(0.0, result.finished_at - produce_ended), events_produced=sent,
+        events_consumed=result.progress.consumed, dead_letters=result.progress.deadlettered,
         warnings_raised=result.progress.warnings, processing_s=result.processing_s,
         pages_received=pages.received, pages_verified=pages.signatures_ok(), pages_refused=pages.refused,
         storm_summaries=pages.by_kind().get("storm_summary", 0),

@@ -7,6 +7,7 @@ FUNDFLOW_* variables, in its own process group so it can be stopped with everyth
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,12 +23,9 @@ from .metrics import WorkerProgress, fetch_progress
 
 POLL_INTERVAL_S = 0.25
 STABLE_POLLS = 3            # counters unchanged this many polls in a row: the run is over
-STOP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 20.0        # Faust's own shutdown, aligner flush included, takes a few seconds
 READY_TIMEOUT_S = 90.0
 
-# Runs the `fundflow` console script's entry point with the interpreter running the demo, so the worker
-# uses the same installation even when the script is not on PATH.
-_ENTRY = "import sys; from stream.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 class DemoError(FundflowError):
@@ -58,11 +56,23 @@ class WorkerProcess:
         return stop_process_group(self.process, STOP_TIMEOUT_S)
 
 
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"ended by {name}"
+    return f"exit code {code}"
+
+
 def start_worker(env: Mapping[str, str], log_path: Path, web_port: int, *, settings_file: str | None = None,
                  cwd: Path | None = None) -> WorkerProcess:
     """Start `fundflow worker` with `env` added to this process's environment; output goes to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-c", _ENTRY]
+    command = [sys.executable, "-m", "stream.cli"]     # the same installation, even off PATH
     if settings_file:
         command += ["--settings", settings_file]
     command += ["worker", "--loglevel", "info"]

@@ -96,3 +96,10 @@ def test_cleanup_stops_newest_first_once_and_survives_a_failing_stop():
     assert cleanup.run() == ["store"]
     assert stopped == ["worker", "broker"]
     assert cleanup.run() == [] and stopped == ["worker", "broker"]
+
+
+def test_worker_exit_is_described_in_words():
+    from stream.demo.worker import describe_exit
+    assert describe_exit(0) == "exit code 0"
+    assert describe_exit(-9) == "ended by SIGKILL"
+    assert describe_exit(None) == "still running"
