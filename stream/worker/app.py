@@ -76,8 +76,8 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
     warnings_topic = _raw_topic(app, settings.warnings_topic)
     deadletter_topic = _raw_topic(app, settings.deadletter_topic)
 
-    async def publish(outcome: Outcome) -> None:
-        await _publish(outcome, warnings_topic, deadletter_topic)
+    async def publish(outcome: Outcome, wait: bool = True) -> list:
+        return await _publish(outcome, warnings_topic, deadletter_topic, wait=wait)
 
     pipeline = Pipeline(
         handler, publish=publish,
@@ -160,13 +160,22 @@ def _detector_factory(detector: DetectorSource) -> Callable[[], DetectorLike]:
     return detector                  # type: ignore[return-value]
 
 
-async def _publish(outcome: Outcome, warnings_topic, deadletter_topic) -> None:
-    """Send and wait for the broker's acknowledgement: the outbox must hold it before we move on."""
+async def _publish(outcome: Outcome, warnings_topic, deadletter_topic, *, wait: bool = True) -> list:
+    """Send and wait for the broker's acknowledgement: the outbox must hold it before we move on.
+
+    With `wait=False` (a rebuild's replay) the acknowledgements are returned instead, to be awaited together
+    before live input resumes: one round trip per warning would make a long replay needlessly slow.
+    """
+    pending = []
     for warning in outcome.warnings:
-        pending = await warnings_topic.send(key=warning.warning_id.encode(), value=warning.to_json())
-        await pending
+        ack = await warnings_topic.send(key=warning.warning_id.encode(), value=warning.to_json())
+        if wait:
+            await ack
+        else:
+            pending.append(ack)
     if outcome.dead_letter is not None:
         await _send_dead_letter(outcome.dead_letter, deadletter_topic)
+    return pending
 
 
 async def _send_dead_letter(letter: DeadLetter, deadletter_topic) -> None:

@@ -25,7 +25,7 @@ from .handler import Accepted, DetectorLike, MessageHandler, Outcome
 log = logging.getLogger(__name__)
 
 YIELD_EVERY = 500
-Publish = Callable[[Outcome], Awaitable[None]]
+Publish = Callable[..., Awaitable[object]]   # publish(outcome, wait=True) -> acks still pending (wait=False)
 
 
 class Pipeline:
@@ -121,6 +121,7 @@ class Pipeline:
             self.aligner = self._make_aligner()
             replayed = 0
             self._arrived_max_ts = None
+            acks: list = []
             for value, key, origin, headers in history:
                 parsed = self.handler.parse_quietly(value, key=key, origin=origin, headers=headers,
                                                     watermark=self.arrived_watermark())
@@ -128,22 +129,29 @@ class Pipeline:
                     continue
                 self._arrived_max_ts = max(self._arrived_max_ts or parsed.event.ts, parsed.event.ts)
                 self.aligner.add((origin.topic, origin.partition), parsed.event.ts, parsed)
-                await self._drain(self.aligner.release())
+                await self._drain(self.aligner.release(), acks)
                 replayed += 1
                 if replayed % YIELD_EVERY == 0:
                     await asyncio.sleep(0)     # let heartbeats and web requests run during a long replay
                 if generation != self.generation:
                     return False
+            await self._drain(self.aligner.release(), acks)
+            if acks:
+                await asyncio.gather(*acks)      # every replayed warning is in the outbox before live input
             self.rebuilt_events = replayed
             self._gate.set()
             return True
 
     # -- detection and publishing --------------------------------------------------------------------------
-    async def _drain(self, items: Sequence[Accepted]) -> None:
+    async def _drain(self, items: Sequence[Accepted], acks: list | None = None) -> None:
+        """Detect and publish; with `acks`, the broker acknowledgements are collected instead of awaited."""
         metrics = self._metrics()
         for item in items:
             outcome = self.handler.detect(item)
-            await self._publish(outcome)
+            if acks is None:
+                await self._publish(outcome)
+            else:
+                acks.extend(await self._publish(outcome, wait=False) or ())
             if metrics is not None:
                 for warning in outcome.warnings:
                     metrics.warnings.inc(rule_id=warning.rule_id, severity=warning.severity)

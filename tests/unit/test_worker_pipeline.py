@@ -63,8 +63,9 @@ def make(detector=None, clock=None):
     clock = clock or Clock()
     published: list[Outcome] = []
 
-    async def publish(outcome: Outcome) -> None:
+    async def publish(outcome: Outcome, wait: bool = True) -> list:
         published.append(outcome)
+        return []
 
     pipeline = Pipeline(MessageHandler(detector), publish=publish,
                         make_aligner=lambda: EventTimeAligner(idle_after_ms=1000, clock=clock))
