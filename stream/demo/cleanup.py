@@ -1,6 +1,6 @@
 """Leaving no process behind: every child the demo starts is registered here and stopped exactly once.
 
-Stops run newest first on a normal return, on an exception, on Ctrl-C (SIGINT), on SIGTERM/SIGHUP (turned
+Stops run newest first, and once, on a normal return, on an exception, on Ctrl-C (SIGINT), on SIGTERM/SIGHUP (turned
 into KeyboardInterrupt so `finally` blocks run) and, as a last resort, at interpreter exit.
 """
 
@@ -30,8 +30,24 @@ class Cleanup:
             self._stops.append((name, stop))
 
     def run(self) -> list[str]:
-        """Run every registered stop once, newest first; returns the names whose stop failed."""
-        failed = []
+        """Run every registered stop once, newest first; returns the names whose stop failed.
+
+        Another Ctrl-C or SIGTERM while stopping is ignored: each stop is bounded by its own timeout, and an
+        interrupted stop would leave its process running."""
+        failed: list[str] = []
+        previous: dict[int, object] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, *TERMINATING_SIGNALS):
+                previous[signum] = signal.signal(signum, signal.SIG_IGN)
+        try:
+            self._run_all(failed)
+        finally:
+            for signum, handler in previous.items():
+                if handler is not None:     # None: a handler installed outside Python, cannot be restored
+                    signal.signal(signum, handler)  # type: ignore[arg-type]
+        return failed
+
+    def _run_all(self, failed: list[str]) -> None:
         while True:
             with self._lock:
                 if not self._stops:
@@ -42,7 +58,6 @@ class Cleanup:
             except BaseException as exc:  # noqa: BLE001 - one failed stop must not keep the others running
                 log.warning("could not stop %s: %r", name, exc)
                 failed.append(name)
-        return failed
 
     def install(self) -> None:
         """atexit hook plus SIGTERM/SIGHUP handlers (main thread only; elsewhere only the atexit hook)."""

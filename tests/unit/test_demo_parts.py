@@ -103,3 +103,22 @@ def test_worker_exit_is_described_in_words():
     assert describe_exit(0) == "exit code 0"
     assert describe_exit(-9) == "ended by SIGKILL"
     assert describe_exit(None) == "still running"
+
+
+def test_cleanup_cannot_be_interrupted_and_restores_the_signal_handlers():
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    stopped = []
+
+    def stop_while_interrupted():
+        os.kill(os.getpid(), signal.SIGINT)     # ignored while stopping: no KeyboardInterrupt here
+        stopped.append("worker")
+
+    cleanup = Cleanup()
+    cleanup.add("broker", lambda: stopped.append("broker"))
+    cleanup.add("worker", stop_while_interrupted)
+    assert cleanup.run() == []
+    assert stopped == ["worker", "broker"]
+    assert signal.getsignal(signal.SIGINT) is before
