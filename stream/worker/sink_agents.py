@@ -10,6 +10,7 @@ minute is over. Both run with concurrency 1 and tolerate duplicates (ReplacingMe
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -61,6 +62,9 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
                                  key_serializer=RAW, value_serializer=RAW)
     policy = RetryPolicy.from_settings(settings)
     store = open_store(settings.clickhouse_url)
+    # Closed at interpreter exit, after Faust's loop has stopped: an embedded chDB session left to the
+    # interpreter's teardown can crash the process on its way out.
+    atexit.register(store.close)
     sink = ClickHouseSink(store, batch_size=settings.clickhouse_batch_size, policy=policy, sleep=sleep, clock=clock,
                           stopping=lambda: bool(app.should_stop))
     wired = SinkAgents(clickhouse=sink, pager=None)
