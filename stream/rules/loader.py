@@ -458,7 +458,8 @@ class _Loader:
         if len(self.errors) > before or kind is None:
             return None
         content = {
-            "kind": kind.name, "params": {spec.name: _jsonable(spec.show(params[spec.name])) for spec in kind.params},
+            "kind": kind.name, "params": {spec.name: _jsonable(spec.show(params[spec.name])) for spec in kind.params
+                                       if spec.versioned_at_default or params[spec.name] != spec.default},
             "where": where_canonical, "severity": severity,
             "cooldown": {"subject": cooldown.subject, "ms": cooldown.ms},
             "allow": {"accounts": sorted(allow.accounts), "merchants": sorted(allow.merchants),

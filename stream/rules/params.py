@@ -26,6 +26,9 @@ class Param:
     # often, e.g. min_ratio), "higher" (e.g. within) or None (not ordered).
     looser: str | None = None
     show: Callable[[Any], Any] = lambda value: value   # parsed value -> analyst text (for diffs, docs)
+    # False for a parameter added to a kind after rules were deployed, whose default keeps the kind's old
+    # behaviour: left at its default it stays out of the rule's version, so existing warning ids do not change.
+    versioned_at_default: bool = True
 
 
 def duration(value: Any, _lists: ListLookup | None = None) -> int:

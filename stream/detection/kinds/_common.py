@@ -47,6 +47,17 @@ def hours(n: float) -> int:
     return int(n * MS_PER_HOUR)
 
 
+def max_counterparties_param(doc: str) -> Param:
+    return Param("max_counterparties", count(0), 0, doc, versioned_at_default=False)
+
+
+def too_busy(graph: Any, node: str, cap: int) -> bool:
+    """More than `cap` counterparties (distinct senders plus distinct receivers) in the whole graph window; a cap
+    of 0 means no limit. Busy accounts (businesses, payment hubs) fan in, fan out and close cycles all day as
+    ordinary business, so a rule meant for quiet pass-through accounts can leave them out."""
+    return cap > 0 and len(graph.g._pred.get(node, ())) + len(graph.g._succ.get(node, ())) > cap
+
+
 
 
 # -- helpers for detect() ----------------------------------------------------------------------------------------

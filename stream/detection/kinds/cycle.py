@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from ...events import Transfer
 from ...money import format_minor
 from ..finding import Finding
-from ._common import (Param, channels_param, count, format_elapsed, hours, loans_of, min_amount_param,
-                      ordered_unique, percent, ratio, within_param)
+from ._common import (Param, channels_param, count, format_elapsed, hours, loans_of, max_counterparties_param,
+                      min_amount_param, ordered_unique, percent, ratio, too_busy, within_param)
 
 if TYPE_CHECKING:
     from ...events import Event
@@ -33,6 +33,9 @@ PARAMS = (
           looser="lower"),
     channels_param(frozenset({"p2p"}), "Transfer channels that count (default p2p)."),
     min_amount_param("Ignore cycles whose smallest transfer is below this (units)."),
+    max_counterparties_param("Leave out cycles through an account with more counterparties than this (distinct "
+                             "senders plus receivers) in the whole graph window: busy accounts close rings by "
+                             "chance over long windows. 0: no limit."),
 )
 
 
@@ -59,6 +62,9 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     home, closer = event.dst, event.src
     if not graph.g._pred[closer] or len(graph.g._succ[home]) < 1:
         return []       # nothing ever reached the payer or left the payee: no chain to close
+    busy_cap = params["max_counterparties"]
+    if too_busy(graph, home, busy_cap) or too_busy(graph, closer, busy_cap):
+        return []
     since = event.ts - params["within"]
     min_len, max_len = params["min_len"], params["max_len"]
     closing = (closer, home, event.event_id, {"ts": event.ts, "amount": event.amount})
@@ -82,7 +88,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
                 if len(chain) + 1 >= min_len:
                     found.append([edge, *chain])
                 continue
-            if src in visited or len(chain) + 2 > max_len:
+            if src in visited or len(chain) + 2 > max_len or too_busy(graph, src, busy_cap):
                 continue
             visited.add(src)
             search(src, attrs["ts"], [edge, *chain], visited, lo, hi)

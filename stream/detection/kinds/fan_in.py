@@ -14,8 +14,8 @@ from ...money import format_minor
 from ..finding import Finding
 from ..graph import sink_node
 from ._common import (Param, channels_param, count, densest_window, edge_qualifies, event_qualifies, format_elapsed,
-                      hours, loans_of, min_amount_param, min_loan_share_param, min_total_param, percent,
-                      require_loan_money_param, threshold_score, within_param)
+                      hours, loans_of, max_counterparties_param, min_amount_param, min_loan_share_param,
+                      min_total_param, percent, require_loan_money_param, threshold_score, too_busy, within_param)
 
 if TYPE_CHECKING:
     from ...events import Event
@@ -33,6 +33,9 @@ PARAMS = (
     min_total_param("Fewest units the counted transfers must add up to."),
     require_loan_money_param(True, "Count only transfers carrying money traced to a disbursement."),
     min_loan_share_param("With require_loan_money: least share of a transfer's amount traced to loans."),
+    max_counterparties_param("Leave out collectors with more counterparties than this (distinct senders plus "
+                             "receivers) in the whole graph window: busy accounts whose inflow is ordinary "
+                             "business. 0: no limit. Useful when require_loan_money is false."),
 )
 
 
@@ -49,6 +52,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     collector = sink_node(event)
     if len(state.graph.g._pred[collector]) < params["min_sources"]:
         return []       # fewer neighbours in the whole window than needed: no scan
+    if too_busy(state.graph, collector, params["max_counterparties"]):
+        return []
     since = event.ts - params["within"]
     edges = densest_window([(src, key, attrs) for src, key, attrs in
                             state.graph.in_edges(collector, since, event.ts + params["within"], state.limits.degree_cap)

@@ -13,8 +13,8 @@ from ...money import format_minor
 from ..finding import Finding
 from ..graph import sink_node
 from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
-                      loans_of, min_amount_param, min_total_param, require_loan_money_param, threshold_score,
-                      within_param)
+                      loans_of, max_counterparties_param, min_amount_param, min_total_param,
+                      require_loan_money_param, threshold_score, too_busy, within_param)
 
 if TYPE_CHECKING:
     from ...events import Event
@@ -32,6 +32,9 @@ PARAMS = (
     min_amount_param("Ignore single transfers smaller than this (units)."),
     min_total_param("Fewest units M must have gathered."),
     require_loan_money_param(False, "Count only outgoing transfers carrying money traced to a disbursement."),
+    max_counterparties_param("Leave out hubs with more counterparties than this (distinct senders plus receivers) "
+                             "in the whole graph window: busy accounts that gather and pay out as ordinary "
+                             "business. 0: no limit."),
 )
 
 
@@ -54,6 +57,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     for hub in hubs:
         if len(pred[hub]) < params["min_sources"] or len(succ[hub]) < params["min_targets"]:
             continue    # not enough neighbours in the whole window: no scan
+        if too_busy(graph, hub, params["max_counterparties"]):
+            continue
         ins = sorted(((attrs["ts"], key, src, attrs) for src, key, attrs in graph.in_edges(hub, since, until, cap)
                       if edge_qualifies(attrs, channels, min_amount, False, 0.0)), key=lambda e: (e[0], e[1]))
         sources = sorted({src for _, _, src, _ in ins})
