@@ -198,13 +198,15 @@ class Detector:
 
 
 def freeze_long_lived_objects() -> None:
-    """Collect cyclic garbage once, then move every surviving object out of the cyclic collector's sight.
+    """Collect the young generations' cyclic garbage, then move every surviving object out of the cyclic
+    collector's sight.
 
     Without this, Python's collector periodically rescans the whole window (millions of dicts and tuples) and the
     per-event cost grows with the graph. Detection state holds no reference cycles, so frozen objects are still
-    freed by reference counting when their edge or lot expires; freezing only stops the pointless rescans.
+    freed by reference counting when their edge or lot expires; freezing only stops the pointless rescans. Only
+    the young generations are collected first: a full collection would itself rescan everything not yet frozen.
     """
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
 
 
