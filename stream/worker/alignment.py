@@ -46,6 +46,12 @@ class EventTimeAligner(Generic[T]):
             self._source_max_ts[source] = ts
         self._source_seen_at[source] = now
 
+    def expect(self, source: Hashable) -> None:
+        """A source that will deliver (an assigned partition) holds events back before its first event too,
+        for idle_after: otherwise the first event after a start is released before its partners arrive."""
+        self._source_max_ts.setdefault(source, -1)
+        self._source_seen_at.setdefault(source, self._clock())
+
     def forget(self, source: Hashable) -> None:
         """A source went away (partition revoked): it no longer holds the watermark."""
         self._source_max_ts.pop(source, None)

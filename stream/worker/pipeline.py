@@ -110,7 +110,8 @@ class Pipeline:
             replace(rules)
 
     async def rebuild(self, generation: int, make_detector: Callable[[], DetectorLike], history: Iterable[tuple[bytes | None,
-                      bytes | None, Origin, tuple[tuple[str, bytes], ...]]]) -> bool:
+                      bytes | None, Origin, tuple[tuple[str, bytes], ...]]],
+                      sources: Iterable[tuple[str, int]] = ()) -> bool:
         """Swap in a fresh detector (built under the lock, so with the rules running now) and aligner, replay `history` through them, publishing warnings, and
         open the gate. History arrives merged by event time; bad records were dead-lettered when they were
         first read and are skipped. False if a newer generation began meanwhile."""
@@ -119,6 +120,8 @@ class Pipeline:
                 return False
             self.handler.detector = make_detector()
             self.aligner = self._make_aligner()
+            for source in sources:          # assigned partitions hold events back before their first one
+                self.aligner.expect(source)
             replayed = 0
             self._arrived_max_ts = None
             acks: list = []

@@ -230,7 +230,7 @@ class StateRecovery:
         read_s = time.monotonic() - started
         merged = merge_by_event_time(by_partition.values())
         history = ((r.value, r.key, Origin(r.topic, r.partition, r.offset), r.headers) for r in merged)
-        done = await self.pipeline.rebuild(generation, self.make_detector, history)
+        done = await self.pipeline.rebuild(generation, self.make_detector, history, sources=partitions)
         if not done:
             return None
         return RebuildReport(partitions=len(partitions), records=len(merged), events=self.pipeline.rebuilt_events,

@@ -14,7 +14,7 @@ import json
 import signal
 from pathlib import Path
 
-from worker_harness import (committed_everything, make_worker_env, metric, produce, warning_ids,
+from worker_harness import (committed_everything, copy_rules, make_worker_env, metric, produce, warning_ids,
                             warnings_in_topic)
 
 from stream.detection.detector import Detector
@@ -24,12 +24,9 @@ from stream.settings import load_settings
 from stream.simulate import simulate
 from stream.simulate.params import SimParams
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
-
-
-def reference_warnings(events: list[dict]) -> set[str]:
+def reference_warnings(events: list[dict], rules_dir: Path) -> set[str]:
     defaults = load_settings(None, env={})
-    detector = Detector(load_rules(RULES), window_ms=defaults.window, lateness_ms=defaults.allowed_lateness)
+    detector = Detector(load_rules(rules_dir), window_ms=defaults.window, lateness_ms=defaults.allowed_lateness)
     parsed = sorted((parse_event(json.dumps(e).encode()) for e in events), key=lambda e: e.ts)
     return {w.warning_id for event in parsed for w in detector.process(event)}
 
@@ -37,11 +34,12 @@ def reference_warnings(events: list[dict]) -> set[str]:
 def test_sigkill_with_events_held_in_the_aligner_loses_no_warning(kafka_broker, tmp_path, unique, free_port):
     events, _ = simulate(SimParams(seed=3, accounts=300, days=2, instances=2, background_per_day=800))
     events = list(events)
-    expected = reference_warnings(events)
+    rules_dir = copy_rules(tmp_path)
+    expected = reference_warnings(events, rules_dir)
     assert len(expected) >= 40, "the ledger must plant enough patterns to be a meaningful check"
     first_half, second_half = events[: len(events) // 2], events[len(events) // 2:]
 
-    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, RULES)
+    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, rules_dir)
     names = worker.names
     inputs = [names["disbursements_topic"], names["transfers_topic"]]
     try:

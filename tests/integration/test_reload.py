@@ -7,14 +7,10 @@ rapid-cashout threshold) and 75% of the others (under it until the threshold is 
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
-from worker_harness import make_worker_env, metric, produce, warnings_in_topic
+from worker_harness import copy_rules, make_worker_env, metric, produce, warnings_in_topic
 
 from stream.rules.loader import load_rules
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
 BASE_TS = 1_772_446_500_000  # 2026-03-02T10:15:00Z
 
 
@@ -28,8 +24,7 @@ def loan_cashed_out(n: int, withdrawn: str) -> list[dict]:
 
 def test_threshold_change_is_picked_up_and_a_broken_file_keeps_the_old_rules(kafka_broker, tmp_path, unique,
                                                                               free_port):
-    rules_dir = tmp_path / "rules"
-    shutil.copytree(RULES, rules_dir, ignore=shutil.ignore_patterns("*.md"))
+    rules_dir = copy_rules(tmp_path)
     old_version = load_rules(rules_dir).by_id("rapid-cashout").version
     worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, rules_dir, rules_reload_interval="300ms")
     names = worker.names

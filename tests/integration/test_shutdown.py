@@ -7,15 +7,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 from test_recovery import reference_warnings
-from worker_harness import committed_everything, make_worker_env, metric, produce, warning_ids
+from worker_harness import committed_everything, copy_rules, make_worker_env, metric, produce, warning_ids
 
 from stream.simulate import simulate
 from stream.simulate.params import SimParams
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
 SHUTDOWN_BOUND_S = 15.0
 
 
@@ -23,11 +21,12 @@ def test_sigterm_flushes_held_events_exits_0_in_time_and_a_restart_loses_nothing
                                                                                   tmp_path, unique, free_port):
     events, _ = simulate(SimParams(seed=5, accounts=300, days=2, instances=2, background_per_day=600))
     events = list(events)
-    expected = reference_warnings(events)
+    rules_dir = copy_rules(tmp_path)
+    expected = reference_warnings(events, rules_dir)
     database = unique("it_shutdown_")
     clickhouse_server.client().execute(f"CREATE DATABASE {database}")
     clickhouse_url = f"clickhouse://127.0.0.1:{clickhouse_server.port}/{database}"
-    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, RULES, clickhouse_url=clickhouse_url)
+    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, rules_dir, clickhouse_url=clickhouse_url)
     names = worker.names
     inputs = [names["disbursements_topic"], names["transfers_topic"]]
     try:

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from kafka import KafkaProducer
 from test_reload import loan_cashed_out
-from worker_harness import http_get, make_worker_env, metric, produce
+from worker_harness import copy_rules, http_get, make_worker_env, metric, produce
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
 
 
 def test_readiness_waits_for_the_rebuild_and_metrics_follow_the_stream(kafka_broker, tmp_path, unique, free_port):
-    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, RULES)
+    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, copy_rules(tmp_path))
     names = worker.names
     try:
         worker.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any, Callable
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+RULES = Path(__file__).resolve().parents[2] / "rules"
 PARTITIONS = 3
 DEADLINE_S = 45.0
 FUNDFLOW = str(Path(sys.executable).with_name("fundflow"))
@@ -114,6 +116,14 @@ class WorkerEnv:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+def copy_rules(tmp_path: Path) -> Path:
+    """A private copy of the shipped rules: the worker hot-reloads its rules_dir, and a test must not see
+    edits made to the repository's rules while it runs."""
+    target = tmp_path / "rules"
+    shutil.copytree(RULES, target, ignore=shutil.ignore_patterns("*.md"))
+    return target
 
 
 def make_worker_env(kafka_broker, tmp_path: Path, unique, web_port: int, rules_dir: Path,

@@ -113,3 +113,16 @@ def test_forgotten_source_no_longer_holds_watermark():
     assert aligner.release() == ["a5"]
     aligner.forget("a")
     assert aligner.release() == ["b100"]
+
+
+def test_an_expected_source_holds_events_before_its_first_one():
+    clock = FakeClock()
+    aligner = EventTimeAligner(idle_after_ms=1000, clock=clock)
+    aligner.expect("disbursements")
+    aligner.add("transfers", 20, "t20")          # arrives first, spends a disbursement still in flight
+    assert aligner.release() == []
+    clock.now = 3
+    aligner.add("disbursements", 10, "d10")
+    assert aligner.release() == ["d10"]
+    clock.now = 1003
+    assert aligner.release() == ["t20"]         # the disbursements partition went quiet
