@@ -45,9 +45,9 @@ def sink_node(transfer: Transfer) -> str:
     channel = transfer.channel
     if channel == "p2p":
         return transfer.dst
-    if channel == "withdrawal":
-        return f"card:{transfer.dst}"
-    return f"{channel}:{transfer.dst}"
+    prefix = "card:" if channel == "withdrawal" else f"{channel}:"
+    # Ledgers that already name external parties this way (card:6206...) keep their names.
+    return transfer.dst if transfer.dst.startswith(prefix) else prefix + transfer.dst
 
 
 def is_external(node: str, graph: nx.MultiDiGraph) -> bool:

@@ -93,3 +93,15 @@ def test_in_edges_reads_the_time_range_and_respects_the_cap():
     assert sorted(srcs) == [f"S{i}" for i in range(2, 8)]
     capped = [src for src, _, _ in graph.in_edges("HUB", at(0), at(9), cap=3)]
     assert capped == ["S9", "S8", "S7"]   # newest neighbours first
+
+
+def test_external_parties_are_prefixed_once():
+    from stream.detection.graph import sink_node
+    from stream.events import Transfer
+    plain = Transfer(event_id="t1", ts=1, src="U1", dst="6206350252599189", amount=100, channel="withdrawal")
+    named = Transfer(event_id="t2", ts=1, src="U1", dst="card:6206350252599189", amount=100, channel="withdrawal")
+    shop = Transfer(event_id="t3", ts=1, src="U1", dst="M1", amount=100, channel="merchant")
+    friend = Transfer(event_id="t4", ts=1, src="U1", dst="U2", amount=100)
+    assert sink_node(plain) == sink_node(named) == "card:6206350252599189"
+    assert sink_node(shop) == "merchant:M1"
+    assert sink_node(friend) == "U2"
