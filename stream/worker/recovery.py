@@ -164,7 +164,10 @@ class StateRecovery:
     """Reacts to rebalances: revoke drops state, assignment rebuilds a fresh detector from the log.
 
     The rebuild runs as a task (not inside the rebalance callback) so a long replay does not hold up the
-    group protocol; the pipeline's gate keeps live input waiting until it is done.
+    group protocol; the pipeline's gate keeps live input waiting until it is done. The gate is needed
+    anyway: Faust (`App._on_partitions_assigned`) sends the `on_partitions_assigned` signal after
+    `tables.on_rebalance`, which wakes its table-recovery service, and that service resumes the paused
+    partitions on its own schedule, so fetching may restart while the signal's receivers still run.
     """
 
     def __init__(self, pipeline: Pipeline, make_detector: Callable[[], DetectorLike], *,

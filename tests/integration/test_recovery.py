@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import signal
+import time
+from collections import Counter
 from pathlib import Path
 
+from test_pager import SECRET, Webhook  # the recording webhook server of the pager tests
 from worker_harness import (committed_everything, copy_rules, make_worker_env, metric, produce, warning_ids,
                             warnings_in_topic)
 
@@ -24,22 +27,31 @@ from stream.settings import load_settings
 from stream.simulate import simulate
 from stream.simulate.params import SimParams
 
-def reference_warnings(events: list[dict], rules_dir: Path) -> set[str]:
+def reference_run(events: list[dict], rules_dir: Path) -> list:
+    """The warnings of the real Detector over the whole ledger in event-time order (`fundflow replay`)."""
     defaults = load_settings(None, env={})
     detector = Detector(load_rules(rules_dir), window_ms=defaults.window, lateness_ms=defaults.allowed_lateness)
     parsed = sorted((parse_event(json.dumps(e).encode()) for e in events), key=lambda e: e.ts)
-    return {w.warning_id for event in parsed for w in detector.process(event)}
+    return [w for event in parsed for w in detector.process(event)]
+
+
+def reference_warnings(events: list[dict], rules_dir: Path) -> set[str]:
+    return {w.warning_id for w in reference_run(events, rules_dir)}
 
 
 def test_sigkill_with_events_held_in_the_aligner_loses_no_warning(kafka_broker, tmp_path, unique, free_port):
     events, _ = simulate(SimParams(seed=3, accounts=300, days=2, instances=2, background_per_day=800))
     events = list(events)
     rules_dir = copy_rules(tmp_path)
-    expected = reference_warnings(events, rules_dir)
-    assert len(expected) >= 40, "the ledger must plant enough patterns to be a meaningful check"
+    reference = reference_run(events, rules_dir)
+    expected = {w.warning_id for w in reference}
+    to_page = {w.warning_id for w in reference if "pager" in w.notify and w.severity in ("high", "critical")}
+    assert len(expected) >= 40 and len(to_page) >= 10, "the ledger must plant enough patterns to be meaningful"
     first_half, second_half = events[: len(events) // 2], events[len(events) // 2:]
 
-    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, rules_dir)
+    webhook = Webhook(lambda: time.time_ns() // 1_000_000)
+    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, rules_dir, webhook_url=webhook.url,
+                             webhook_secret=SECRET, page_storm_limit="1000")
     names = worker.names
     inputs = [names["disbursements_topic"], names["transfers_topic"]]
     try:
@@ -68,7 +80,13 @@ def test_sigkill_with_events_held_in_the_aligner_loses_no_warning(kafka_broker, 
         assert got == expected, (f"missing {sorted(expected - got)[:5]}, unexpected {sorted(got - expected)[:5]}")
         assert expected - before_kill, "the kill must interrupt the run before every warning was published"
         assert worker.ready()
+
+        def paged() -> Counter:
+            return Counter(json.loads(r["body"])["warning_id"] for r in list(webhook.requests))
+        worker.wait_for(lambda: set(paged()) == to_page, "the pager to page every high warning")
+        assert set(paged().values()) == {1}, "each warning is paged once across the kill and the replay"
         rebuild_line = next(line for line in worker.log_text().splitlines() if "state rebuilt from" in line)
         print(f"\n{held:.0f} events held at SIGKILL; {rebuild_line.split('state rebuilt ', 1)[1]}")
     finally:
         worker.stop_all()
+        webhook.close()
