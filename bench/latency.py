@@ -1,0 +1,186 @@
+"""Detection latency at steady produced rates: from producing the event that completes a pattern to the warning
+row being queryable in ClickHouse, and to the pager webhook call.
+
+A ledger dense in planted typologies is produced at a fixed rate (events in ledger order, their own event times)
+into a fresh worker with a real ClickHouse server and a local webhook receiver. For each warning, the completing
+event is the last of its `txn_ids` to have been produced; its latency is the time from that send to the first
+time the row is returned by a query (polled every 50 ms) and to the webhook request (every severity pages,
+storm grouping off, so each warning is called once). Everything is timed on this process's monotonic clock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from .ledgers import LedgerSpec, ledger
+from .report import Figure, at_most, info, missing
+from .stack import Stack, Worker, local_stack
+
+RATES = {2_000: 1.0, 10_000: 2.0}         # produced events/s -> p99 target (s) to queryable in ClickHouse
+CLICKHOUSE_BATCH_INTERVAL = "100ms"       # the sink's longest wait before an insert (a deployment setting)
+POLL_S = 0.05
+SETTLE_S = 15.0                           # after the last send, how long to wait for warnings still due
+
+
+@dataclass(frozen=True)
+class RateResult:
+    rate: int
+    achieved_rate: float
+    events: int
+    stored: list[float]                   # seconds, one per warning
+    paged: list[float]
+    unmatched: int                        # warnings whose completing event was not among those produced
+
+
+def run(*, quick: bool, rules: Path) -> list[RateResult]:
+    seconds = 6 if quick else 20
+    source = ledger(LedgerSpec(edges=200_000, days=1, instances=40))
+    lines = source.read_bytes().splitlines()
+    results = []
+    with local_stack(clickhouse=True) as stack:
+        for rate in RATES:
+            results.append(_one_rate(stack, rules, lines[: rate * seconds], rate))
+    return results
+
+
+def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int) -> RateResult:
+    from kafka import KafkaProducer
+
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    clickhouse = stack.clickhouse.client()
+    clickhouse.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    receiver = _Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), receiver.handler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    worker = Worker(stack, rules, settings={
+        "clickhouse_url": f"clickhouse://{stack.clickhouse.host}:{stack.clickhouse.port}/{database}",
+        "clickhouse_batch_interval": CLICKHOUSE_BATCH_INTERVAL,
+        "webhook_url": f"http://127.0.0.1:{server.server_address[1]}/page", "page_min_severity": "info",
+        "page_storm_limit": "1000000"})
+    sent: dict[str, float] = {}
+    stored: dict[str, tuple[float, list[str]]] = {}
+    stop = threading.Event()
+    poller = threading.Thread(target=_poll_store, args=(clickhouse, database, stored, stop), daemon=True)
+    try:
+        worker.start()
+        worker.wait_until(lambda: worker.total("fundflow_graph_edges") >= 0 and _ready(worker), "readiness", 90)
+        poller.start()
+        producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap, acks=1, linger_ms=2)
+        started = time.monotonic()
+        for index, line in enumerate(lines):
+            due = started + index / rate
+            delay = due - time.monotonic()
+            if delay > 0.002:
+                time.sleep(delay)
+            event = json.loads(line)
+            topic = worker.topics["transfers_topic" if event["type"] == "transfer" else "disbursements_topic"]
+            key = (event.get("src") or event["account"]).encode()
+            sent[event["event_id"]] = time.monotonic()
+            producer.send(topic, key=key, value=line)
+        producer.flush()
+        achieved = len(lines) / (time.monotonic() - started)
+        producer.close()
+        deadline = time.monotonic() + SETTLE_S
+        while time.monotonic() < deadline:
+            worker.check_alive()
+            if worker.total("fundflow_events_consumed_total") >= len(lines) and \
+                    len(stored) >= worker.total("fundflow_warnings_total") and len(receiver.seen) >= len(stored):
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        worker.stop()
+        server.shutdown()
+    store_latency, unmatched = _latencies(sent, stored)
+    page_latency, _ = _latencies(sent, receiver.seen)
+    return RateResult(rate, achieved, len(lines), store_latency, page_latency, unmatched)
+
+
+def _ready(worker: Worker) -> bool:
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/readyz", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def _poll_store(client, database: str, stored: dict, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            rows = client.execute(f"SELECT warning_id, txn_ids FROM {database}.warnings")
+        except Exception:  # noqa: BLE001 - the table appears with the first insert
+            rows = []
+        now = time.monotonic()
+        for warning_id, txn_ids in rows:
+            stored.setdefault(warning_id, (now, list(txn_ids)))
+        stop.wait(POLL_S)
+
+
+class _Receiver:
+    """The pager webhook: records when each warning was first called."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[float, list[str]]] = {}
+
+    def handler(self):
+        seen = self.seen
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                now = time.monotonic()
+                self.send_response(200)
+                self.end_headers()
+                try:
+                    warning = json.loads(body)
+                    seen.setdefault(warning["warning_id"], (now, list(warning["txn_ids"])))
+                except (ValueError, KeyError, TypeError):
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
+
+
+def _latencies(sent: dict[str, float], seen: dict[str, tuple[float, list[str]]]) -> tuple[list[float], int]:
+    latencies, unmatched = [], 0
+    for at, txn_ids in seen.values():
+        produced = [sent[txn] for txn in txn_ids if txn in sent]
+        if produced:
+            latencies.append(at - max(produced))
+        else:
+            unmatched += 1
+    return sorted(latencies), unmatched
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def figures(results: list[RateResult]) -> list[Figure]:
+    rows: list[Figure] = []
+    for result in results:
+        label = f"@ {result.rate:,}/s"
+        context = (f"{result.events:,} events sent at {result.achieved_rate:,.0f}/s, "
+                   f"{len(result.stored)} warnings stored, {len(result.paged)} paged")
+        if not result.stored:
+            rows.append(missing(f"latency to ClickHouse p99 {label}", f"<= {RATES[result.rate]:g} s",
+                                f"no warning reached the store; {context}"))
+            continue
+        stored, paged = result.stored, result.paged
+        rows.append(info(f"latency to ClickHouse p50 {label}", _quantile(stored, 0.5), "s", context))
+        rows.append(at_most(f"latency to ClickHouse p99 {label}", _quantile(stored, 0.99), "s", RATES[result.rate]))
+        rows.append(info(f"latency to ClickHouse max {label}", stored[-1], "s"))
+        if paged:
+            rows.append(info(f"latency to webhook p50/p99/max {label}", _quantile(paged, 0.5), "s",
+                             f"p99 {_quantile(paged, 0.99):.3f} s, max {paged[-1]:.3f} s"))
+    return rows

@@ -1,0 +1,108 @@
+"""Live throughput: the real worker (`fundflow worker`, a subprocess) draining a pre-loaded topic, beside a bare
+aiokafka consume + JSON-decode loop over the same topic in the same run.
+
+The worker's rate counts from the first event it reports consumed (`fundflow_events_consumed_total`, i.e. parsed,
+aligned and detected, its warnings published to the outbox) to the last, so start-up and the group join are left
+out; the bare loop is timed the same way, from its first record to its last. Both read one partition per input
+topic over loopback from the local broker; sinks (ClickHouse server, no pager) run inside the worker as deployed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from .ledgers import LedgerSpec, ledger
+from .report import Figure, at_least, info
+from .stack import Worker, local_stack
+
+TARGET_RATE = 20_000
+TARGET_RATIO = 0.3
+
+
+@dataclass(frozen=True)
+class LiveResult:
+    events: int
+    worker_rate: float
+    bare_rate: float
+    warnings: int
+
+
+def run(*, quick: bool, rules: Path, profile: Path | None = None) -> LiveResult:
+    """`profile`: also sample the worker with py-spy while it drains the topic (collapsed stacks to that file)."""
+    from stream.produce import produce_file
+    from stream.settings import load_settings
+
+    events = 50_000 if quick else 300_000
+    source = ledger(LedgerSpec(edges=100_000 if quick else 1_000_000))
+    with local_stack(clickhouse=True) as stack:
+        worker = Worker(stack, rules)
+        settings = load_settings(None, env=worker.env())
+        report = produce_file(source, settings, limit=events, progress=False)
+        produced = sum(report.sent.values())
+        topics = [settings.disbursements_topic, settings.transfers_topic]
+        bare_rate = asyncio.run(_bare_rate(stack.broker.bootstrap, topics, produced))
+        try:
+            worker.start()
+            first = worker.wait_until(lambda: _consumed_at(worker), "first consumed event", 90, poll_s=0.02)
+            profiler = _profile(worker, profile) if profile else None
+            last = worker.wait_until(lambda: _consumed_at(worker, produced), f"{produced} consumed events",
+                                     600, poll_s=0.02)
+            warnings = int(worker.total("fundflow_warnings_total"))
+            if profiler is not None:
+                profiler.wait()
+        finally:
+            worker.stop()
+    (t0, c0), (t1, c1) = first, last
+    return LiveResult(events=produced, worker_rate=(c1 - c0) / (t1 - t0), bare_rate=bare_rate, warnings=warnings)
+
+
+def _profile(worker: Worker, out: Path) -> subprocess.Popen:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(py_spy), "record", "--pid", str(worker.process.pid), "--rate", "200",
+                             "--duration", "10", "--format", "raw", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _consumed_at(worker: Worker, at_least_count: int = 1) -> tuple[float, float] | None:
+    count = worker.total("fundflow_events_consumed_total")
+    return (time.perf_counter(), count) if count >= at_least_count else None
+
+
+async def _bare_rate(bootstrap: str, topics: list[str], expected: int) -> float:
+    """Records/s of a plain consumer (no group, from the start) that decodes every value as JSON."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 2**20)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0) for topic in topics])
+        seen, started = 0, None
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                if started is None:
+                    started = time.perf_counter()
+                for record in records:
+                    orjson.loads(record.value)
+                seen += len(records)
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def figures(result: LiveResult) -> list[Figure]:
+    ratio = result.worker_rate / result.bare_rate
+    return [
+        at_least("live worker throughput", result.worker_rate, "events/s", TARGET_RATE,
+                 f"{result.events:,} pre-loaded events, {result.warnings} warnings; end to end, wall clock"),
+        info("bare aiokafka consume + JSON decode", result.bare_rate, "events/s", "same topic, same run"),
+        at_least("worker / bare consumer", ratio, "", TARGET_RATIO),
+    ]
