@@ -1,5 +1,6 @@
 # make test: install everything this checkout needs (virtualenv, package, ClickHouse server), run the tests.
 # make demo: the same setup, then the local end-to-end demo.
+# make bench: the benchmarks with their targets (BENCH_ARGS=--quick for a one-minute run); see bench/README.md.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ CLICKHOUSE_SERVER := /usr/sbin/clickhouse-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup clickhouse test demo clean
+.PHONY: setup clickhouse test demo bench clean
 
 setup: $(VENV)/.installed clickhouse
 
@@ -34,6 +35,9 @@ test: setup
 
 demo: setup
 	$(BIN)/fundflow demo
+
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .pytest_cache .hypothesis .fundflow
