@@ -9,7 +9,7 @@ Every number comes from the real command-line tools, run exactly as an analyst w
 so what this script prints is what those commands print. Each scenario is printed with the commands used and
 the `fundflow evaluate` table, then one summary table of all scenarios.
 
-    .venv/bin/python bench/quality.py                         # everything (about 5-10 min on 2 cores)
+    .venv/bin/python bench/quality.py                         # everything (about 1-2 min)
     .venv/bin/python bench/quality.py --only sim-seed7        # one scenario
     .venv/bin/python bench/quality.py --json results.json     # also keep the numbers
 """
@@ -47,7 +47,8 @@ class Scenario:
 SCENARIOS = (
     Scenario("sim-seed7", "simulator, seed 7 (defaults: 2000 accounts, 7 days, 5 instances per typology)",
              ("--seed", "7")),
-    Scenario("sim-seed7-x20", "simulator, seed 7, 20 instances per typology", ("--seed", "7", "--instances", "20")),
+    Scenario("sim-seed7-x20", "simulator, seed 7, 20 instances per typology and look-alike kind, 5000 accounts",
+             ("--seed", "7", "--instances", "20", "--accounts", "5000")),
     Scenario("sim-seed7-evasive", "simulator, seed 7, 30% evasive instances", ("--seed", "7", "--evasive", "0.3")),
     Scenario("amlsim-balanced", "AMLSim 12k, balanced override", None,
              ("--overrides", "bench/overrides/amlsim.override.yaml", "--window", "30d")),
