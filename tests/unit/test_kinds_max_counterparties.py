@@ -1,5 +1,6 @@
-"""max_counterparties: fan_in, gather_scatter and cycle can leave busy accounts out, and the parameter left at its
-default changes neither what a rule finds nor its version (so existing warning ids stay)."""
+"""max_counterparties (fan_in, gather_scatter, cycle) and in_time_order (cycle): generic options for ledgers without
+loans or with day-scale timestamps. Left at its default, such a parameter changes neither what a rule finds nor
+its version (so existing warning ids stay)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def test_gather_scatter_hub_that_is_busy_is_left_out():
 def test_the_parameter_at_its_default_keeps_every_rule_version():
     """Versions computed with kinds that do not know the parameter at all equal today's: the default pack's
     warning ids did not change when it was added."""
-    without = {name: dataclasses.replace(kind, params=tuple(p for p in kind.params if p.name != "max_counterparties"))
+    added = ("max_counterparties", "in_time_order")
+    without = {name: dataclasses.replace(kind, params=tuple(p for p in kind.params if p.name not in added))
                for name, kind in KINDS.items()}
     today = load_rules(RULES_DIR)
     before = load_rules(RULES_DIR, kinds=without)
@@ -84,3 +86,13 @@ def test_setting_the_parameter_changes_the_version(tmp_path):
     assert tuned["round-trip"] != default["round-trip"]
     assert {k: v for k, v in tuned.items() if k != "round-trip"} == {k: v for k, v in default.items()
                                                                      if k != "round-trip"}
+
+
+def test_cycle_out_of_time_order_counts_only_when_asked():
+    """B -> C, then A -> B, then C -> A: read from any account, a leg comes before the one that should feed it, so
+    no money can have gone round; the ring of payments is there all the same."""
+    events = [xfer("c1", "B", "C", 990, 0), xfer("c0", "A", "B", 1000, 10), xfer("c2", "C", "A", 980, 20)]
+    assert run(detector(rule("cycle")), events) == []
+    (warning,) = run(detector(rule("cycle", params={"in_time_order": False})), events)
+    assert set(warning.accounts) == {"A", "B", "C"} and set(warning.txn_ids) == {"c0", "c1", "c2"}
+    assert warning.first_ts == events[0].ts

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 from ...events import Transfer
 from ...money import format_minor
 from ..finding import Finding
-from ._common import (Param, channels_param, count, format_elapsed, hours, loans_of, max_counterparties_param,
-                      min_amount_param, ordered_unique, percent, ratio, too_busy, within_param)
+from ._common import (Param, boolean, channels_param, count, format_elapsed, hours, loans_of,
+                      max_counterparties_param, min_amount_param, ordered_unique, percent, ratio, too_busy,
+                      within_param)
 
 if TYPE_CHECKING:
     from ...events import Event
@@ -36,6 +37,10 @@ PARAMS = (
     max_counterparties_param("Leave out cycles through an account with more counterparties than this (distinct "
                              "senders plus receivers) in the whole graph window: busy accounts close rings by "
                              "chance over long windows. 0: no limit."),
+    Param("in_time_order", boolean, True,
+          "Each transfer of the cycle comes after the one before it, so the same money can have gone round. "
+          "false: a ring of transfers within the window counts in any order (ledgers booked in daily batches, "
+          "or rings whose legs are paid from each account's own balance).", versioned_at_default=False),
 )
 
 
@@ -70,6 +75,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     closing = (closer, home, event.event_id, {"ts": event.ts, "amount": event.amount})
     found: list[list[tuple[str, str, str, dict]]] = []
     budget = [limits.path_budget]
+    in_time_order = params["in_time_order"]
 
     def search(node: str, until: int, chain: list, visited: set, low: int, high: int) -> None:
         # chain: edges found so far, newest first (closing edge first)
@@ -91,7 +97,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
             if src in visited or len(chain) + 2 > max_len or too_busy(graph, src, busy_cap):
                 continue
             visited.add(src)
-            search(src, attrs["ts"], [edge, *chain], visited, lo, hi)
+            search(src, attrs["ts"] if in_time_order else until, [edge, *chain], visited, lo, hi)
             visited.discard(src)
 
     search(closer, event.ts, [closing], {home, closer}, event.amount, event.amount)
@@ -99,7 +105,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         return []
     cycle = min(found, key=lambda edges: (len(edges), edges[0][3]["ts"], tuple(e[2] for e in edges)))
     accounts = tuple(src for src, _, _, _ in cycle)
-    first_ts = cycle[0][3]["ts"]
+    first_ts = min(attrs["ts"] for _, _, _, attrs in cycle)     # the first leg, when they are in time order
     elapsed = event.ts - first_ts
     amounts = [attrs["amount"] for _, _, _, attrs in cycle]
     kept = event.amount / amounts[0]
