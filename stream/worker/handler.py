@@ -68,7 +68,7 @@ class MessageHandler:
     def handle(self, value: bytes | None, *, key: bytes | None, origin: Origin,
                headers: tuple[tuple[str, bytes], ...] = ()) -> Outcome:
         """Parse and detect in one step (no alignment): for callers that feed events in their final order."""
-        parsed = self.parse(value, key=key, origin=origin, headers=headers)
+        parsed = self.parse(value, key=key, origin=origin, headers=headers, watermark=self.detector.watermark)
         if isinstance(parsed, Outcome):
             return parsed
         return self.detect(parsed)
@@ -78,12 +78,9 @@ class MessageHandler:
               watermark: int | None = None) -> "Accepted | Outcome":
         """A valid event wrapped with where it came from, or the dead-letter outcome of a bad message.
 
-        `watermark` bounds how far ahead an event may claim to be; by default the detector's. The worker
-        passes the newest event time that has *arrived*: the detector's own watermark lags behind what the
-        aligner holds, and a partition fetched ahead of the others must not look absurdly early to it.
+        `watermark`, when given, bounds how far ahead an event may claim to be. The worker passes none and
+        leaves that judgement to its `JumpGuard`, which can tell a wrong timestamp from a real jump.
         """
-        if watermark is None:
-            watermark = self.detector.watermark
         try:
             event = parse_event(value if value is not None else b"null", watermark=watermark)
         except EventError as exc:
@@ -95,8 +92,6 @@ class MessageHandler:
                       ) -> "Accepted | None":
         """For replays of the log: a bad record was dead-lettered when it was first read, so it is skipped
         here without a second letter or a second count."""
-        if watermark is None:
-            watermark = self.detector.watermark
         try:
             event = parse_event(value if value is not None else b"null", watermark=watermark)
         except EventError:
@@ -116,6 +111,10 @@ class MessageHandler:
         self.accepted[origin.topic] += 1
         self.warnings_raised += len(warnings)
         return Outcome(event=event, warnings=warnings)
+
+    def refuse(self, item: "Accepted", error: EventError) -> Outcome:
+        """Dead-letter an event that parsed but was refused later (a timestamp the stream never confirmed)."""
+        return self._refuse(item.value, item.key, item.origin, item.headers, error.reason, str(error))
 
     def _refuse(self, value, key, origin, headers, reason: str, error: str) -> Outcome:
         self.refused[reason] += 1

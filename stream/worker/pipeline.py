@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Awaitable, Callable, Iterable, Sequence
 
+from ..jump_guard import JumpGuard, Verdict
 from .alignment import EventTimeAligner
 from .deadletter import Origin
 from .handler import Accepted, DetectorLike, MessageHandler, Outcome
@@ -43,6 +44,7 @@ class Pipeline:
         self.generation = 0
         self.rebuilt_events = 0          # events replayed by the last rebuild
         self._arrived_max_ts: int | None = None
+        self.jump_guard: JumpGuard[Accepted] = JumpGuard()
 
     def arrived_watermark(self) -> int | None:
         """The newest event time accepted in this generation (or the detector's watermark, if newer)."""
@@ -68,16 +70,14 @@ class Pipeline:
         await gate.wait()
         if generation != self.generation:
             return
-        parsed = self.handler.parse(value, key=key, origin=origin, headers=headers, arrived=arrived,
-                                    watermark=self.arrived_watermark())
+        parsed = self.handler.parse(value, key=key, origin=origin, headers=headers, arrived=arrived)
         if isinstance(parsed, Outcome):
             await self._publish(parsed)
             return
         async with self._lock:
             if generation != self.generation:
                 return
-            self._arrived_max_ts = max(self._arrived_max_ts or parsed.event.ts, parsed.event.ts)
-            self.aligner.add((origin.topic, origin.partition), parsed.event.ts, parsed)
+            await self._settle(self._guard(parsed))
             await self._drain(self.aligner.release())
 
     async def tick(self) -> None:
@@ -91,6 +91,7 @@ class Pipeline:
     async def flush(self) -> int:
         """Everything held goes through the detector and out (shutdown). Returns how many events."""
         async with self._lock:
+            await self._settle(self.jump_guard.flush(self.arrived_watermark()))
             held = self.aligner.flush()
             await self._drain(held)
             return len(held)
@@ -120,18 +121,18 @@ class Pipeline:
                 return False
             self.handler.detector = make_detector()
             self.aligner = self._make_aligner()
+            self.jump_guard = JumpGuard()
             for source in sources:          # assigned partitions hold events back before their first one
                 self.aligner.expect(source)
             replayed = 0
             self._arrived_max_ts = None
             acks: list = []
             for value, key, origin, headers in history:
-                parsed = self.handler.parse_quietly(value, key=key, origin=origin, headers=headers,
-                                                    watermark=self.arrived_watermark())
+                parsed = self.handler.parse_quietly(value, key=key, origin=origin, headers=headers)
                 if parsed is None:
                     continue
-                self._arrived_max_ts = max(self._arrived_max_ts or parsed.event.ts, parsed.event.ts)
-                self.aligner.add((origin.topic, origin.partition), parsed.event.ts, parsed)
+                # refused here means refused when first read: dead-lettered then, skipped now
+                self._align(self._guard(parsed).released)
                 await self._drain(self.aligner.release(), acks)
                 replayed += 1
                 if replayed % YIELD_EVERY == 0:
@@ -144,6 +145,22 @@ class Pipeline:
             self.rebuilt_events = replayed
             self._gate.set()
             return True
+
+    # -- timestamps the stream has to confirm ---------------------------------------------------------------
+    def _guard(self, item: Accepted) -> Verdict[Accepted]:
+        return self.jump_guard.offer(item.event.ts, item.event.event_id, item, self.arrived_watermark())
+
+    def _align(self, items: Iterable[Accepted]) -> None:
+        for item in items:
+            ts = item.event.ts
+            self._arrived_max_ts = ts if self._arrived_max_ts is None else max(self._arrived_max_ts, ts)
+            self.aligner.add((item.origin.topic, item.origin.partition), ts, item)
+
+    async def _settle(self, verdict: Verdict[Accepted]) -> None:
+        """Dead-letter what the stream contradicted; align what it accepted or confirmed."""
+        for item, error in verdict.refused:
+            await self._publish(self.handler.refuse(item, error))
+        self._align(verdict.released)
 
     # -- detection and publishing --------------------------------------------------------------------------
     async def _drain(self, items: Sequence[Accepted], acks: list | None = None) -> None:

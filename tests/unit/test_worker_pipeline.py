@@ -167,5 +167,26 @@ def test_a_partition_read_ahead_of_the_others_is_not_refused_as_absurdly_early()
         assert not any(o.dead_letter for o in published)
         assert pipeline.pending == 4
         await pipeline.offer(transfer("t-far", 90 * hour), key=b"A", origin=Origin("t", 0, 9))
-        assert published[-1].dead_letter.reason == "absurd_timestamp"   # a day past everything that arrived
+        assert not any(o.dead_letter for o in published)   # held: a wrong timestamp or a real jump?
+        assert pipeline.jump_guard.holding == 1
+        await pipeline.offer(transfer("t-next", 61 * hour), key=b"A", origin=Origin("t", 0, 10))
+        letters = [o.dead_letter for o in published if o.dead_letter]
+        assert [(l.origin.offset, l.reason) for l in letters] == [(9, "absurd_timestamp")]  # the stream went on
+        assert "more than a day ahead" in letters[0].error
+    asyncio.run(run())
+
+
+def test_a_real_jump_in_event_time_is_confirmed_and_nothing_is_dead_lettered():
+    async def run():
+        pipeline, detector, published, _ = make()
+        await opened(pipeline, detector)
+        day = 86_400_000
+        await pipeline.offer(transfer("t0", 0), key=b"A", origin=Origin("t", 0, 0))
+        for n in range(1, 4):              # a quiet weekend, then traffic resumes
+            await pipeline.offer(transfer(f"t{n}", 3 * day + n), key=b"A", origin=Origin("t", 0, n))
+        assert not any(o.dead_letter for o in published)
+        assert pipeline.jump_guard.holding == 0 and pipeline.jump_guard.jumps_confirmed == 1
+        assert await pipeline.flush() >= 0
+        seen = [o.event.event_id for o in published if o.event is not None]
+        assert seen == ["t0", "t1", "t2", "t3"]
     asyncio.run(run())
