@@ -99,9 +99,10 @@ def _count_bad(report: ReplayReport, number: int, error: EventError, max_bad_sho
 
 def replay_file(path: str | Path, ruleset: RuleSet, out: IO[bytes], *, window_ms: int, lateness_ms: int,
                 progress: bool = True, max_bad_shown: int = DEFAULT_MAX_BAD_SHOWN,
-                clock: Callable[[], int] | None = None) -> ReplayReport:
-    """Replay one file, writing each warning as a JSON line to `out`. `clock` None = event time (deterministic)."""
-    detector = replay_detector(ruleset, window_ms=window_ms, lateness_ms=lateness_ms, clock=clock)
+                clock: Callable[[], int] | None = None, tracer: Any = None) -> ReplayReport:
+    """Replay one file, writing each warning as a JSON line to `out`. `clock` None = event time (deterministic);
+    `tracer` the `TracerOptions` (None = the defaults)."""
+    detector = replay_detector(ruleset, window_ms=window_ms, lateness_ms=lateness_ms, clock=clock, tracer=tracer)
 
     def emit(warning: EarlyWarning) -> None:
         out.write(warning.to_json() + b"\n")
@@ -117,12 +118,12 @@ def replay_file(path: str | Path, ruleset: RuleSet, out: IO[bytes], *, window_ms
 
 
 def replay_detector(ruleset: RuleSet, *, window_ms: int, lateness_ms: int,
-                    clock: Callable[[], int] | None = None) -> Any:
+                    clock: Callable[[], int] | None = None, tracer: Any = None) -> Any:
     """The Detector as replay runs it. No periodic gc freeze: with `tuned_collector` it measured no faster over a
     1M-edge window (each freeze is a collection of everything since the last one)."""
     from .detection.detector import Detector
 
-    return Detector(ruleset, window_ms=window_ms, lateness_ms=lateness_ms, clock=clock)
+    return Detector(ruleset, window_ms=window_ms, lateness_ms=lateness_ms, clock=clock, tracer=tracer)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import yaml
 
 from .errors import SettingsError
+from .money import parse_amount_minor
 from .timefmt import format_duration_ms, parse_duration_ms
 
 ENV_PREFIX = "FUNDFLOW_"
@@ -78,6 +79,12 @@ def _http_url(value: Any) -> str | None:
     if url.scheme not in ("http", "https") or not url.hostname:
         raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
     return text
+
+
+def _optional_amount(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    return parse_amount_minor(value)
 
 
 def _severity(value: Any) -> str:
@@ -147,6 +154,12 @@ class Settings:
     align_max_pending: int = _setting(200_000, _positive_int,
                                       "events the aligner may hold; beyond it the oldest go to the detector early")
     rules_reload_interval: int = _setting("5s", _duration, "how often the worker checks rules_dir for changes")
+    tracer_policy: str = _setting("lifo", _choice("lifo", "fifo", "proportional"),
+                                  "which money an outflow spends first: the freshest (lifo), the oldest (fifo) "
+                                  "or a share of each (proportional)")
+    trace_inflows_above: int | None = _setting(None, _optional_amount,
+                                               "also trace inflows of unknown origin at or above this amount "
+                                               "(units, e.g. 5000); unset = trace loan money only")
     web_port: int = _setting(6066, _port, "worker HTTP port: /healthz, /readyz, /metrics")
     broker_session_timeout: int = _setting("10s", _duration, "Kafka consumer session timeout")
     broker_rebalance_timeout: int = _setting("10s", _duration, "Kafka consumer rebalance timeout")

@@ -25,6 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="event-time window of the graph (default: the window setting, 72h)")
     parser.add_argument("--lateness", type=_duration, default=None, metavar="DURATION",
                         help="allowed lateness (default: the allowed_lateness setting, 5m)")
+    parser.add_argument("--tracer-policy", choices=("lifo", "fifo", "proportional"), default=None,
+                        help="which money an outflow spends first (default: the tracer_policy setting, lifo)")
+    parser.add_argument("--trace-inflows-above", default=None, metavar="AMOUNT",
+                        help="also trace inflows of unknown origin of at least AMOUNT units, for ledgers "
+                             "without disbursements (default: the trace_inflows_above setting, off)")
     parser.add_argument("--show-bad", type=int, default=20, metavar="N", help="list at most N bad lines (20)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -34,9 +39,13 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import FundflowError
     from ..replay import replay_file
     from ..rules.loader import load_rules
+    from ..detection.tracer import TracerOptions
     from ..settings import load_settings
 
-    settings = load_settings(args.settings)
+    overrides = {name: value for name, value in (("tracer_policy", args.tracer_policy),
+                                                  ("trace_inflows_above", args.trace_inflows_above))
+                 if value is not None}
+    settings = load_settings(args.settings).with_overrides(**overrides)
     window = args.window if args.window is not None else settings.window
     lateness = args.lateness if args.lateness is not None else settings.allowed_lateness
     if lateness >= window:
@@ -47,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     out = open(args.out, "wb") if args.out else sys.stdout.buffer
     try:
         report = replay_file(args.events, ruleset, out, window_ms=window, lateness_ms=lateness,
-                             progress=not args.no_progress, max_bad_shown=max(args.show_bad, 0))
+                             progress=not args.no_progress, max_bad_shown=max(args.show_bad, 0),
+                             tracer=TracerOptions.from_settings(settings))
     finally:
         if args.out:
             out.close()

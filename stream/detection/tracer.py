@@ -44,6 +44,12 @@ class TracerOptions:
     max_path_hops: int = 10
     max_exits_per_loan: int = 256
 
+    @classmethod
+    def from_settings(cls, settings: object) -> "TracerOptions":
+        """The operator's choices (`tracer_policy`, `trace_inflows_above` of `stream.settings.Settings`)."""
+        return cls(policy=getattr(settings, "tracer_policy", "lifo"),
+                   trace_inflows_above=getattr(settings, "trace_inflows_above", None))
+
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"tracer policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")

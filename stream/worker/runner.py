@@ -32,26 +32,25 @@ def _detection_modules():
     return Detector, load_rules
 
 
-def build_detector(settings: Settings) -> DetectorLike:
-    """The real detector over the rules in `settings.rules_dir`, with wall-clock `detected_at`."""
-    detector_class, load_rules = _detection_modules()
-    return detector_class(load_rules(settings.rules_dir), window_ms=settings.window,
-                          lateness_ms=settings.allowed_lateness, clock=wall_clock_ms)
-
-
 def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], RuleReloader]:
     """A factory of fresh detectors over the running rules, and the reloader that keeps those rules current.
 
     The rules are loaded once here, so a broken rules directory stops the start with every error listed.
     """
     detector_class, load_rules = _detection_modules()
-    rules = RuleReloader(settings.rules_dir, load_rules(settings.rules_dir),
-                         lambda: load_rules(settings.rules_dir))
+    from ..detection.tracer import TracerOptions
+
+    def load() -> object:
+        # with the window, so a rule that looks further back than the graph remembers is refused
+        return load_rules(settings.rules_dir, window_ms=settings.window)
+
+    rules = RuleReloader(settings.rules_dir, load(), load)
     log.info("rules %s loaded from %s: %d rules", rules.current.version, settings.rules_dir, len(rules.current))
+    tracer = TracerOptions.from_settings(settings)
 
     def make_detector() -> DetectorLike:
         return detector_class(rules.current, window_ms=settings.window, lateness_ms=settings.allowed_lateness,
-                              clock=wall_clock_ms)
+                              clock=wall_clock_ms, tracer=tracer)
 
     return make_detector, rules
 

@@ -101,3 +101,31 @@ def test_cli_rules_check_on_the_shipped_pack(capsys):
     out = capsys.readouterr().out
     assert out.startswith("OK: ")
     assert "rapid_cashout" in out and "device_burst" in out
+
+
+def test_replay_can_trace_money_of_unknown_origin(tmp_path):
+    """A ledger with no disbursements: only inflow tracing gives the tracer lots to follow."""
+    lines = [
+        '{"type":"transfer","event_id":"in","ts":"2026-03-02T10:00:00Z","src":"EXT","dst":"M1","amount":"9000.00"}',
+        '{"type":"transfer","event_id":"h1","ts":"2026-03-02T10:05:00Z","src":"M1","dst":"M2","amount":"8900.00"}',
+        '{"type":"transfer","event_id":"h2","ts":"2026-03-02T10:10:00Z","src":"M2","dst":"M3","amount":"8800.00"}',
+        '{"type":"transfer","event_id":"h3","ts":"2026-03-02T10:15:00Z","src":"M3","dst":"M4","amount":"8700.00"}',
+    ]
+    path = tmp_path / "no-loans.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    from stream.detection.tracer import TracerOptions
+    from stream.replay import replay_detector
+
+    def lots_after(tracer):
+        detector = replay_detector(load_rules(PACK), window_ms=72 * HOUR, lateness_ms=5 * 60_000, tracer=tracer)
+        for line in lines:
+            from stream.events import parse_event
+            detector.process(parse_event(line))
+        return detector.stats()["lots"]
+
+    assert lots_after(None) == 0
+    assert lots_after(TracerOptions(trace_inflows_above=500_000)) > 0
+    code = main(["replay", str(path), "--no-progress", "--trace-inflows-above", "5000", "--out",
+                 str(tmp_path / "w.jsonl")])
+    assert code == 0
+    assert main(["replay", str(path), "--no-progress", "--trace-inflows-above", "-1"]) == 1

@@ -103,3 +103,14 @@ def test_describe_settings_covers_every_field_with_its_env_var():
     assert [row[0] for row in rows] == [f.name for f in fields(Settings)]
     assert ("window", "FUNDFLOW_WINDOW", "72h", "event-time span of the rolling graph") in rows
     assert all(row[3] for row in rows)
+
+
+def test_tracer_choices_are_settings_with_checked_values():
+    from stream.detection.tracer import TracerOptions
+    settings = load_settings(env={"FUNDFLOW_TRACER_POLICY": "proportional", "FUNDFLOW_TRACE_INFLOWS_ABOVE": "5000"})
+    options = TracerOptions.from_settings(settings)
+    assert (options.policy, options.trace_inflows_above) == ("proportional", 500_000)
+    assert TracerOptions.from_settings(load_settings(env={})).trace_inflows_above is None
+    for name, value in (("FUNDFLOW_TRACER_POLICY", "random"), ("FUNDFLOW_TRACE_INFLOWS_ABOVE", "-5")):
+        with pytest.raises(SettingsError, match=name):
+            load_settings(env={name: value})
