@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .argtypes import add_ledger_options, positive_whole_number, whole_number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from ..demo.run import DemoOptions
@@ -18,14 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "rule, the most severe warnings with their evidence, recall and precision against the "
                     "planted truth, and how to query the stored warnings. Child processes are stopped on exit "
                     "and on Ctrl-C.")
-    parser.add_argument("--events-per-day", type=_count, default=defaults.events_per_day, metavar="N",
+    parser.add_argument("--events-per-day", type=whole_number, default=defaults.events_per_day, metavar="N",
                         help=f"ordinary background events per day (default {defaults.events_per_day})")
-    parser.add_argument("--days", type=_positive, default=defaults.days, metavar="N",
-                        help=f"days of event time (default {defaults.days})")
-    parser.add_argument("--instances", type=_count, default=defaults.instances, metavar="N",
-                        help=f"planted instances (and look-alikes) per typology (default {defaults.instances})")
-    parser.add_argument("--seed", type=_count, default=defaults.seed, metavar="N",
-                        help=f"random seed of the ledger (default {defaults.seed})")
+    add_ledger_options(parser, seed=defaults.seed, days=defaults.days, instances=defaults.instances,
+                       instances_help="planted instances (and look-alikes) per typology")
     parser.add_argument("--workdir", type=Path, default=defaults.workdir, metavar="DIR",
                         help=f"where the ledger, truth, logs and the chDB store go; emptied at every run "
                              f"(default {defaults.workdir})")
@@ -34,10 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"(default {defaults.store})")
     parser.add_argument("--keep", action="store_true",
                         help="keep the broker (and ClickHouse server) running after the summary, until Ctrl-C")
-    parser.add_argument("--rate", type=_count, default=int(defaults.rate or 0), metavar="N",
+    parser.add_argument("--rate", type=whole_number, default=int(defaults.rate or 0), metavar="N",
                         help=f"events per second sent to Kafka, like a live ledger; 0 sends as fast as possible "
                              f"(default {int(defaults.rate or 0)})")
-    parser.add_argument("--timeout", type=_positive, default=None, metavar="SECONDS",
+    parser.add_argument("--timeout", type=positive_whole_number, default=None, metavar="SECONDS",
                         help="give up when the worker has not finished by then (default: scaled to the ledger)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -52,19 +50,3 @@ def run(args: argparse.Namespace) -> int:
                           settings_file=args.settings)
     return run_demo(options)
 
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value

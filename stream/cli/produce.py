@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .argtypes import positive_number, positive_whole_number
 from ..settings import load_settings
 
 
@@ -17,9 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("file", type=Path, metavar="EVENTS.jsonl", help="one JSON event per line; .gz accepted")
     parser.add_argument("--broker", metavar="URL", default=None,
                         help="Kafka bootstrap (kafka://HOST:PORT); overrides the broker_url setting")
-    parser.add_argument("--rate", type=_positive_float, default=None, metavar="N",
+    parser.add_argument("--rate", type=positive_number, default=None, metavar="N",
                         help="send at most N events per second (default: as fast as possible)")
-    parser.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--limit", type=positive_whole_number, default=None, metavar="N",
                         help="stop after sending N events")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -36,22 +37,3 @@ def run(args: argparse.Namespace) -> int:
     print(report.render())
     return 0
 
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..timefmt import parse_duration_ms
+from .argtypes import duration_ms
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overrides", type=Path, action="append", default=[], metavar="FILE",
                         help="a per-deployment override file (repeatable)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="write warnings here, not stdout")
-    parser.add_argument("--window", type=_duration, default=None, metavar="DURATION",
+    parser.add_argument("--window", type=duration_ms, default=None, metavar="DURATION",
                         help="event-time window of the graph (default: the window setting, 72h)")
-    parser.add_argument("--lateness", type=_duration, default=None, metavar="DURATION",
+    parser.add_argument("--lateness", type=duration_ms, default=None, metavar="DURATION",
                         help="allowed lateness (default: the allowed_lateness setting, 5m)")
     parser.add_argument("--tracer-policy", choices=("lifo", "fifo", "proportional"), default=None,
                         help="which money an outflow spends first (default: the tracer_policy setting, lifo)")
@@ -66,9 +66,3 @@ def run(args: argparse.Namespace) -> int:
     print(report.render(), file=sys.stderr)
     return 0
 
-
-def _duration(text: str) -> int:
-    try:
-        return parse_duration_ms(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -7,7 +7,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from ..timefmt import format_duration_ms, parse_duration_ms
+from .argtypes import duration_ms
+from ..timefmt import format_duration_ms
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("paths", nargs="+", type=Path, metavar="DIR|FILE")
     check.add_argument("--overrides", action="append", type=Path, default=[], metavar="FILE",
                        help="a per-deployment override file (repeatable); *.override.yaml in a DIR are read anyway")
-    check.add_argument("--window", type=_duration, default=None, metavar="DURATION",
+    check.add_argument("--window", type=duration_ms, default=None, metavar="DURATION",
                        help="detector window thresholds are checked against (default: the window setting)")
     check.set_defaults(func=run_check)
 
@@ -135,9 +136,3 @@ def _settings_window(args: argparse.Namespace) -> int:
     from ..settings import load_settings
     return load_settings(getattr(args, "settings", None)).window
 
-
-def _duration(text: str) -> int:
-    try:
-        return parse_duration_ms(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .argtypes import add_ledger_options, share, whole_number
 from ..simulate.params import PLANTED_KINDS, SimParams
 
 
@@ -20,17 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="events, one JSON object per line, in event-time order (.gz to compress)")
     parser.add_argument("--truth", type=Path, required=True, metavar="TRUTH.json",
                         help="labels: planted instances and look-alikes (same format as the AMLSim benchmark)")
-    parser.add_argument("--seed", type=_count, default=defaults.seed, metavar="N",
-                        help=f"random seed (default {defaults.seed})")
-    parser.add_argument("--accounts", type=_count, default=defaults.accounts, metavar="N",
+    add_ledger_options(parser, seed=defaults.seed, days=defaults.days, instances=defaults.instances)
+    parser.add_argument("--accounts", type=whole_number, default=defaults.accounts, metavar="N",
                         help=f"ordinary retail accounts (default {defaults.accounts})")
-    parser.add_argument("--days", type=_count, default=defaults.days, metavar="N",
-                        help=f"days of event time (default {defaults.days})")
-    parser.add_argument("--instances", type=_count, default=defaults.instances, metavar="N",
-                        help=f"planted instances per typology (default {defaults.instances})")
-    parser.add_argument("--lookalikes", type=_count, default=None, metavar="N",
+    parser.add_argument("--lookalikes", type=whole_number, default=None, metavar="N",
                         help="benign look-alikes per kind (default: same as --instances)")
-    parser.add_argument("--background-per-day", type=_count, default=defaults.background_per_day, metavar="N",
+    parser.add_argument("--background-per-day", type=whole_number, default=defaults.background_per_day, metavar="N",
                         help=f"ordinary events per day (default {defaults.background_per_day})")
     parser.add_argument("--start", default=defaults.start, metavar="YYYY-MM-DD",
                         help=f"first day, UTC (default {defaults.start})")
@@ -38,10 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"ISO 4217 currency of every amount (default {defaults.currency})")
     parser.add_argument("--kinds", default=",".join(PLANTED_KINDS), metavar="K1,K2",
                         help="typologies to plant, comma-separated (default: all)")
-    parser.add_argument("--bad-events", type=_count, default=0, metavar="N",
+    parser.add_argument("--bad-events", type=whole_number, default=0, metavar="N",
                         help="mix in N malformed events (each refused for a known reason, listed in the truth "
                              "file under bad_events) to exercise the dead-letter path (default 0)")
-    parser.add_argument("--evasive", type=_share, default=0.0, metavar="SHARE",
+    parser.add_argument("--evasive", type=share, default=0.0, metavar="SHARE",
                         help="share (0-1) of planted instances in the evasive variant: 4x slower, fees tripled, "
                              "cash-outs split into 3-6 partial withdrawals (default 0)")
     parser.set_defaults(func=run)
@@ -60,22 +56,3 @@ def run(args: argparse.Namespace) -> int:
           f"({report.events_per_second:,.0f} events/s)")
     return 0
 
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
-    return value
