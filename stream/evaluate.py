@@ -347,14 +347,14 @@ def render_table(result: Evaluation) -> str:
     rows = list(result.by_kind.items()) + [("ALL", result.overall)] + [
         (f"ALL {variant}", r) for variant, r in result.by_variant.items()]
     for kind, r in rows:
-        lines.append(f"{kind:<18} {r.instances:>9} {r.detected:>9} {_pct(r.recall):>7} "
-                     f"{r.detected_same_kind:>10} {_pct(r.recall_same_kind):>7} {_duration(r.median_delay_s):>12} "
-                     f"{_duration(r.max_delay_s):>10}")
+        lines.append(f"{kind:<18} {r.instances:>9} {r.detected:>9} {format_percent(r.recall):>7} "
+                     f"{r.detected_same_kind:>10} {format_percent(r.recall_same_kind):>7} "
+                     f"{format_delay(r.median_delay_s):>12} {format_delay(r.max_delay_s):>10}")
     lines.append("")
     dup = f" ({result.duplicates} duplicate ids ignored)" if result.duplicates else ""
     lines.append(f"warnings: {result.warnings}{dup}; on planted {result.planted_warnings}, on look-alikes only "
                  f"{result.lookalike_warnings}, on background {result.background_warnings}; "
-                 f"precision {_pct(result.precision)}")
+                 f"precision {format_percent(result.precision)}")
     if result.lookalikes:
         lines.append("")
         lines.append(f"{'look-alike':<20} {'instances':>9} {'touched':>8} {'warnings':>9}")
@@ -366,15 +366,17 @@ def render_table(result: Evaluation) -> str:
                      f"{'precision':>9}")
         for rule_id, r in result.rules.items():
             lines.append(f"{rule_id:<28} {r.kind:<16} {r.warnings:>8} {r.planted:>8} {r.lookalike:>8} "
-                         f"{r.background:>8} {_pct(r.precision):>9}")
+                         f"{r.background:>8} {format_percent(r.precision):>9}")
     return "\n".join(lines)
 
 
-def _pct(value: float | None) -> str:
+def format_percent(value: float | None) -> str:
+    """A share as a percentage with one decimal; '-' when there was nothing to measure (no instances)."""
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _duration(seconds: float | None) -> str:
+def format_delay(seconds: float | None) -> str:
+    """A detection delay in the unit a reader takes in at a glance; '-' when nothing was detected."""
     if seconds is None:
         return "-"
     if seconds < 60:

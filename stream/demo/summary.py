@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import orjson
 
-from ..evaluate import Evaluation
+from ..evaluate import Evaluation, format_delay, format_percent
 from ..money import format_minor
 
 TOP_SEVERE = 3
@@ -41,20 +41,6 @@ class DemoFigures:
     @property
     def rate(self) -> float:
         return self.events_consumed / self.processing_s if self.processing_s > 0 else 0.0
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def severity_order(row: Mapping[str, Any]) -> tuple:
@@ -135,9 +121,10 @@ def render(figures: DemoFigures, rows: Sequence[Mapping[str, Any]], stored: int,
     section(f"== Quality against the planted truth ({figures.truth_path})")
     section(f"{'typology':<16} {'planted':>7} {'detected':>8} {'recall':>7} {'median delay':>12}")
     for kind, recall in list(quality.by_kind.items()) + [("ALL", quality.overall)]:
-        section(f"{kind:<16} {recall.instances:>7} {recall.detected:>8} {_pct(recall.recall):>7} "
-                f"{_duration(recall.median_delay_s):>12}")
-    section(f"precision {_pct(quality.precision)}: of {quality.warnings} warnings, {quality.planted_warnings} on "
+        section(f"{kind:<16} {recall.instances:>7} {recall.detected:>8} {format_percent(recall.recall):>7} "
+                f"{format_delay(recall.median_delay_s):>12}")
+    section(f"precision {format_percent(quality.precision)}: of {quality.warnings} warnings, "
+            f"{quality.planted_warnings} on "
             f"planted instances, {quality.lookalike_warnings} on benign look-alikes, "
             f"{quality.background_warnings} on background")
 
