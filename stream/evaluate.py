@@ -32,8 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import orjson
 
 from .errors import FundflowError
-from .simulate.truth import Instance, Truth
-from .timefmt import parse_rfc3339_ms
+from .simulate.truth import Instance, Truth, optional_ts, string_list
 
 MIN_SHARED_ACCOUNTS = 2
 OVERLAP_RULE = ("shares >= 1 txn id, or >= 1 loan id, or >= 2 accounts with the instance")
@@ -293,27 +292,12 @@ def warning_from_dict(data: Any, *, where: str = "<warning>") -> WarningRef:
             raise EvaluationError(f"{where}: field {name!r} must be a non-empty string, got {value!r}")
         values[name] = value
     for name in ("accounts", "loan_ids", "txn_ids"):
-        value = data.get(name) or []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise EvaluationError(f"{where}: field {name!r} must be a list of strings, got {str(value)[:80]!r}")
-        values[name] = tuple(value)
+        values[name] = string_list(data.get(name) or [], name, where, EvaluationError)
     warning_id = data.get("warning_id")
     if not isinstance(warning_id, str) or not warning_id:
         raise EvaluationError(f"{where}: field 'warning_id' must be a non-empty string, got {warning_id!r}")
-    return WarningRef(warning_id=warning_id, event_ts=_event_ts(data.get("event_ts"), where), **values)
-
-
-def _event_ts(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return parse_rfc3339_ms(value)
-        except ValueError as exc:
-            raise EvaluationError(f"{where}: field 'event_ts': {exc}") from None
-    raise EvaluationError(f"{where}: field 'event_ts' must be RFC 3339 text or epoch ms, got {value!r}")
+    event_ts = optional_ts(data.get("event_ts"), "event_ts", where, EvaluationError)
+    return WarningRef(warning_id=warning_id, event_ts=event_ts, **values)
 
 
 def read_warnings(path: str | Path) -> list[WarningRef]:

@@ -107,21 +107,26 @@ def _instance(item: Any, where: str) -> Instance:
     alert_id = item.get("alert_id")
     if alert_id is not None and (isinstance(alert_id, bool) or not isinstance(alert_id, int)):
         raise TruthError(f"{where}: field 'alert_id' must be an integer or absent, got {alert_id!r}")
-    accounts = _strings(item, "accounts", where)
+    accounts = string_list(item.get("accounts"), "accounts", where)
     variant = item.get("variant")
     if variant is not None and not isinstance(variant, str):
         raise TruthError(f"{where}: field 'variant' must be a string or absent, got {variant!r}")
     key = item.get("key")
     if key is None:
         key = accounts[0] if accounts else ""
-    return Instance(kind=kind, key=str(key), accounts=accounts, txn_ids=_strings(item, "txn_ids", where),
-                    loan_ids=_strings(item, "loan_ids", where), alert_id=alert_id,
-                    first_ts=_optional_ts(item, "first_ts", where), last_ts=_optional_ts(item, "last_ts", where),
+    return Instance(kind=kind, key=str(key), accounts=accounts,
+                    txn_ids=string_list(item.get("txn_ids"), "txn_ids", where),
+                    loan_ids=string_list(item.get("loan_ids"), "loan_ids", where), alert_id=alert_id,
+                    first_ts=optional_ts(item.get("first_ts"), "first_ts", where),
+                    last_ts=optional_ts(item.get("last_ts"), "last_ts", where),
                     variant=variant)
 
 
-def _optional_ts(item: Mapping[str, Any], name: str, where: str) -> int | None:
-    value = item.get(name)
+def optional_ts(value: Any, name: str, where: str, error: type[Exception] = TruthError) -> int | None:
+    """A labelled file's time field: RFC 3339 text (what the files hold) or epoch ms, or absent.
+
+    Shared by truth files and warnings files; `error` is the reading module's own error class.
+    """
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -130,14 +135,14 @@ def _optional_ts(item: Mapping[str, Any], name: str, where: str) -> int | None:
         try:
             return parse_rfc3339_ms(value)
         except ValueError as exc:
-            raise TruthError(f"{where}: field {name!r}: {exc}") from None
-    raise TruthError(f"{where}: field {name!r} must be RFC 3339 text or epoch ms, got {value!r}")
+            raise error(f"{where}: field {name!r}: {exc}") from None
+    raise error(f"{where}: field {name!r} must be RFC 3339 text or epoch ms, got {value!r}")
 
 
-def _strings(item: Mapping[str, Any], name: str, where: str) -> tuple[str, ...]:
-    value = item.get(name)
+def string_list(value: Any, name: str, where: str, error: type[Exception] = TruthError) -> tuple[str, ...]:
+    """A labelled file's list of ids (accounts, txn ids, loan ids); absent means none."""
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TruthError(f"{where}: field {name!r} must be a list of strings, got {str(value)[:80]!r}")
+        raise error(f"{where}: field {name!r} must be a list of strings, got {str(value)[:80]!r}")
     return tuple(value)
