@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from .errors import FundflowError
 from .worker.topics import create_topics
@@ -81,7 +81,9 @@ class ServerProcess:
 
 
 @dataclass
-class KafkaBroker:
+class _RunningServer:
+    """What every local server handle offers: where it listens, and stopping it."""
+
     server: ServerProcess
 
     @property
@@ -92,6 +94,15 @@ class KafkaBroker:
     def port(self) -> int:
         return self.server.port
 
+    def stop(self) -> None:
+        self.server.stop()
+
+
+_Server = TypeVar("_Server", bound=_RunningServer)
+
+
+@dataclass
+class KafkaBroker(_RunningServer):
     @property
     def bootstrap(self) -> str:
         """host:port, as kafka-python and aiokafka want it."""
@@ -105,23 +116,12 @@ class KafkaBroker:
     def create_topics(self, names: Sequence[str], partitions: int = 1) -> None:
         create_topics(self.bootstrap, names, partitions)
 
-    def stop(self) -> None:
-        self.server.stop()
-
 
 @dataclass
-class ClickHouseServer:
-    server: ServerProcess
+class ClickHouseServer(_RunningServer):
+    """`port` is the native-protocol (TCP) port clickhouse-driver talks to."""
+
     database: str = "default"
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    @property
-    def port(self) -> int:
-        """The native-protocol (TCP) port clickhouse-driver talks to."""
-        return self.server.port
 
     @property
     def http_port(self) -> int:
@@ -135,9 +135,6 @@ class ClickHouseServer:
     def client(self):
         from clickhouse_driver import Client
         return Client(host=self.host, port=self.port, database=self.database, connect_timeout=5)
-
-    def stop(self) -> None:
-        self.server.stop()
 
 
 # ---------------------------------------------------------------- Kafka-API broker (tansu)
@@ -163,17 +160,10 @@ def start_kafka(port: int | None = None, *, timeout_s: float = START_TIMEOUT_S,
     """Start tansu (in-memory storage) on 127.0.0.1 and return once it answers a metadata request."""
     binary = broker_binary()
     port = port or free_port()
-    owns_workdir = workdir is None
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="fundflow-kafka-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / "tansu.log"
+    workdir, owns_workdir = _workdir(workdir, "fundflow-kafka-")
     listener = f"tcp://127.0.0.1:{port}"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir,
-            start_new_session=True)
-    server = ServerProcess("kafka", "127.0.0.1", port, process, workdir, (log_path,), owns_workdir=owns_workdir)
+    server = _launch("kafka", [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener],
+                     port, workdir, owns_workdir, workdir / "tansu.log")
     broker = KafkaBroker(server)
     _wait_until(server, lambda: _kafka_answers(broker.bootstrap), timeout_s)
     return broker
@@ -199,11 +189,8 @@ def _kafka_answers(bootstrap: str) -> bool:
 
 @contextmanager
 def kafka_broker(port: int | None = None, *, timeout_s: float = START_TIMEOUT_S) -> Iterator[KafkaBroker]:
-    broker = start_kafka(port, timeout_s=timeout_s)
-    try:
+    with _stopped_on_exit(start_kafka(port, timeout_s=timeout_s)) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 # ---------------------------------------------------------------- ClickHouse server
@@ -275,20 +262,15 @@ def start_clickhouse(*, tcp_port: int | None = None, http_port: int | None = Non
     http_port = http_port or free_port()
     while http_port == tcp_port:
         http_port = free_port()
-    owns_workdir = workdir is None
-    workdir = Path(workdir or tempfile.mkdtemp(prefix="fundflow-clickhouse-"))
+    workdir, owns_workdir = _workdir(workdir, "fundflow-clickhouse-")
     for sub in ("data", "tmp", "user_files", "format_schemas", "log"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)
     config = workdir / "config.xml"
     config.write_text(_CLICKHOUSE_CONFIG.format(dir=workdir, tcp_port=tcp_port, http_port=http_port))
     (workdir / "users.xml").write_text(_CLICKHOUSE_USERS)
-    console_log = workdir / "log" / "console.log"
-    with open(console_log, "ab") as log:
-        process = subprocess.Popen([*command, f"--config-file={config}"], stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, cwd=workdir, start_new_session=True)
-    server = ServerProcess("clickhouse", "127.0.0.1", tcp_port, process, workdir,
-                           (console_log, workdir / "log" / "clickhouse-server.err.log"), {"http": http_port},
-                           owns_workdir=owns_workdir)
+    server = _launch("clickhouse", [*command, f"--config-file={config}"], tcp_port, workdir, owns_workdir,
+                     workdir / "log" / "console.log", workdir / "log" / "clickhouse-server.err.log",
+                     extra_ports={"http": http_port})
     clickhouse = ClickHouseServer(server)
     _wait_until(server, lambda: _clickhouse_answers(clickhouse), timeout_s)
     return clickhouse
@@ -307,14 +289,37 @@ def _clickhouse_answers(server: ClickHouseServer) -> bool:
 
 @contextmanager
 def clickhouse_server(*, timeout_s: float = START_TIMEOUT_S) -> Iterator[ClickHouseServer]:
-    server = start_clickhouse(timeout_s=timeout_s)
-    try:
+    with _stopped_on_exit(start_clickhouse(timeout_s=timeout_s)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # ---------------------------------------------------------------- shared
+
+def _workdir(workdir: Path | None, prefix: str) -> tuple[Path, bool]:
+    """The server's directory, and whether it is a temporary one of ours (removed when the server stops)."""
+    owns_workdir = workdir is None
+    path = Path(workdir or tempfile.mkdtemp(prefix=prefix))
+    path.mkdir(parents=True, exist_ok=True)
+    return path, owns_workdir
+
+
+def _launch(name: str, argv: list[str], port: int, workdir: Path, owns_workdir: bool, console_log: Path,
+            *other_logs: Path, extra_ports: dict[str, int] | None = None) -> ServerProcess:
+    """Start a server in its own session (so Ctrl-C reaches us, not it), its console appended to a log file."""
+    with open(console_log, "ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   cwd=workdir, start_new_session=True)
+    return ServerProcess(name, "127.0.0.1", port, process, workdir, (console_log, *other_logs),
+                         dict(extra_ports or {}), owns_workdir=owns_workdir)
+
+
+@contextmanager
+def _stopped_on_exit(handle: _Server) -> Iterator[_Server]:
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
 
 def _wait_until(server: ServerProcess, answers: Callable[[], bool], timeout_s: float) -> None:
     """Poll until the server answers; stop it and explain (with its log) if it dies or takes too long."""
