@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Awaitable, Callable
@@ -22,7 +21,7 @@ from ..errors import SinkError
 from ..settings import Settings
 from ..warning import SEVERITY_RANK, EarlyWarning
 from . import payloads
-from .base import RetriesExhausted, RetryPolicy, Sleep, retry_async
+from .base import RetriesExhausted, RetryPolicy, Sleep, retry_async, wall_clock_ms
 from .dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, PageLedger
 
 log = logging.getLogger(__name__)
@@ -46,10 +45,6 @@ class WebhookRejected(SinkError):
         self.status = status
         self.body = body
         super().__init__(f"webhook refused the page with HTTP {status}: {body[:RESPONSE_EXCERPT]}", retryable=False)
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def retry_after_seconds(value: str | None, now_ms: int) -> float | None:

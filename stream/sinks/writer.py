@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Callable, Iterable, Sequence
 
 from ..warning import EarlyWarning
-from .base import RetryPolicy, Sleep, retry_async
+from .base import RetryPolicy, Sleep, retry_async, wall_clock_ms
 from .schema import warning_to_row
 from .store import StoreError, WarningStore
 
 log = logging.getLogger(__name__)
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def dedupe_batch(warnings: Iterable[EarlyWarning]) -> list[EarlyWarning]:
