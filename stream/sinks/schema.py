@@ -1,11 +1,12 @@
 """The warnings table: its DDL, its columns, and the mapping between an EarlyWarning and a row.
 
-The DDL lives in deploy/clickhouse/warnings.sql for operators; the package carries an identical copy
-(checked by a unit test) so an installed worker can create the table without the repository at hand.
+The DDL has one source, stream/sinks/warnings.sql, shipped as package data so an installed worker can create
+the table without the repository at hand; deploy/clickhouse/warnings.sql is the operators' copy of that file.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any, Mapping
 
 import orjson
@@ -16,33 +17,11 @@ from ..warning import SEVERITY_RANK, EarlyWarning
 
 TABLE = "warnings"
 
-WARNINGS_DDL = """\
-CREATE TABLE IF NOT EXISTS warnings (
-    warning_id     String,
-    rule_id        String,
-    rule_version   String,
-    kind           String,
-    severity       String,
-    severity_rank  UInt8,
-    score          Float64,
-    subject        String,
-    accounts       Array(String),
-    loan_ids       Array(String),
-    txn_ids        Array(String),
-    amount_minor   Int64,
-    currency       String,
-    first_ts_ms    UInt64,
-    event_ts_ms    UInt64,
-    detected_at_ms UInt64,
-    summary        String,
-    evidence       String,
-    notify         Array(String),
-    inserted_ms    UInt64,
-    event_time     DateTime MATERIALIZED toDateTime(intDiv(event_ts_ms, 1000))
-) ENGINE = ReplacingMergeTree(inserted_ms)
-PARTITION BY toYYYYMM(event_time)
-ORDER BY (rule_id, event_time, warning_id)
-"""
+# The DDL with its comments; deploy/clickhouse/warnings.sql is the operator's byte-identical copy (a unit test
+# compares them), mounted by docker-compose and the k8s manifests.
+WARNINGS_SQL = resources.files(__package__).joinpath("warnings.sql").read_text(encoding="utf-8")
+# The statement alone, as the store sends it.
+WARNINGS_DDL = "\n".join(line for line in WARNINGS_SQL.splitlines() if not line.startswith("--")).strip() + "\n"
 
 # Insertable columns, in DDL order (event_time is computed by ClickHouse).
 COLUMNS: tuple[str, ...] = (

@@ -172,6 +172,12 @@ def test_packaged_ddl_is_the_deployed_sql_file():
         qualified_ddl("x; DROP TABLE warnings")
 
 
+def test_deployed_sql_file_is_a_copy_of_the_packaged_one():
+    packaged = (REPO / "stream" / "sinks" / "warnings.sql").read_bytes()
+    assert (REPO / "deploy" / "clickhouse" / "warnings.sql").read_bytes() == packaged, \
+        "edit stream/sinks/warnings.sql, then copy it to deploy/clickhouse/warnings.sql"
+
+
 def test_literals_escape_quotes_and_backslashes():
     assert literal("U1' OR 1=1 --") == r"'U1\' OR 1=1 --'"
     assert literal("a\\") == r"'a\\'"
