@@ -12,12 +12,11 @@ keeps warning ids stable, while any change to what the rule detects gives new id
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
@@ -27,14 +26,14 @@ from ..warning import SEVERITY_RANK
 from . import params as param_types
 from .expr import ExprError, compile_where
 from .model import AllowList, Cooldown, Rule, RuleSet, SourceLocation
+from .overrides import OVERRIDE_FILE_KEYS, OVERRIDE_SUFFIXES, apply_overrides
+from .rawrule import Field, RawRule, did_you_mean, kind_of
 from .yamlsource import YamlSyntaxError, YList, YMap, load_yaml_file
 
 RULE_KEYS = ("rule", "kind", "desc", "where", "params", "severity", "cooldown", "notify", "allow",
              "false_positives", "tags", "enabled")
 REQUIRED_RULE_KEYS = ("rule", "kind", "desc", "severity")
 RULE_FILE_KEYS = ("lists", "allow", "rules")
-OVERRIDE_FILE_KEYS = ("lists", "overrides")
-OVERRIDE_KEYS = ("rule", "params", "severity", "cooldown", "notify", "allow", "where", "enabled")
 ALLOW_KEYS = ("accounts", "merchants", "pairs")
 COOLDOWN_KEYS = ("subject", "for")
 COOLDOWN_SUBJECTS = ("loan", "account", "subject")
@@ -43,7 +42,6 @@ SEVERITIES = tuple(SEVERITY_RANK)
 NOTIFY_TARGETS = ("pager",)
 RULE_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
-OVERRIDE_SUFFIXES = (".override.yaml", ".override.yml")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
@@ -137,25 +135,6 @@ def _unique(paths: list[Path]) -> list[Path]:
     return result
 
 
-@dataclass
-class _Field:
-    """One rule key's value and where it was written (the shipped file or an override)."""
-
-    value: Any
-    file: str
-    line: int
-
-
-@dataclass
-class _RawRule:
-    id: str
-    file: str
-    line: int
-    fields: dict[str, _Field]
-    params: dict[str, _Field]
-    extra_allow: list[_Field]
-
-
 class _Loader:
     def __init__(self, kinds: Mapping[str, Any], window_ms: int | None) -> None:
         self.kinds = kinds
@@ -164,7 +143,7 @@ class _Loader:
         self.warnings: list[RuleWarning] = []
         self.lists: dict[str, frozenset[str]] = {}
         self.list_sources: dict[str, str] = {}
-        self.global_allow: list[_Field] = []
+        self.global_allow: list[Field] = []
 
     # -- reporting ---------------------------------------------------------------------------------------
 
@@ -189,9 +168,9 @@ class _Loader:
             self.collect_lists(file, doc)
         for file, doc in rule_docs:
             if "allow" in doc and doc["allow"] is not None:
-                self.global_allow.append(_Field(doc["allow"], file, doc.value_line("allow")))
+                self.global_allow.append(Field(doc["allow"], file, doc.value_line("allow")))
         raw_rules = self.collect_rules(rule_docs)
-        applied = self.apply_overrides(override_docs, raw_rules)
+        applied = apply_overrides(self, override_docs, raw_rules)
         global_allow = self.allow_list(self.global_allow, None)
         rules = [rule for raw in raw_rules.values() if (rule := self.compile(raw, global_allow)) is not None]
         ruleset = None
@@ -217,7 +196,7 @@ class _Loader:
             self.error(f"the file is empty; expected a mapping with {', '.join(top_keys)}", file, None)
             return None
         if not isinstance(doc, YMap):
-            self.error(f"expected a mapping with {', '.join(top_keys)} at the top, got {_kind_of(doc)}",
+            self.error(f"expected a mapping with {', '.join(top_keys)} at the top, got {kind_of(doc)}",
                        file, getattr(doc, "line", 1))
             return None
         self.check_keys(doc, top_keys, file, None, what="top-level key")
@@ -230,7 +209,7 @@ class _Loader:
                        file, line, rule_id)
         for key in mapping:
             if key not in allowed:
-                self.error(f"unknown {what} {key!r}{_did_you_mean(str(key), allowed)}; allowed: "
+                self.error(f"unknown {what} {key!r}{did_you_mean(str(key), allowed)}; allowed: "
                            f"{', '.join(allowed)}", file, mapping.key_line(key), rule_id)
         if ordered:
             present = [key for key in mapping if key in allowed]
@@ -243,6 +222,21 @@ class _Loader:
                                   file, mapping.key_line(got), rule_id)
                         break
 
+    def entries(self, file: str, doc: YMap, key: str, list_of: str, entry: str) -> Iterator[tuple[int, YMap]]:
+        """The mappings listed under `key` (rules, overrides) with their lines; anything else is reported."""
+        entries = doc.get(key)
+        if entries is None:
+            return
+        if not isinstance(entries, YList):
+            self.error(f"`{key}` must be a list of {list_of}, got {kind_of(entries)}", file, doc.value_line(key))
+            return
+        for index, item in enumerate(entries):
+            line = entries.item_line(index)
+            if not isinstance(item, YMap):
+                self.error(f"{entry} must be a mapping starting with `rule: <id>`, got {kind_of(item)}", file, line)
+                continue
+            yield line, item
+
     # -- lists -------------------------------------------------------------------------------------------
 
     def collect_lists(self, file: str, doc: YMap) -> None:
@@ -250,7 +244,7 @@ class _Loader:
         if lists is None:
             return
         if not isinstance(lists, YMap):
-            self.error(f"`lists` must map list names to lists of strings, got {_kind_of(lists)}",
+            self.error(f"`lists` must map list names to lists of strings, got {kind_of(lists)}",
                        file, doc.value_line("lists"))
             return
         for key, line in lists.duplicates:
@@ -272,7 +266,7 @@ class _Loader:
                      ) -> frozenset[str] | None:
         """A YAML list of plain values -> set of strings (numbers kept as written: MCC `0742` stays "0742")."""
         if not isinstance(items, YList):
-            self.error(f"{what} must be a list of strings, got {_kind_of(items)}", file, line, rule_id)
+            self.error(f"{what} must be a list of strings, got {kind_of(items)}", file, line, rule_id)
             return None
         result: set[str] = set()
         ok = True
@@ -282,7 +276,7 @@ class _Loader:
             elif isinstance(item, int) and not isinstance(item, bool) and items.raw[index] is not None:
                 result.add(items.raw[index])
             else:
-                self.error(f"{what} must hold strings, got {_kind_of(item)} {item!r}", file,
+                self.error(f"{what} must hold strings, got {kind_of(item)} {item!r}", file,
                            items.item_line(index), rule_id)
                 ok = False
         return frozenset(result) if ok else None
@@ -292,21 +286,10 @@ class _Loader:
 
     # -- rules -------------------------------------------------------------------------------------------
 
-    def collect_rules(self, docs: list[tuple[str, YMap]]) -> dict[str, _RawRule]:
-        rules: dict[str, _RawRule] = {}
+    def collect_rules(self, docs: list[tuple[str, YMap]]) -> dict[str, RawRule]:
+        rules: dict[str, RawRule] = {}
         for file, doc in docs:
-            entries = doc.get("rules")
-            if entries is None:
-                continue
-            if not isinstance(entries, YList):
-                self.error(f"`rules` must be a list of rules, got {_kind_of(entries)}", file, doc.value_line("rules"))
-                continue
-            for index, entry in enumerate(entries):
-                line = entries.item_line(index)
-                if not isinstance(entry, YMap):
-                    self.error(f"a rule must be a mapping starting with `rule: <id>`, got {_kind_of(entry)}",
-                               file, line)
-                    continue
+            for _line, entry in self.entries(file, doc, "rules", "rules", "a rule"):
                 raw = self.raw_rule(file, entry)
                 if raw is None:
                     continue
@@ -318,7 +301,7 @@ class _Loader:
                 rules[raw.id] = raw
         return rules
 
-    def raw_rule(self, file: str, entry: YMap) -> _RawRule | None:
+    def raw_rule(self, file: str, entry: YMap) -> RawRule | None:
         rule_id = entry.get("rule")
         line = entry.key_line("rule") if "rule" in entry else entry.line
         if not isinstance(rule_id, str) or not rule_id.strip():
@@ -335,70 +318,22 @@ class _Loader:
                 self.error(f"missing required key {key!r}", file, line, rule_id)
         if any(key not in entry for key in REQUIRED_RULE_KEYS):
             return None
-        fields = {key: _Field(entry[key], file, entry.value_line(key)) for key in RULE_KEYS if key in entry}
-        params: dict[str, _Field] = {}
+        fields = {key: Field(entry[key], file, entry.value_line(key)) for key in RULE_KEYS if key in entry}
+        params: dict[str, Field] = {}
         raw_params = entry.get("params")
         if raw_params is not None:
             if isinstance(raw_params, YMap):
-                params = {name: _Field(value, file, raw_params.key_line(name)) for name, value in raw_params.items()}
+                params = {name: Field(value, file, raw_params.key_line(name)) for name, value in raw_params.items()}
                 for key, dup_line in raw_params.duplicates:
                     self.error(f"parameter {key!r} is given twice", file, dup_line, rule_id)
             else:
-                self.error(f"`params` must be a mapping of parameter names to values, got {_kind_of(raw_params)}",
+                self.error(f"`params` must be a mapping of parameter names to values, got {kind_of(raw_params)}",
                            file, entry.value_line("params"), rule_id)
-        return _RawRule(rule_id, file, line, fields, params, [])
-
-    # -- overrides ---------------------------------------------------------------------------------------
-
-    def apply_overrides(self, docs: list[tuple[str, YMap]], rules: dict[str, _RawRule]) -> int:
-        applied = 0
-        for file, doc in docs:
-            entries = doc.get("overrides")
-            if entries is None:
-                continue
-            if not isinstance(entries, YList):
-                self.error(f"`overrides` must be a list of {{rule: ID, ...}} entries, got {_kind_of(entries)}",
-                           file, doc.value_line("overrides"))
-                continue
-            for index, entry in enumerate(entries):
-                line = entries.item_line(index)
-                if not isinstance(entry, YMap):
-                    self.error(f"an override must be a mapping starting with `rule: <id>`, got {_kind_of(entry)}",
-                               file, line)
-                    continue
-                rule_id = entry.get("rule")
-                self.check_keys(entry, OVERRIDE_KEYS, file, rule_id if isinstance(rule_id, str) else None,
-                                what="override key")
-                if not isinstance(rule_id, str) or rule_id not in rules:
-                    known = tuple(rules)
-                    hint = _did_you_mean(str(rule_id), known) if isinstance(rule_id, str) else ""
-                    self.error(f"override names unknown rule {rule_id!r}{hint}; an override tunes a rule "
-                               f"defined in the rule files", file, entry.key_line("rule") if "rule" in entry else line)
-                    continue
-                self.override(rules[rule_id], file, entry)
-                applied += 1
-        return applied
-
-    def override(self, raw: _RawRule, file: str, entry: YMap) -> None:
-        for key in entry:
-            if key == "rule" or key not in OVERRIDE_KEYS:
-                continue
-            value = entry[key]
-            if key == "params":
-                if not isinstance(value, YMap):
-                    self.error(f"override `params` must be a mapping, got {_kind_of(value)}", file,
-                               entry.value_line(key), raw.id)
-                    continue
-                for name, param_value in value.items():
-                    raw.params[name] = _Field(param_value, file, value.key_line(name))
-            elif key == "allow":
-                raw.extra_allow.append(_Field(value, file, entry.value_line(key)))
-            else:
-                raw.fields[key] = _Field(value, file, entry.value_line(key))
+        return RawRule(rule_id, file, line, fields, params, [])
 
     # -- compiling one rule ------------------------------------------------------------------------------
 
-    def compile(self, raw: _RawRule, global_allow: AllowList) -> Rule | None:
+    def compile(self, raw: RawRule, global_allow: AllowList) -> Rule | None:
         before = len(self.errors)
         rid = raw.id
         f = raw.fields
@@ -406,7 +341,7 @@ class _Loader:
         kind_name = f["kind"].value
         kind = self.kinds.get(kind_name) if isinstance(kind_name, str) else None
         if kind is None:
-            self.error(f"unknown kind {kind_name!r}{_did_you_mean(str(kind_name), tuple(self.kinds))}; "
+            self.error(f"unknown kind {kind_name!r}{did_you_mean(str(kind_name), tuple(self.kinds))}; "
                        f"known kinds: {', '.join(sorted(self.kinds)) or '(none registered)'}",
                        f["kind"].file, f["kind"].line, rid)
 
@@ -418,7 +353,7 @@ class _Loader:
         severity = f["severity"].value
         if severity not in SEVERITIES:
             self.error(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}"
-                       f"{_did_you_mean(str(severity), SEVERITIES)}", f["severity"].file, f["severity"].line, rid)
+                       f"{did_you_mean(str(severity), SEVERITIES)}", f["severity"].file, f["severity"].line, rid)
 
         params: dict[str, Any] = {}
         if kind is not None:
@@ -440,7 +375,7 @@ class _Loader:
         notify = self.strings(f.get("notify"), "notify", rid)
         for target in notify:
             if target not in NOTIFY_TARGETS:
-                self.error(f"unknown notify target {target!r}{_did_you_mean(target, NOTIFY_TARGETS)}; known: "
+                self.error(f"unknown notify target {target!r}{did_you_mean(target, NOTIFY_TARGETS)}; known: "
                            f"{', '.join(NOTIFY_TARGETS)}", f["notify"].file, f["notify"].line, rid)
         tags = self.strings(f.get("tags"), "tags", rid)
         false_positives = self.strings(f.get("false_positives"), "false_positives", rid)
@@ -470,7 +405,7 @@ class _Loader:
                     notify=notify, tags=tags, enabled=enabled, allow=allow, false_positives=false_positives,
                     source=SourceLocation(raw.file, raw.line))
 
-    def compile_params(self, raw: _RawRule, kind: Any) -> dict[str, Any]:
+    def compile_params(self, raw: RawRule, kind: Any) -> dict[str, Any]:
         given = {name: fld.value for name, fld in raw.params.items()}
         values, problems = param_types.apply_params(kind.params, given, self.lookup_list)
         where_of = {name: (fld.file, fld.line) for name, fld in raw.params.items()}
@@ -489,12 +424,12 @@ class _Loader:
             self.error(f"params.{name}: {message}", file, line, raw.id)
         return values
 
-    def cooldown(self, fld: _Field | None, rid: str) -> Cooldown:
+    def cooldown(self, fld: Field | None, rid: str) -> Cooldown:
         if fld is None or fld.value is None:
             return Cooldown()
         value = fld.value
         if not isinstance(value, YMap):
-            self.error(f"`cooldown` must be a mapping like {{subject: loan, for: 6h}}, got {_kind_of(value)}",
+            self.error(f"`cooldown` must be a mapping like {{subject: loan, for: 6h}}, got {kind_of(value)}",
                        fld.file, fld.line, rid)
             return Cooldown()
         self.check_keys(value, COOLDOWN_KEYS, fld.file, rid, what="cooldown key")
@@ -511,30 +446,30 @@ class _Loader:
                 self.error(f"cooldown.for: {exc}", fld.file, value.value_line("for"), rid)
         return Cooldown(subject=subject, ms=ms)
 
-    def strings(self, fld: _Field | None, what: str, rid: str) -> tuple[str, ...]:
+    def strings(self, fld: Field | None, what: str, rid: str) -> tuple[str, ...]:
         if fld is None or fld.value is None:
             return ()
         value = fld.value
         if not isinstance(value, YList):
-            self.error(f"`{what}` must be a list of strings, got {_kind_of(value)}", fld.file, fld.line, rid)
+            self.error(f"`{what}` must be a list of strings, got {kind_of(value)}", fld.file, fld.line, rid)
             return ()
         result = []
         for index, item in enumerate(value):
             if not isinstance(item, str) or not item.strip():
-                self.error(f"`{what}` must hold non-empty strings, got {_kind_of(item)} {item!r}", fld.file,
+                self.error(f"`{what}` must hold non-empty strings, got {kind_of(item)} {item!r}", fld.file,
                            value.item_line(index), rid)
             else:
                 result.append(item.strip())
         return tuple(result)
 
-    def allow_list(self, fields: list[_Field], rid: str | None) -> AllowList:
+    def allow_list(self, fields: list[Field], rid: str | None) -> AllowList:
         accounts: set[str] = set()
         merchants: set[str] = set()
         pairs: set[tuple[str, str]] = set()
         for fld in fields:
             value = fld.value
             if not isinstance(value, YMap):
-                self.error(f"`allow` must be a mapping with {', '.join(ALLOW_KEYS)}, got {_kind_of(value)}",
+                self.error(f"`allow` must be a mapping with {', '.join(ALLOW_KEYS)}, got {kind_of(value)}",
                            fld.file, fld.line, rid)
                 continue
             self.check_keys(value, ALLOW_KEYS, fld.file, rid, what="allow key")
@@ -545,7 +480,7 @@ class _Loader:
                 line = value.value_line(key)
                 if isinstance(items, str):
                     if items not in self.lists:
-                        self.error(f"allow.{key}: unknown list {items!r}{_did_you_mean(items, tuple(self.lists))}; "
+                        self.error(f"allow.{key}: unknown list {items!r}{did_you_mean(items, tuple(self.lists))}; "
                                    f"define it under `lists:`", fld.file, line, rid)
                     else:
                         target |= self.lists[items]
@@ -559,7 +494,7 @@ class _Loader:
 
     def pairs(self, items: Any, file: str, line: int, rid: str | None) -> set[tuple[str, str]]:
         if not isinstance(items, YList):
-            self.error(f"allow.pairs must be a list of [src, dst] pairs, got {_kind_of(items)}", file, line, rid)
+            self.error(f"allow.pairs must be a list of [src, dst] pairs, got {kind_of(items)}", file, line, rid)
             return set()
         result = set()
         for index, pair in enumerate(items):
@@ -631,24 +566,3 @@ def _short_hash(content: Any) -> str:
 def ruleset_version(rules: Sequence[Rule]) -> str:
     """What is running: every rule's id, version and whether it is enabled."""
     return _short_hash(sorted([rule.id, rule.version, rule.enabled] for rule in rules))
-
-
-def _kind_of(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    return type(value).__name__
-
-
-def _did_you_mean(name: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, [str(o) for o in options], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
