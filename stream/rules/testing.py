@@ -211,20 +211,10 @@ def load_test_file(path: Path) -> tuple[RuleSet, dict[str, Any], list[TestCase]]
         raise RuleTestError("expected a mapping with `tests:` (and optionally rule_files, start, window)", file, 1)
     _check_keys(doc, FILE_KEYS, file, "key")
     base = path.parent
-    rule_paths = [base]
-    if doc.get("rule_files") is not None:
-        names = doc["rule_files"]
-        if not isinstance(names, YList) or not all(isinstance(n, str) for n in names):
-            raise RuleTestError("rule_files must be a list of paths relative to this file", file,
-                                doc.value_line("rule_files"))
-        rule_paths = [base / name for name in names]
-    overrides = []
-    if doc.get("overrides") is not None:
-        names = doc["overrides"]
-        if not isinstance(names, YList) or not all(isinstance(n, str) for n in names):
-            raise RuleTestError("overrides must be a list of paths relative to this file", file,
-                                doc.value_line("overrides"))
-        overrides = [base / name for name in names]
+    rule_paths = _relative_paths(doc, "rule_files", base, file)
+    if rule_paths is None:
+        rule_paths = [base]
+    overrides = _relative_paths(doc, "overrides", base, file) or []
     defaults = {
         "start": _start(doc.get("start", DEFAULT_START), file, doc.value_line("start")),
         "window": _duration(doc.get("window", DEFAULT_WINDOW), file, doc.value_line("window"), "window"),
@@ -332,6 +322,16 @@ def _start(value: Any, file: str, line: int) -> int:
         return parse_rfc3339_ms(str(value))
     except ValueError as exc:
         raise RuleTestError(f"start: {exc}", file, line) from None
+
+
+def _relative_paths(doc: YMap, key: str, base: Path, file: str) -> list[Path] | None:
+    """A list of paths relative to the test file (`rule_files`, `overrides`); None when the key is absent."""
+    if doc.get(key) is None:
+        return None
+    names = doc[key]
+    if not isinstance(names, YList) or not all(isinstance(n, str) for n in names):
+        raise RuleTestError(f"{key} must be a list of paths relative to this file", file, doc.value_line(key))
+    return [base / name for name in names]
 
 
 def _duration(value: Any, file: str, line: int, what: str) -> int:
