@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
@@ -19,11 +18,6 @@ from ..settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def wall_clock_ms() -> int:
-    """The production clock of the sinks (insert times, pager minutes); tests pass their own."""
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from ..errors import SinkError
 from ..settings import Settings
 from ..warning import SEVERITY_RANK, EarlyWarning
 from . import payloads
-from .base import RetriesExhausted, RetryPolicy, Sleep, retry_async, wall_clock_ms
+from ..clock import wall_clock_ms
+from .base import RetriesExhausted, RetryPolicy, Sleep, retry_async
 from .dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, PageLedger
 
 log = logging.getLogger(__name__)

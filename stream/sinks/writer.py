@@ -13,7 +13,8 @@ import logging
 from typing import Callable, Iterable, Sequence
 
 from ..warning import EarlyWarning
-from .base import RetryPolicy, Sleep, retry_async, wall_clock_ms
+from ..clock import wall_clock_ms
+from .base import RetryPolicy, Sleep, retry_async
 from .schema import warning_to_row
 from .store import StoreError, WarningStore
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable
 
+from ..clock import wall_clock_ms
 from ..errors import FundflowError
 from ..settings import Settings
 from .handler import DetectorLike
@@ -13,11 +13,6 @@ from .reload import RuleReloader
 from .topics import ensure_topics
 
 log = logging.getLogger(__name__)
-
-
-def wall_clock_ms() -> int:
-    """The production clock for `detected_at`; tests inject their own."""
-    return time.time_ns() // 1_000_000
 
 
 def _detection_modules():

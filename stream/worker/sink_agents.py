@@ -22,7 +22,8 @@ from ..sinks.base import RetryPolicy, RetryStopped, Sleep
 from ..sinks.dedupe import PageLedger
 from ..sinks.pager import PagerConfig, PagerSink
 from ..sinks.store import open_store
-from ..sinks.writer import ClickHouseSink, wall_clock_ms
+from ..clock import wall_clock_ms
+from ..sinks.writer import ClickHouseSink
 from ..warning import SEVERITY_RANK, EarlyWarning
 from .deadletter import DeadLetter, Origin
 
