@@ -197,7 +197,7 @@ def test_select_sql_is_deduplicated_newest_first_and_filtered():
 
 def test_retrying_stops_when_the_owner_is_shutting_down():
     from stream.sinks.base import RetryStopped
-    sleep, stopping = Recorder(), []
+    sleep = Recorder()
 
     async def down():
         raise SinkError("connection refused")

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from ...events import Event
     from ...rules.model import Rule
     from ..state import DetectionState
-from ...rules.params import choice
 
 NAME = "device_burst"
 TRIGGERS = frozenset({"disbursement"})
