@@ -3,6 +3,7 @@ processes configured through FUNDFLOW_* variables, watched through their /metric
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -21,6 +22,8 @@ from typing import Iterator
 from stream.devstack import ClickHouseServer, KafkaBroker, free_port, start_clickhouse, start_kafka
 
 FUNDFLOW = str(Path(sys.executable).with_name("fundflow"))
+# clickhouse-driver logs a traceback for every refused connection while the server is still starting.
+logging.getLogger("clickhouse_driver").setLevel(logging.CRITICAL)
 
 
 @dataclass
