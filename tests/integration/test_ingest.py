@@ -21,6 +21,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream.worker.deadletter import headers_dict
+from worker_harness import wait_for_worker
 
 PARTITIONS = 3
 DEADLINE_S = 40.0
@@ -101,16 +102,7 @@ def _read_received(path: Path) -> list[dict]:
 
 
 def _wait_for(condition, what: str, worker: subprocess.Popen, log_path: Path, deadline_s: float = DEADLINE_S):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            pytest.fail(f"worker exited with {worker.returncode} while waiting for {what}\n"
-                        f"{log_path.read_text(errors='replace')[-4000:]}")
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}\n{log_path.read_text(errors='replace')[-4000:]}")
+    return wait_for_worker(condition, what, worker, lambda: log_path.read_text(errors="replace"), deadline_s)
 
 
 def _consume_all(bootstrap: str, topic: str, expected: int, deadline_s: float = DEADLINE_S) -> list:

@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from stream import devstack
 from stream.sinks.store import WarningFilter, open_store
 from stream.warning import EarlyWarning, make_warning_id
 from stream.worker.deadletter import headers_dict
 from test_pager import SECRET, Webhook  # the recording webhook server of the pager tests
+from worker_harness import read_topic
 
 DEADLINE_S = 60.0
 PARTITIONS = 2
@@ -106,21 +107,6 @@ def _stored_ids(url: str) -> list[str] | None:
         return None
 
 
-def _dead_letters(bootstrap: str, topic: str) -> list:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=500)
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        records = []
-        for _ in range(4):
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
-
-
 def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restarts(kafka_broker, tmp_path, unique,
                                                                                    free_port):
     warnings_topic, deadletter_topic = unique("it.sinks.warnings."), unique("it.sinks.deadletter.")
@@ -200,7 +186,7 @@ def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restar
             assert row["warning_id"] == sent[4].warning_id and row["amount_minor"] == 1004
         assert collections.Counter(paged_ids()) == collections.Counter(_pageable(sent))
         assert all(r["signature_ok"] for r in webhook.requests)
-        letters = _dead_letters(kafka_broker.bootstrap, deadletter_topic)
+        letters = read_topic(kafka_broker.bootstrap, deadletter_topic, partitions=PARTITIONS)
         assert [(r.key, r.value) for r in letters] == [(b"junk", b"{not a warning")]
         assert headers_dict(letters[0].headers)["fundflow.reason"] == "bad_warning"
         assert worker.process.poll() is None

@@ -12,14 +12,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 
-import pytest
 from kafka import KafkaProducer
 
 from stream.worker.metrics import CONTENT_TYPE
+from worker_harness import wait_for_worker
 
 DEADLINE_S = 60.0
 BASE_TS = 1_772_446_500_000  # 2026-03-02T10:15:00Z
@@ -53,18 +52,8 @@ def get(url: str) -> tuple[int, str, str]:
 
 
 def wait_for(condition, what: str, worker: subprocess.Popen, log_path) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            pytest.fail(f"worker exited with {worker.returncode} while waiting for {what}\n"
-                        f"{log_path.read_text(errors='replace')[-4000:]}")
-        try:
-            if condition():
-                return
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}\n{log_path.read_text(errors='replace')[-4000:]}")
+    wait_for_worker(condition, what, worker, lambda: log_path.read_text(errors="replace"), DEADLINE_S,
+                    tolerate=(urllib.error.URLError, ConnectionError, OSError))
 
 
 def sample(body: str, line_prefix: str) -> float | None:
