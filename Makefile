@@ -1,6 +1,6 @@
 # make test: install everything this checkout needs (virtualenv, package, ClickHouse server), run the tests.
 # make demo: the same setup, then the local end-to-end demo.
-# make bench: the benchmarks with their targets (BENCH_ARGS=--quick for a one-minute run); see bench/README.md.
+# make bench: the benchmarks with their targets (BENCH_ARGS=--quick for a short run); see bench/README.md.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv

@@ -7,7 +7,7 @@ live      the Faust worker consuming a pre-loaded topic, beside a bare aiokafka 
 latency   produced -> warning queryable in ClickHouse and -> webhook call, at steady produced rates
 
 Ledgers are generated once into FUNDFLOW_BENCH_DIR (default .fundflow/bench) and reused. --quick shrinks every
-size about tenfold (about a minute once the ledgers exist); its figures are indicative, not the targets' scale.
+size about tenfold (about 1.5 minutes once the ledgers exist); its figures are indicative, not the targets' scale.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ QUICK_SIZES = (10_000, 100_000, 300_000)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="about ten times smaller, about a minute")
+    parser.add_argument("--quick", action="store_true", help="about ten times smaller, about 1.5 minutes")
     parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="where generated ledgers are kept")
     parser.add_argument("--rules", type=Path, default=Path("rules"), help="rule pack (default: rules/)")
