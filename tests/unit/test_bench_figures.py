@@ -1,0 +1,61 @@
+"""The benchmark figures are computed from their samples as documented, and compared with their targets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))    # bench/ is a top-level folder, not installed
+
+from bench import latency, memory, scaling
+from bench.offline import OfflineResult, Sample
+from bench.report import at_least, at_most, render
+
+
+def result(edges_per_chunk: int, cpu_per_chunk: list[float], *, rss_start: int = 1000) -> OfflineResult:
+    samples, cpu = [Sample(0, 0.0, 0.0, 0, rss_start)], 0.0
+    for index, seconds in enumerate(cpu_per_chunk, start=1):
+        cpu += seconds
+        samples.append(Sample(index * 100, cpu, cpu, index * edges_per_chunk, rss_start + index * 500))
+    end = samples[-1]
+    return OfflineResult(ledger="l", events=end.lines, warnings=0, edges_at_end=end.edges, cpu_s=cpu, wall_s=cpu,
+                         rss_start=rss_start, rss_end=end.rss, peak_rss=end.rss, gc_s=0.0, samples=samples)
+
+
+def test_cost_near_a_size_uses_only_the_chunks_ending_within_its_last_tenth():
+    run = result(10, [0.001] * 9 + [0.004])            # 10 chunks of 100 lines, ending at 10, 20 ... 100 edges
+    assert run.cost_us_near(100) == pytest.approx(25.0)          # chunks ending at 90 and 100: 0.005 s / 200 lines
+    assert run.cost_us_near(50) == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="about 1000 edges"):
+        run.cost_us_near(1000)
+
+
+def test_bytes_per_edge_is_rss_growth_over_edges_held():
+    run = result(10, [0.001] * 4)
+    assert run.bytes_per_edge == pytest.approx(2000 / 40)
+    assert memory.figures(run)[0].met is True
+
+
+def test_scaling_ratio_compares_the_largest_with_the_smallest_window():
+    small, large = result(10, [0.001] * 10), result(1000, [0.001] * 8 + [0.002, 0.002])
+    rows = scaling.figures({100: small, 10_000: large})
+    ratio = rows[-1]
+    assert ratio.value == pytest.approx(2.0) and ratio.met is False and ratio.target == "<= 1.30"
+    assert scaling.figures({100: small, 10_000: small})[-1].met is True
+
+
+def test_targets_and_rendering():
+    assert at_least("rate", 49_999, "events/s", 50_000).met is False
+    assert at_most("p99", 1.0, "s", 1.0).met is True
+    lines: list[str] = []
+    render([at_least("rate", 60_000, "events/s", 50_000, "note")], lines.append)
+    assert "60,000 events/s" in lines[2] and ">= 50,000" in lines[2] and "MET" in lines[2] and "note" in lines[2]
+
+
+def test_latency_takes_the_last_produced_evidence_event_as_the_completing_one():
+    sent = {"d1": 1.0, "t1": 2.0, "t2": 5.0}
+    seen = {"w1": (5.5, ["d1", "t1", "t2"]), "w2": (3.0, ["t1", "x-not-produced"]), "w3": (9.0, ["other"])}
+    latencies, unmatched = latency._latencies(sent, seen)
+    assert latencies == [pytest.approx(0.5), pytest.approx(1.0)] and unmatched == 1
