@@ -148,7 +148,7 @@ class Settings:
     rules_dir: str = _setting("rules", _text, "directory of YAML rule files (and overrides)")
     window: int = _setting("72h", _duration, "event-time span of the rolling graph")
     allowed_lateness: int = _setting("5m", _duration, "how late an event may be and still count as on time")
-    align_idle_after: int = _setting("1s", _duration,
+    align_idle_after: int = _setting("250ms", _duration,
                                      "an input partition silent this long (wall time) stops holding back "
                                      "the event-time alignment of the others")
     align_max_pending: int = _setting(200_000, _positive_int,
@@ -163,6 +163,9 @@ class Settings:
     web_port: int = _setting(6066, _port, "worker HTTP port: /healthz, /readyz, /metrics")
     broker_session_timeout: int = _setting("10s", _duration, "Kafka consumer session timeout")
     broker_rebalance_timeout: int = _setting("10s", _duration, "Kafka consumer rebalance timeout")
+    broker_fetch_max_wait: int = _setting("100ms", _duration,
+                                          "longest a fetch waits at the broker for new data (Kafka answers "
+                                          "as soon as data arrives; some dev brokers wait it out)")
     data_dir: str = _setting(".fundflow", _text, "local state of the worker")
 
     @property

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 YIELD_EVERY = 500
 Publish = Callable[..., Awaitable[object]]   # publish(outcome, wait=True) -> acks still pending (wait=False)
+Message = tuple[bytes | None, bytes | None, Origin, tuple[tuple[str, bytes], ...]]   # value, key, origin, headers
 
 
 class Pipeline:
@@ -64,21 +65,35 @@ class Pipeline:
     # -- live input ---------------------------------------------------------------------------------------
     async def offer(self, value: bytes | None, *, key: bytes | None, origin: Origin,
                     headers: tuple[tuple[str, bytes], ...] = ()) -> None:
-        """One input message from an agent: bad ones are dead-lettered now, good ones aligned then detected."""
+        """One input message: bad ones are dead-lettered now, good ones aligned then detected."""
+        await self.offer_batch(((value, key, origin, headers),))
+
+    async def offer_batch(self, messages: Sequence[Message]) -> None:
+        """A batch of input messages from one agent, in log order. One pass under the lock, and the broker's
+        acknowledgements of everything the batch published awaited together at the end: the outbox holds
+        the batch's warnings before the agent takes the next batch."""
         arrived = self._monotonic()
         gate, generation = self._gate, self.generation
         await gate.wait()
         if generation != self.generation:
             return
-        parsed = self.handler.parse(value, key=key, origin=origin, headers=headers, arrived=arrived)
-        if isinstance(parsed, Outcome):
-            await self._publish(parsed)
-            return
-        async with self._lock:
-            if generation != self.generation:
-                return
-            await self._settle(self._guard(parsed))
-            await self._drain(self.aligner.release())
+        acks: list = []
+        parsed_batch = []
+        for value, key, origin, headers in messages:
+            parsed = self.handler.parse(value, key=key, origin=origin, headers=headers, arrived=arrived)
+            if isinstance(parsed, Outcome):
+                acks.extend(await self._publish(parsed, wait=False) or ())
+            else:
+                parsed_batch.append(parsed)
+        if parsed_batch:
+            async with self._lock:
+                if generation != self.generation:
+                    return
+                for parsed in parsed_batch:
+                    await self._settle(self._guard(parsed), acks)
+                await self._drain(self.aligner.release(), acks)
+        if acks:
+            await asyncio.gather(*acks)
 
     async def tick(self) -> None:
         """Release what idle sources no longer hold back (called by a short timer)."""
@@ -156,10 +171,12 @@ class Pipeline:
             self._arrived_max_ts = ts if self._arrived_max_ts is None else max(self._arrived_max_ts, ts)
             self.aligner.add((item.origin.topic, item.origin.partition), ts, item)
 
-    async def _settle(self, verdict: Verdict[Accepted]) -> None:
+    async def _settle(self, verdict: Verdict[Accepted], acks: list | None = None) -> None:
         """Dead-letter what the stream contradicted; align what it accepted or confirmed."""
         for item, error in verdict.refused:
-            await self._publish(self.handler.refuse(item, error))
+            pending = await self._publish(self.handler.refuse(item, error), wait=acks is None)
+            if acks is not None:
+                acks.extend(pending or ())
         self._align(verdict.released)
 
     # -- detection and publishing --------------------------------------------------------------------------

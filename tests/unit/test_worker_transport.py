@@ -1,0 +1,27 @@
+"""The broker fetch wait reaches the consumer Faust builds (a broker that holds fetches until the wait is over
+otherwise adds up to Faust's fixed 1.5 s to every warning's delay)."""
+
+import asyncio
+
+from stream.settings import load_settings
+from stream.worker.app import build_app
+
+
+class QuietDetector:
+    watermark = None
+
+    def process(self, event):
+        return []
+
+
+def test_fetch_wait_setting_reaches_the_worker_consumer(tmp_path):
+    async def built_consumer_wait() -> int:
+        settings = load_settings(env={"FUNDFLOW_BROKER_FETCH_MAX_WAIT": "123ms", "FUNDFLOW_DATA_DIR": str(tmp_path)})
+        app = build_app(settings, QuietDetector(), attach_sinks=False)
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(built_consumer_wait()) == 123
