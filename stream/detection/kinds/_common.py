@@ -3,11 +3,14 @@ kind (`within`, `channels`, `require_loan_money`, ...)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from ...events import Transfer
 from ...money import format_minor
 from ...rules.params import Param, boolean, count, duration, money, ratio, show_duration, show_set, string_set
 from ...timefmt import MS_PER_HOUR
+from ..finding import Finding
 
 # ISO 18245 merchant categories that turn credit into cash or near-cash: 6010 manual cash disbursement,
 # 6011 ATM, 6051 quasi-cash (crypto, money orders, travellers cheques), 6540 stored-value card top-up,
@@ -61,6 +64,60 @@ def too_busy(graph: Any, node: str, cap: int) -> bool:
 
 
 # -- helpers for detect() ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Star:
+    """The qualifying transfers between one hub account and its counterparties in the densest window: what
+    fan_in (many -> hub) and fan_out (hub -> many) both report."""
+
+    counterparts: list[str]
+    edges: list[tuple[str, str, dict]]      # (counterpart, txn id, edge attributes), in event-time order
+    total: int
+    loan_total: int
+    first_ts: int
+    elapsed: int
+
+    def finding(self, hub: str, min_count: int, summary: str, evidence: dict) -> Finding:
+        return Finding(
+            subject=hub, accounts=(hub, *self.counterparts),
+            loan_ids=loans_of(attrs for _, _, attrs in self.edges),
+            txn_ids=tuple(key for _, key, _ in self.edges), amount=self.total, first_ts=self.first_ts,
+            score=threshold_score(len(self.counterparts), min_count), summary=summary,
+            evidence={**evidence, "transfers": len(self.edges), "elapsed_s": self.elapsed // 1000,
+                      "loan_share": round(self.loan_total / self.total, 4)},
+        )
+
+
+def star(rule: Any, event: Transfer, state: Any, hub: str, *, incoming: bool, min_count: int) -> Star | None:
+    """The transfers into (`incoming`) or out of `hub` that a fan rule counts, or None when they cannot reach
+    `min_count` counterparties and the rule's `min_total`."""
+    params = rule.params
+    allocation = state.allocation
+    loan_amount = allocation.loan_amount if allocation is not None else 0
+    filters = (params["channels"], params["min_amount"], params["require_loan_money"], params["min_loan_share"])
+    if not event_qualifies(event, loan_amount, *filters):
+        return None
+    graph = state.graph
+    if len((graph.g._pred if incoming else graph.g._succ)[hub]) < min_count:
+        return None       # fewer neighbours in the whole window than needed: no scan
+    if too_busy(graph, hub, params.get("max_counterparties", 0)):
+        return None
+    scan = graph.in_edges if incoming else graph.out_edges
+    within = params["within"]
+    edges = densest_window([edge for edge in scan(hub, event.ts - within, event.ts + within, state.limits.degree_cap)
+                            if edge_qualifies(edge[2], *filters)], event.ts, within)
+    counterparts = sorted({other for other, _, _ in edges})
+    if len(counterparts) < min_count:
+        return None
+    total = sum(attrs["amount"] for _, _, attrs in edges)
+    if total < params["min_total"]:
+        return None
+    edges.sort(key=lambda edge: (edge[2]["ts"], edge[1]))
+    first_ts = edges[0][2]["ts"]
+    return Star(counterparts=counterparts, edges=edges, total=total,
+                loan_total=sum(attrs.get("loan", 0) for _, _, attrs in edges),
+                first_ts=first_ts, elapsed=edges[-1][2]["ts"] - first_ts)
+
+
 def format_elapsed(ms: int) -> str:
     """Analyst-friendly duration for summaries: '40 s', '25 min', '3 h 5 min', '2 d 4 h'."""
     seconds = max(ms, 0) // 1000

@@ -13,9 +13,8 @@ from ...events import Transfer
 from ...money import format_minor
 from ..finding import Finding
 from ..graph import sink_node
-from ._common import (Param, channels_param, count, densest_window, edge_qualifies, event_qualifies, format_elapsed,
-                      hours, loans_of, max_counterparties_param, min_amount_param, min_loan_share_param,
-                      min_total_param, percent, require_loan_money_param, threshold_score, too_busy, within_param)
+from ._common import (Param, channels_param, count, format_elapsed, hours, max_counterparties_param, min_amount_param,
+                      min_loan_share_param, min_total_param, percent, require_loan_money_param, star, within_param)
 
 if TYPE_CHECKING:
     from ...events import Event
@@ -43,38 +42,15 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     """On a transfer: has its destination now received from `min_sources` distinct accounts in the window?"""
     if not isinstance(event, Transfer):
         return []
-    params = rule.params
-    allocation = state.allocation
-    loan_amount = allocation.loan_amount if allocation is not None else 0
-    filters = (params["channels"], params["min_amount"], params["require_loan_money"], params["min_loan_share"])
-    if not event_qualifies(event, loan_amount, *filters):
-        return []
     collector = sink_node(event)
-    if len(state.graph.g._pred[collector]) < params["min_sources"]:
-        return []       # fewer neighbours in the whole window than needed: no scan
-    if too_busy(state.graph, collector, params["max_counterparties"]):
+    minimum = rule.params["min_sources"]
+    found = star(rule, event, state, collector, incoming=True, min_count=minimum)
+    if found is None:
         return []
-    since = event.ts - params["within"]
-    edges = densest_window([(src, key, attrs) for src, key, attrs in
-                            state.graph.in_edges(collector, since, event.ts + params["within"], state.limits.degree_cap)
-                            if edge_qualifies(attrs, *filters)], event.ts, params["within"])
-    sources = sorted({src for src, _, _ in edges})
-    if len(sources) < params["min_sources"]:
-        return []
-    total = sum(attrs["amount"] for _, _, attrs in edges)
-    if total < params["min_total"]:
-        return []
-    edges.sort(key=lambda edge: (edge[2]["ts"], edge[1]))
-    first_ts = edges[0][2]["ts"]
-    loan_total = sum(attrs.get("loan", 0) for _, _, attrs in edges)
-    elapsed = edges[-1][2]["ts"] - first_ts
-    return [Finding(
-        subject=collector, accounts=(collector, *sources), loan_ids=loans_of(attrs for _, _, attrs in edges),
-        txn_ids=tuple(key for _, key, _ in edges), amount=total, first_ts=first_ts,
-        score=threshold_score(len(sources), params["min_sources"]),
-        summary=(f"{len(sources)} accounts sent {format_minor(total)} {event.currency} to {collector} within "
-                 f"{format_elapsed(elapsed)} ({percent(loan_total / total)} traced to loans)"),
-        evidence={"paths": [[src, collector] for src in sources], "sources": len(sources),
-                  "transfers": len(edges), "elapsed_s": elapsed // 1000,
-                  "loan_share": round(loan_total / total, 4)},
+    sources = found.counterparts
+    return [found.finding(
+        collector, minimum,
+        summary=(f"{len(sources)} accounts sent {format_minor(found.total)} {event.currency} to {collector} within "
+                 f"{format_elapsed(found.elapsed)} ({percent(found.loan_total / found.total)} traced to loans)"),
+        evidence={"paths": [[src, collector] for src in sources], "sources": len(sources)},
     )]
