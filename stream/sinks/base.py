@@ -20,6 +20,14 @@ T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 
 
+# A sink's report of whether its destination answers: (reachable, detail). /readyz reads it.
+StatusReport = Callable[[bool, str], None]
+
+
+def no_report(reachable: bool, detail: str) -> None:
+    """The default when nobody watches a sink's reachability."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Attempt n (0-based) waits min(max_s, initial_s * multiplier**n), minus up to `jitter` of it at random.

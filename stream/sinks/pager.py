@@ -22,7 +22,7 @@ from ..settings import Settings
 from ..warning import SEVERITY_RANK, EarlyWarning
 from . import payloads
 from ..clock import wall_clock_ms
-from .base import RetriesExhausted, RetryPolicy, Sleep, retry_async
+from .base import RetriesExhausted, RetryPolicy, Sleep, StatusReport, no_report, retry_async
 from .dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, PageLedger
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,11 @@ class PagerConfig:
 class PagerSink:
     def __init__(self, config: PagerConfig, ledger: PageLedger, dead_letter: DeadLetterFn, *,
                  policy: RetryPolicy, sleep: Sleep = asyncio.sleep, clock: Callable[[], int] = wall_clock_ms,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, on_status: StatusReport = no_report) -> None:
         self.config = config
+        self.on_status = on_status
+        self.delivered = 0            # pages the webhook took
+        self.failed_attempts = 0      # posts that failed (and were retried or dead-lettered)
         self.ledger = ledger
         self.dead_letter = dead_letter
         self.policy = policy
@@ -183,12 +186,19 @@ class PagerSink:
                 text = await response.text(errors="replace")
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            self.failed_attempts += 1
+            self.on_status(False, f"unreachable: {exc!r}")
             raise SinkError(f"webhook {self.config.url} unreachable: {exc!r}") from None
         if 200 <= status < 300:
+            self.delivered += 1
+            self.on_status(True, "")
             return
+        self.failed_attempts += 1
         if status == 429 or status >= 500:
+            self.on_status(False, f"HTTP {status}")
             raise SinkError(f"webhook answered HTTP {status}: {text[:RESPONSE_EXCERPT]}",
                             retry_after_s=retry_after_seconds(retry_after, self.clock()))
+        self.on_status(True, f"HTTP {status} (refused one page)")    # it answers: reachable, the page was refused
         raise WebhookRejected(status, text)
 
     async def close_http(self) -> None:

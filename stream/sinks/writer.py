@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence
 
 from ..warning import EarlyWarning
 from ..clock import wall_clock_ms
-from .base import RetryPolicy, Sleep, retry_async
+from .base import RetryPolicy, Sleep, StatusReport, no_report, retry_async
 from .schema import warning_to_row
 from .store import StoreError, WarningStore
 
@@ -39,8 +39,10 @@ def chunks(items: Sequence, size: int) -> list[Sequence]:
 class ClickHouseSink:
     def __init__(self, store: WarningStore, *, batch_size: int, policy: RetryPolicy,
                  sleep: Sleep = asyncio.sleep, clock: Callable[[], int] = wall_clock_ms,
-                 in_thread: bool = True, stopping: Callable[[], bool] | None = None) -> None:
+                 in_thread: bool = True, stopping: Callable[[], bool] | None = None,
+                 on_status: StatusReport = no_report) -> None:
         self.store = store
+        self.on_status = on_status
         self.batch_size = batch_size
         self.policy = policy
         self.sleep = sleep
@@ -59,11 +61,13 @@ class ClickHouseSink:
                 fn(*args)
         except StoreError as exc:
             self.failed_attempts += 1
+            self.on_status(False, str(exc))
             if not exc.retryable:
                 # Dropping rows is never an option: an operator must fix the table; keep retrying meanwhile.
                 log.error("ClickHouse refused the warnings (fix the table or the server): %s", exc)
                 raise StoreError(str(exc), retryable=True) from None
             raise
+        self.on_status(True, "")
 
     async def ensure_schema(self) -> None:
         await retry_async(lambda: self._call(self.store.ensure_schema), self.policy, sleep=self.sleep,

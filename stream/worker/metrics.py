@@ -345,7 +345,9 @@ def attach_metrics(app, settings) -> None:
     from .health import HealthTracker, healthz_page, metrics_page, readyz_page
 
     metrics = FundflowMetrics.create()
-    health = HealthTracker()
+    # The warning store must have answered before the worker is ready; the pager reports only once it pages.
+    sinks = getattr(app, "fundflow_sinks", None)
+    health = HealthTracker(required_sinks=("clickhouse",) if getattr(sinks, "clickhouse", None) else ())
     app.fundflow_metrics = metrics
     app.fundflow_health = health
     input_topics = (settings.disbursements_topic, settings.transfers_topic)
@@ -440,13 +442,15 @@ def _copy_worker_state(app, metrics: FundflowMetrics) -> None:
 
 
 def _copy_sink_counters(app, metrics: FundflowMetrics) -> None:
-    """The ClickHouse sink counts rows stored and failed attempts itself; mirror them per sink."""
+    """The sinks count what they delivered (rows stored, pages taken) and their failed attempts themselves;
+    mirror them per sink."""
     sinks = getattr(app, "fundflow_sinks", None)
-    clickhouse = getattr(sinks, "clickhouse", None)
-    for counter, attribute in ((metrics.sink_deliveries, "rows_written"), (metrics.sink_failures, "failed_attempts")):
-        value = getattr(clickhouse, attribute, None)
-        if isinstance(value, int):
-            counter.advance_to(value, sink="clickhouse")
+    for name, delivered in (("clickhouse", "rows_written"), ("pager", "delivered")):
+        sink = getattr(sinks, name, None)
+        for counter, attribute in ((metrics.sink_deliveries, delivered), (metrics.sink_failures, "failed_attempts")):
+            value = getattr(sink, attribute, None)
+            if isinstance(value, int):
+                counter.advance_to(value, sink=name)
 
 
 def _has_assignment(app, topics: Sequence[str]) -> bool:

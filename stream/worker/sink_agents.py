@@ -67,7 +67,7 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
     # interpreter's teardown can crash the process on its way out.
     atexit.register(store.close)
     sink = ClickHouseSink(store, batch_size=settings.clickhouse_batch_size, policy=policy, sleep=sleep, clock=clock,
-                          stopping=lambda: bool(app.should_stop))
+                          stopping=lambda: bool(app.should_stop), on_status=_reporter(app, CLICKHOUSE))
     wired = SinkAgents(clickhouse=sink, pager=None)
     # By default Faust waits, on stop and on rebalance, until every message in flight is acknowledged: with
     # ClickHouse down that wait never ends. Without it Faust commits what is acknowledged (stored) and
@@ -119,7 +119,7 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
 
         pager = PagerSink(PagerConfig.from_settings(settings), PageLedger.in_data_dir(settings.data_dir),
                           page_dead_letter, policy=RetryPolicy.from_settings(settings, settings.webhook_max_attempts),
-                          sleep=sleep, clock=clock)
+                          sleep=sleep, clock=clock, on_status=_reporter(app, PAGER))
         wired.pager = pager
         lock = asyncio.Lock()
 
@@ -154,6 +154,20 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
             await pager.close_http()
 
     return wired
+
+
+CLICKHOUSE = "clickhouse"
+PAGER = "pager"
+
+
+def _reporter(app: faust.App, name: str) -> Callable[[bool, str], None]:
+    """Sink reachability to the worker's health (read by /readyz); the health tracker is attached after the
+    sinks, so it is looked up when a sink reports."""
+    def report(reachable: bool, detail: str) -> None:
+        health = getattr(app, "fundflow_health", None)
+        if health is not None:
+            health.set_sink(name, reachable, detail)
+    return report
 
 
 def _release_unstored(events) -> None:

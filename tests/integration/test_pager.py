@@ -108,6 +108,7 @@ class Harness:
         self.tmp_path, self.webhook, self.clock = tmp_path, webhook, clock
         self.sleep = RecordingSleep()
         self.dead_letters: list[tuple[str, str, str]] = []
+        self.reports: list[tuple[bool, str]] = []          # reachability, as /readyz would see it
 
     async def dead_letter(self, warning: EarlyWarning, reason: str, detail: str) -> None:
         self.dead_letters.append((warning.warning_id, reason, detail))
@@ -116,7 +117,8 @@ class Harness:
         options = {"url": self.webhook.url, "secret": SECRET, "storm_limit": 10, **config}
         return PagerSink(PagerConfig(**options), PageLedger.in_data_dir(self.tmp_path / "data"), self.dead_letter,
                          policy=RetryPolicy(initial_s=0.5, max_s=8.0, jitter=0.5, max_attempts=5),
-                         sleep=self.sleep, clock=self.clock, rng=random.Random(1))
+                         sleep=self.sleep, clock=self.clock, rng=random.Random(1),
+                         on_status=lambda ok, detail: self.reports.append((ok, detail)))
 
 
 @pytest.fixture
@@ -167,6 +169,8 @@ def test_server_error_is_retried_with_backoff_and_delivered_once(harness, webhoo
     assert asyncio.run(_handle_all(harness.sink(), [warning])) == [PAGED]
     assert len(webhook.requests) == 3
     assert all(r["signature_ok"] for r in webhook.requests)
+    assert [ok for ok, _ in harness.reports] == [False, False, True]
+    assert harness.reports[0][1] == "HTTP 500"
     assert len(harness.sleep.waits) == 2
     assert 0.25 <= harness.sleep.waits[0] <= 0.5 and 0.5 <= harness.sleep.waits[1] <= 1.0  # backoff with jitter
     # Delivered once: a second sink on the same ledger does not send it again.
@@ -199,6 +203,7 @@ def test_unreachable_webhook_is_retried_then_dead_lettered(harness, webhook):
     sink = harness.sink()
     assert asyncio.run(_handle_all(sink, [_warning(7)])) == [DEAD_LETTERED]
     assert len(harness.sleep.waits) == 4  # five attempts
+    assert [ok for ok, _ in harness.reports] == [False] * 5 and "unreachable" in harness.reports[0][1]
     [(_, reason, detail)] = harness.dead_letters
     assert reason == "pager_undeliverable" and "5 attempts" in detail
 

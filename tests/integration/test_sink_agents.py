@@ -12,6 +12,8 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,16 @@ def _stored_ids(url: str) -> list[str] | None:
         return None
 
 
+def _readyz(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return 0, ""
+
+
 def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restarts(kafka_broker, tmp_path, unique,
                                                                                    free_port):
     warnings_topic, deadletter_topic = unique("it.sinks.warnings."), unique("it.sinks.deadletter.")
@@ -150,6 +162,7 @@ def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restar
         sent += phase1
         worker.wait_for(lambda: set(_stored_ids(url) or ()) == {w.warning_id for w in sent}, "phase 1 rows")
         worker.wait_for(lambda: set(paged_ids()) == _pageable(sent), "phase 1 pages")
+        worker.wait_for(lambda: _readyz(free_port)[0] == 200, "/readyz 200 with ClickHouse and the webhook up")
 
         # Phase 2: ClickHouse stops mid-stream; pages keep flowing; rows arrive once it is back.
         clickhouse.stop()
@@ -158,9 +171,15 @@ def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restar
         sent += phase2
         worker.wait_for(lambda: set(paged_ids()) == _pageable(sent), "phase 2 pages while ClickHouse is down")
         assert _stored_ids(url) is None, "ClickHouse should be down"
+        worker.wait_for(lambda: _readyz(free_port)[0] == 503, "/readyz 503 while ClickHouse is down")
+        assert "clickhouse" in _readyz(free_port)[1]
         clickhouse = devstack.start_clickhouse(workdir=ch_dir, **ports)
         servers.append(clickhouse)
         worker.wait_for(lambda: set(_stored_ids(url) or ()) == {w.warning_id for w in sent}, "phase 2 rows")
+        worker.wait_for(lambda: _readyz(free_port)[0] == 200, "/readyz 200 once ClickHouse is back")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{free_port}/metrics", timeout=5).read().decode()
+        assert 'fundflow_sink_deliveries_total{sink="pager"}' in metrics
+        assert 'fundflow_sink_failures_total{sink="clickhouse"}' in metrics
 
         # Phase 3: ClickHouse stops again and the worker is restarted while it is down: the batch it was
         # retrying was never committed, so the new worker reads it again and stores it.

@@ -225,3 +225,14 @@ def test_sink_agents_refuse_a_warning_with_an_unknown_severity_before_it_reaches
     assert _decode(good.to_json()) == good
     with pytest.raises(ValueError, match="got 'urgent'"):
         _decode(orjson.dumps({**good.to_dict(), "severity": "urgent"}))
+
+
+def test_writer_reports_whether_the_store_answers():
+    """What /readyz shows: unreachable while inserts fail, reachable again once one succeeds."""
+    reports: list[tuple[bool, str]] = []
+    store = FlakyStore(down_for=2)
+    sink = ClickHouseSink(store, batch_size=10, policy=RetryPolicy(initial_s=0.1, jitter=0), sleep=Recorder(),
+                          clock=lambda: 1, in_thread=False, on_status=lambda ok, detail: reports.append((ok, detail)))
+    asyncio.run(sink.write([_warning(1)]))
+    assert [ok for ok, _ in reports] == [True, False, False, True]     # schema, two refused inserts, stored
+    assert "Connection refused" in reports[1][1]
