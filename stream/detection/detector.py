@@ -131,8 +131,17 @@ class Detector:
             "watermark": self.watermark,
             "warnings": dict(sorted(self.warnings_by_rule.items())),
             "suppressed": dict(sorted(self.suppressed_by_rule.items())),
-            "where_errors": dict(sorted(self.where_errors_by_rule.items())),
+            "where_errors": dict(sorted(self._where_errors().items())),
         }
+
+    def _where_errors(self) -> Counter[str]:
+        """Failures this detector caught, plus those a compiled expression counted itself (it never raises)."""
+        errors = Counter(self.where_errors_by_rule)
+        for rule in self.rules.rules:
+            failures = getattr(getattr(rule.where, "stats", None), "failures", 0)
+            if failures:
+                errors[rule.id] += failures
+        return errors
 
     # -- findings -> warnings ------------------------------------------------------------------------------
     def _admit(self, rule: Rule, event: Event, finding: Finding) -> EarlyWarning | None:

@@ -204,3 +204,16 @@ def test_cooldown_memory_is_forgotten_once_outside_the_window():
     assert len(det._cooldowns) == 1
     run(det, [xfer("tick", "X", "Y", 1, 4 * 60)])          # cooldown ended at 1h04, window now starts at 2h
     assert det._cooldowns == {} and det._cooldown_expiry == []
+
+
+def test_failures_of_a_compiled_where_are_counted_too():
+    """A compiled expression counts its own failures (it must never raise into the stream); the detector's stats
+    report them beside the ones it caught itself."""
+    from stream.rules.expr import compile_where
+    # fan_in findings carry no loan of their own: `disbursement` is None and the comparison fails
+    where, _ = compile_where("disbursement.amount >= 1000", {})
+    events = [xfer(f"t{i}", f"S{i}", "C", 500, i) for i in range(6)]
+    det = detector(rule("fan_in", params={"require_loan_money": False}, where=where))
+    assert run(det, events) == []
+    assert det.stats()["where_errors"] == {"fan-in": where.stats.failures}
+    assert where.stats.failures >= 1
