@@ -7,8 +7,10 @@ stable code (dead-letter metrics group by it) and whose message says what was ex
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Mapping, Union
 
@@ -22,7 +24,15 @@ from .timefmt import MS_PER_DAY, format_ts, parse_rfc3339_ms
 MIN_TS_MS = 946_684_800_000       # 2000-01-01T00:00:00Z
 MAX_TS_MS = 4_102_444_800_000     # 2100-01-01T00:00:00Z
 MAX_FUTURE_MS = MS_PER_DAY        # how far past the watermark an event may claim to be
-MAX_ID_LEN = 256
+
+# Limits of the event contract (docs/architecture.md, "Event format"). A real event is about 300 bytes; every
+# limit is far above what a ledger sends and far below what could hurt a worker or a warning.
+MAX_MESSAGE_BYTES = 65_536        # the whole message, before it is decoded
+MAX_DEPTH = 8                     # nesting of objects and arrays, the event object itself being level 1
+MAX_ID_LEN = 256                  # event_id, loan_id, account, src, dst, device_id
+FIELD_MAX_LEN = {"event_id": MAX_ID_LEN, "loan_id": MAX_ID_LEN, "account": MAX_ID_LEN, "src": MAX_ID_LEN,
+                 "dst": MAX_ID_LEN, "device_id": MAX_ID_LEN, "ip": 64, "channel": 32, "product": 64}
+MAX_TEXT_FIELD_LEN = 64           # ts and amount when sent as text
 
 DEFAULT_CURRENCY = "CNY"
 DEFAULT_CHANNEL = "p2p"
@@ -37,6 +47,11 @@ BAD_AMOUNT = "bad_amount"
 BAD_TIMESTAMP = "bad_timestamp"
 ABSURD_TIMESTAMP = "absurd_timestamp"
 SELF_TRANSFER = "self_transfer"
+MESSAGE_TOO_LARGE = "message_too_large"
+TOO_DEEP = "too_deep"
+FIELD_TOO_LONG = "field_too_long"
+TOO_OLD = "too_old"               # refused by the detector: older than the window (see stream.worker.handler)
+QUOTE_CHARS = 40                  # characters of an attacker-supplied value quoted in an error message
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -116,32 +131,55 @@ def parse_event(raw: bytes | str | Mapping[str, Any], *, watermark: int | None =
     """Bytes, text or a decoded object -> a validated event, or an `EventError` saying why not.
 
     `watermark` (epoch ms) bounds how far in the future an event may be: more than a day past it is absurd.
+    Every field is attacker-controlled: sizes and nesting are checked before anything else looks at the value,
+    no check recurses, and error messages quote a bounded prefix of a value, never its `repr()`.
     """
+    raw_text: bytes | str | None = None
     if isinstance(raw, (bytes, bytearray, memoryview, str)):
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise EventError(MESSAGE_TOO_LARGE, f"message is {len(raw)} bytes; at most {MAX_MESSAGE_BYTES} allowed")
+        raw_text = bytes(raw) if isinstance(raw, (bytearray, memoryview)) else raw
         try:
-            obj = orjson.loads(raw)
+            obj = orjson.loads(raw_text)
         except orjson.JSONDecodeError as exc:
-            raise EventError(MALFORMED_JSON, f"not valid JSON ({exc})") from None
+            if "depth limit" in str(exc):
+                raise EventError(TOO_DEEP, f"objects and arrays are nested more than {MAX_DEPTH} levels deep") from None
+            raise EventError(MALFORMED_JSON, f"not valid JSON ({str(exc)[:200]})") from None
     else:
         obj = raw
     if not isinstance(obj, Mapping):
         raise EventError(NOT_AN_OBJECT, f"expected a JSON object, got {_json_type(obj)}")
+    _check_depth(obj)
 
     event_id = _required_str(obj, "event_id", None)
     kind = obj.get("type")
     if kind == "transfer":
-        return _parse_transfer(obj, event_id, watermark)
+        return _parse_transfer(obj, event_id, watermark, raw_text)
     if kind == "disbursement":
-        return _parse_disbursement(obj, event_id, watermark)
+        return _parse_disbursement(obj, event_id, watermark, raw_text)
     if kind is None:
         raise EventError(MISSING_FIELD, "missing field 'type' (expected 'disbursement' or 'transfer')", event_id=event_id)
-    raise EventError(UNKNOWN_TYPE, f"unknown type {kind!r}; expected 'disbursement' or 'transfer'", event_id=event_id)
+    raise EventError(UNKNOWN_TYPE, f"unknown type {quote(kind)}; expected 'disbursement' or 'transfer'",
+                     event_id=event_id)
 
 
-def _parse_disbursement(obj: Mapping[str, Any], event_id: str, watermark: int | None) -> Disbursement:
+def _check_depth(obj: Mapping[str, Any]) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, iteratively: a flat event (the usual case) costs one pass over its
+    values and no allocation."""
+    stack = [(value, 2) for value in obj.values() if isinstance(value, (dict, list, tuple, Mapping))]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise EventError(TOO_DEEP, f"objects and arrays are nested more than {MAX_DEPTH} levels deep")
+        children = value.values() if isinstance(value, Mapping) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple, Mapping)))
+
+
+def _parse_disbursement(obj: Mapping[str, Any], event_id: str, watermark: int | None,
+                        raw_text: bytes | str | None) -> Disbursement:
     ts = _parse_ts(obj, event_id, watermark)
     account = _required_str(obj, "account", event_id)
-    amount = _parse_amount(obj, event_id)
+    amount = _parse_amount(obj, event_id, raw_text)
     return Disbursement(
         event_id=event_id, ts=ts,
         loan_id=_optional_str(obj, "loan_id", event_id) or event_id,
@@ -154,24 +192,19 @@ def _parse_disbursement(obj: Mapping[str, Any], event_id: str, watermark: int | 
     )
 
 
-def _parse_transfer(obj: Mapping[str, Any], event_id: str, watermark: int | None) -> Transfer:
+def _parse_transfer(obj: Mapping[str, Any], event_id: str, watermark: int | None,
+                    raw_text: bytes | str | None) -> Transfer:
     ts = _parse_ts(obj, event_id, watermark)
     src = _required_str(obj, "src", event_id)
     dst = _required_str(obj, "dst", event_id)
     if src == dst:
-        raise EventError(SELF_TRANSFER, f"src and dst are the same account {src!r}", event_id=event_id)
-    amount = _parse_amount(obj, event_id)
-    mcc = obj.get("merchant_category")
-    if isinstance(mcc, int) and not isinstance(mcc, bool):
-        mcc = f"{mcc:04d}"
-    elif mcc is not None and not isinstance(mcc, str):
-        raise EventError(WRONG_TYPE, f"field 'merchant_category' must be a string (ISO 18245 MCC) or null, "
-                                     f"got {_json_type(mcc)}", event_id=event_id)
+        raise EventError(SELF_TRANSFER, f"src and dst are the same account {quote(src)}", event_id=event_id)
+    amount = _parse_amount(obj, event_id, raw_text)
     return Transfer(
         event_id=event_id, ts=ts, src=src, dst=dst, amount=amount,
         currency=_parse_currency(obj, event_id),
         channel=_optional_str(obj, "channel", event_id) or DEFAULT_CHANNEL,
-        merchant_category=mcc or None,
+        merchant_category=_parse_mcc(obj, event_id),
         device_id=_optional_str(obj, "device_id", event_id),
         ip=_optional_str(obj, "ip", event_id),
         extra=_extra(obj, _TRANSFER_FIELDS),
@@ -183,14 +216,19 @@ def _required_str(obj: Mapping[str, Any], name: str, event_id: str | None) -> st
         raise EventError(MISSING_FIELD, f"missing field {name!r}", event_id=event_id)
     value = obj[name]
     if not isinstance(value, str):
-        raise EventError(WRONG_TYPE, f"field {name!r} must be a string, got {_json_type(value)} {value!r}"[:300],
+        raise EventError(WRONG_TYPE, f"field {name!r} must be a string, got {_json_type(value)} {quote(value)}",
                          event_id=event_id)
-    value = value.strip()
+    value = _bounded(name, value.strip(), event_id)
     if not value:
         raise EventError(MISSING_FIELD, f"field {name!r} is empty", event_id=event_id)
-    if len(value) > MAX_ID_LEN:
-        raise EventError(WRONG_TYPE, f"field {name!r} is {len(value)} characters long; at most {MAX_ID_LEN} allowed",
-                         event_id=event_id)
+    return value
+
+
+def _bounded(name: str, value: str, event_id: str | None) -> str:
+    limit = FIELD_MAX_LEN[name]
+    if len(value) > limit:
+        raise EventError(FIELD_TOO_LONG, f"field {name!r} is {len(value)} characters long; at most {limit} allowed "
+                                         f"(starts {quote(value)})", event_id=event_id)
     return value
 
 
@@ -201,31 +239,66 @@ def _optional_str(obj: Mapping[str, Any], name: str, event_id: str) -> str | Non
     if not isinstance(value, str):
         raise EventError(WRONG_TYPE, f"field {name!r} must be a string or null, got {_json_type(value)}",
                          event_id=event_id)
-    return value.strip() or None
+    return _bounded(name, value.strip(), event_id) or None
 
 
 def _parse_currency(obj: Mapping[str, Any], event_id: str) -> str:
     value = obj.get("currency")
     if value is None:
         return DEFAULT_CURRENCY
-    if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
-        raise EventError(WRONG_TYPE, f"field 'currency' must be a 3-letter ISO 4217 code, got {value!r}",
-                         event_id=event_id)
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
+        raise EventError(WRONG_TYPE, f"field 'currency' must be a 3-letter ISO 4217 code (ASCII letters), "
+                                     f"got {quote(value)}", event_id=event_id)
     return value.upper()
 
 
-def _parse_amount(obj: Mapping[str, Any], event_id: str) -> int:
+_CURRENCY = re.compile(r"[A-Za-z]{3}", re.ASCII)
+_MCC = re.compile(r"[0-9]{4}", re.ASCII)
+
+
+def _parse_mcc(obj: Mapping[str, Any], event_id: str) -> str | None:
+    """ISO 18245: four ASCII digits. A JSON integer 0-9999 is accepted and zero-padded ("742" -> "0742")."""
+    mcc = obj.get("merchant_category")
+    if mcc is None or mcc == "":
+        return None
+    if isinstance(mcc, int) and not isinstance(mcc, bool) and 0 <= mcc <= 9999:
+        return f"{mcc:04d}"
+    if isinstance(mcc, str) and _MCC.fullmatch(mcc):
+        return mcc
+    raise EventError(WRONG_TYPE, f"field 'merchant_category' must be a 4-digit ISO 18245 code or null, "
+                                 f"got {_json_type(mcc)} {quote(mcc)}", event_id=event_id)
+
+
+def _parse_amount(obj: Mapping[str, Any], event_id: str, raw_text: bytes | str | None = None) -> int:
     if "amount" not in obj or obj["amount"] is None:
         raise EventError(MISSING_FIELD, "missing field 'amount'", event_id=event_id)
     value = obj["amount"]
-    if type(value) is str and _PLAIN_AMOUNT.fullmatch(value):
-        minor = int(value[:-3]) * MINOR_PER_UNIT + int(value[-2:])
-        if 0 < minor <= MAX_UNITS * MINOR_PER_UNIT:
-            return minor
+    if type(value) is str:
+        if _PLAIN_AMOUNT.fullmatch(value):
+            minor = int(value[:-3]) * MINOR_PER_UNIT + int(value[-2:])
+            if 0 < minor <= MAX_UNITS * MINOR_PER_UNIT:
+                return minor
+        elif len(value) > MAX_TEXT_FIELD_LEN:
+            raise EventError(FIELD_TOO_LONG, f"field 'amount' is {len(value)} characters long; at most "
+                                             f"{MAX_TEXT_FIELD_LEN} allowed", event_id=event_id)
+    elif type(value) is float and raw_text is not None:
+        value = _exact_number(raw_text, value)
     try:
         return parse_amount_minor(value)
     except ValueError as exc:
         raise EventError(BAD_AMOUNT, str(exc), event_id=event_id) from None
+
+
+def _exact_number(raw_text: bytes | str, decoded: float) -> Decimal | float:
+    """The JSON number of `amount` exactly as written: a binary float would round 5.0000000000000001 to 5.0 and
+    accept what the text form refuses. Only non-integer JSON numbers take this second, exact decode (rare:
+    ledgers send text amounts), and only after the depth and size checks, so the recursive stdlib decoder is
+    safe here."""
+    try:
+        exact = json.loads(raw_text, parse_float=Decimal).get("amount")
+    except (ValueError, RecursionError, AttributeError):
+        return decoded
+    return exact if isinstance(exact, Decimal) else decoded
 
 
 # '4900.00': the shape of nearly every amount, converted without Decimal; anything else takes `parse_amount_minor`.
@@ -238,24 +311,27 @@ def _parse_ts(obj: Mapping[str, Any], event_id: str, watermark: int | None) -> i
     value = obj["ts"]
     if isinstance(value, bool):
         raise EventError(BAD_TIMESTAMP, f"field 'ts' must be RFC 3339 text or integer epoch milliseconds, "
-                                        f"got {value!r}", event_id=event_id)
+                                        f"got {quote(value)}", event_id=event_id)
     if isinstance(value, int):
         ts = value
     elif isinstance(value, float) and value.is_integer():
         ts = int(value)
     elif isinstance(value, str):
+        if len(value) > MAX_TEXT_FIELD_LEN:
+            raise EventError(FIELD_TOO_LONG, f"field 'ts' is {len(value)} characters long; at most "
+                                             f"{MAX_TEXT_FIELD_LEN} allowed", event_id=event_id)
         try:
             ts = _parse_text_ts(value.strip())
         except ValueError as exc:
             raise EventError(BAD_TIMESTAMP, str(exc), event_id=event_id) from None
     else:
         raise EventError(BAD_TIMESTAMP, f"field 'ts' must be RFC 3339 text or integer epoch milliseconds, "
-                                        f"got {_json_type(value)} {value!r}", event_id=event_id)
+                                        f"got {_json_type(value)} {quote(value)}", event_id=event_id)
     if ts < MIN_TS_MS:
-        raise EventError(ABSURD_TIMESTAMP, f"ts {value!r} is before 2000-01-01 (seconds sent as milliseconds?)",
-                         event_id=event_id)
+        raise EventError(ABSURD_TIMESTAMP, f"ts {quote(value)} is before 2000-01-01 (seconds sent as "
+                                           f"milliseconds?)", event_id=event_id)
     if ts >= MAX_TS_MS:
-        raise EventError(ABSURD_TIMESTAMP, f"ts {value!r} is after 2100-01-01 (micro- or nanoseconds sent as "
+        raise EventError(ABSURD_TIMESTAMP, f"ts {quote(value)} is after 2100-01-01 (micro- or nanoseconds sent as "
                                            f"milliseconds?)", event_id=event_id)
     if watermark is not None:
         check_not_ahead(ts, watermark, event_id)
@@ -306,6 +382,26 @@ def _extra(obj: Mapping[str, Any], known: frozenset[str]) -> Mapping[str, Any]:
     if known.issuperset(obj):
         return _EMPTY
     return MappingProxyType({k: v for k, v in obj.items() if k not in known})
+
+
+def quote(value: object) -> str:
+    """A bounded, printable rendering of an attacker-supplied value for an error message: never `repr()` of a
+    container (deep nesting would recurse) and never more than QUOTE_CHARS characters of a string."""
+    if isinstance(value, str):
+        shown = json.dumps(value[:QUOTE_CHARS], ensure_ascii=True)
+        return shown if len(value) <= QUOTE_CHARS else f"{shown[:-1]}...\" ({len(value)} characters)"
+    if value is None or isinstance(value, bool):
+        return _json_type(value) if value is None else ("true" if value else "false")
+    if isinstance(value, int):
+        text = str(value) if -10**30 < value < 10**30 else f"an integer of {len(str(abs(value)))} digits"
+        return text
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return f"an array of {len(value)} items"
+    if isinstance(value, Mapping):
+        return f"an object of {len(value)} keys"
+    return f"a {type(value).__name__}"
 
 
 def _json_type(value: object) -> str:

@@ -47,7 +47,14 @@ def parse_amount_minor(value: object) -> int:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    """A bounded rendering of the offending value: amounts are attacker-controlled."""
+    if isinstance(value, int) and not -10**30 < value < 10**30:
+        return f"an integer of {len(str(abs(value))) if abs(value) < 10**4000 else 'over 4000'} digits"
+    if isinstance(value, str) and len(value) > 60:
+        return f"{value[:40]!r}... ({len(value)} characters)"
+    if not isinstance(value, (str, int, float, Decimal)):
+        return f"a {type(value).__name__}"
+    text = str(value) if isinstance(value, Decimal) else repr(value)
     return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
 
 

@@ -18,8 +18,9 @@ _DURATION_UNITS = {"ms": 1, "s": MS_PER_SECOND, "m": MS_PER_MINUTE, "h": MS_PER_
                    "d": MS_PER_DAY, "w": 7 * MS_PER_DAY}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 # RFC 3339: date 'T' time, optional fraction, then Z or ±hh:mm. A space instead of 'T' is tolerated.
+# ASCII digits only (`re.ASCII`): '٢٠٢٦' is a digit to Python's \d, not to the event contract.
 _RFC3339_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII)
 
 
 def parse_duration_ms(text: str | int | float) -> int:
@@ -49,7 +50,10 @@ def format_duration_ms(ms: int) -> str:
 
 
 def parse_rfc3339_ms(text: str) -> int:
-    """RFC 3339 -> epoch ms. Raises ValueError naming the expected shape."""
+    """RFC 3339 -> epoch ms. Raises ValueError naming the expected shape.
+
+    Seconds are 00-59: a leap second (:60) is refused rather than folded into :59, because two distinct
+    instants would then share one time, and ledgers that smear leap seconds never send :60."""
     match = _RFC3339_RE.match(text)
     if not match:
         raise ValueError(
@@ -63,12 +67,14 @@ def parse_rfc3339_ms(text: str) -> int:
             hours, minutes = int(offset[1:3]), int(offset[4:6])
             from datetime import timedelta
             tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
-        moment = datetime(int(year), int(month), int(day), int(hour), int(minute),
-                          min(int(second), 59), tzinfo=tz)
-    except ValueError as exc:
+        if int(second) > 59:
+            raise ValueError(f"second {second} out of range 00-59 (leap seconds are not accepted)")
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz)
+        seconds = int(moment.timestamp())
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"not a real date/time: {text!r} ({exc})") from None
     millis = int((fraction or ".0")[1:].ljust(3, "0")[:3])
-    return int(moment.timestamp()) * MS_PER_SECOND + millis
+    return seconds * MS_PER_SECOND + millis
 
 
 def format_ts(ms: int) -> str:

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from stream.errors import EventError
-from stream.events import (ABSURD_TIMESTAMP, BAD_AMOUNT, BAD_TIMESTAMP, MALFORMED_JSON, MISSING_FIELD,
-                           NOT_AN_OBJECT, SELF_TRANSFER, UNKNOWN_TYPE, WRONG_TYPE, Disbursement, Transfer,
+from stream.events import (ABSURD_TIMESTAMP, BAD_AMOUNT, BAD_TIMESTAMP, FIELD_MAX_LEN, FIELD_TOO_LONG,
+                           MALFORMED_JSON, MAX_DEPTH, MAX_MESSAGE_BYTES, MESSAGE_TOO_LARGE, MISSING_FIELD,
+                           NOT_AN_OBJECT, SELF_TRANSFER, TOO_DEEP, UNKNOWN_TYPE, WRONG_TYPE, Disbursement, Transfer,
                            event_key, parse_event)
 
 TS = "2026-03-02T10:15:00.000Z"
@@ -127,12 +128,111 @@ def test_null_or_blank_required_field_is_missing(name):
 
 @pytest.mark.parametrize("changes", [
     {"event_id": 17}, {"src": ["U1"]}, {"dst": {"id": "U2"}}, {"channel": 3}, {"currency": "yuan"},
-    {"currency": 156}, {"merchant_category": ["5411"]}, {"device_id": 12}, {"src": "U" * 300},
+    {"currency": 156}, {"merchant_category": ["5411"]}, {"device_id": 12},
+    {"currency": "ÄÖÜ"}, {"currency": "人民币"}, {"currency": "ＵＳＤ"}, {"currency": "US"},
+    {"merchant_category": -5}, {"merchant_category": 10000}, {"merchant_category": "54a1"},
+    {"merchant_category": "٥٤١١"}, {"merchant_category": True},
 ])
 def test_wrong_type(changes):
     error = refusal(with_(TRANSFER, **changes))
     assert error.reason == WRONG_TYPE
     assert error.event_id in (None, "t-93aa")
+
+
+# ---------------------------------------------------------------- limits: size, depth, field lengths
+
+@pytest.mark.parametrize("name", sorted(FIELD_MAX_LEN))
+def test_every_text_field_has_a_length_limit(name):
+    base = DISBURSEMENT if name in ("loan_id", "account", "product") else TRANSFER
+    limit = FIELD_MAX_LEN[name]
+    assert parse_event(with_(base, **{name: "x" * limit}))     # at the limit: accepted
+    error = refusal(with_(base, **{name: "x" * (limit + 1)}))
+    assert error.reason == FIELD_TOO_LONG and f"at most {limit}" in str(error)
+    assert len(str(error)) < 400                               # a bounded quote, not the value
+
+
+@pytest.mark.parametrize("name", ["ts", "amount"])
+def test_text_timestamps_and_amounts_have_a_length_limit(name):
+    assert refusal(with_(TRANSFER, **{name: "1" * 1000})).reason == FIELD_TOO_LONG
+
+
+def test_a_400k_loan_id_is_refused_not_carried_into_a_warning():
+    error = refusal(with_(DISBURSEMENT, loan_id="L" * 400_000))
+    assert error.reason == MESSAGE_TOO_LARGE and len(str(error)) < 200
+    error = refusal({**DISBURSEMENT, "loan_id": "L" * 400_000})      # a decoded object has no byte size
+    assert error.reason == FIELD_TOO_LONG and len(str(error)) < 400
+
+
+def test_messages_over_the_size_limit_are_refused_before_decoding():
+    raw = with_(TRANSFER, note="n" * MAX_MESSAGE_BYTES)
+    error = refusal(raw)
+    assert error.reason == MESSAGE_TOO_LARGE and str(len(raw)) in str(error)
+    assert refusal(raw.decode()).reason == MESSAGE_TOO_LARGE
+
+
+@pytest.mark.parametrize("name", ["event_id", "ts", "account", "src", "dst", "amount", "type", "currency",
+                                  "loan_id", "device_id", "ip", "channel", "product", "extra_field"])
+@pytest.mark.parametrize("depth", [MAX_DEPTH, 1000, 1100])
+def test_deep_nesting_in_any_field_is_refused_without_recursion(name, depth):
+    nested = "[" * depth + "]" * depth
+    base = DISBURSEMENT if name in ("loan_id", "account", "product") else TRANSFER
+    raw = json.dumps(base)[:-1] + f', "{name}": {nested}}}'
+    error = refusal(raw.encode())
+    assert error.reason == TOO_DEEP, (name, depth, str(error))
+    assert len(str(error)) < 300
+
+
+def test_nesting_within_the_limit_is_kept_in_extra():
+    nested = {"a": {"b": {"c": [1, [2, [3]]]}}}     # the event is level 1, [3] is level 7
+    assert dict(parse_event(with_(TRANSFER, risk=nested)).extra) == {"risk": nested}
+
+
+def test_deep_nesting_in_a_decoded_object_is_refused_too():
+    value: list = []
+    for _ in range(5000):
+        value = [value]
+    assert refusal({**TRANSFER, "risk": value}).reason == TOO_DEEP
+
+
+# ---------------------------------------------------------------- the contract, exactly
+
+@pytest.mark.parametrize("ts", ["٢٠٢٦-03-02T10:15:00Z", "2026-03-02T10:15:0٠Z", "2026-03-02T10:15:00.٠٠٠Z",
+                                "2026-03-02T10:15:00+0٨:00"])
+def test_timestamps_take_ascii_digits_only(ts):
+    assert refusal(with_(TRANSFER, ts=ts)).reason == BAD_TIMESTAMP
+
+
+@pytest.mark.parametrize("second", ["60", "61", "99"])
+def test_seconds_out_of_range_are_refused_not_clamped(second):
+    for ts in (f"2026-03-02T10:15:{second}Z", f"2026-03-02T10:15:{second}.000Z"):
+        error = refusal(with_(TRANSFER, ts=ts))
+        assert error.reason == BAD_TIMESTAMP and "out of range" in str(error)
+
+
+@pytest.mark.parametrize("number", ["5.0000000000000001", "4900.001", "0.005", "1.0e-3", "12.345"])
+def test_json_number_amounts_are_read_exactly(number):
+    raw = json.dumps(TRANSFER)[:-1] + f', "amount": {number}}}'
+    raw = raw.replace('"amount": "4900.00", ', "")
+    assert refusal(raw.encode()).reason == BAD_AMOUNT
+    assert refusal(with_(TRANSFER, amount=number)).reason == BAD_AMOUNT       # the same text form
+
+
+@pytest.mark.parametrize("number,minor", [("5.25", 525), ("4900.10", 490_010), ("1e2", 10_000), ("7", 700)])
+def test_exact_json_numbers_within_two_decimals_are_accepted(number, minor):
+    raw = json.dumps({k: v for k, v in TRANSFER.items() if k != "amount"})[:-1] + f', "amount": {number}}}'
+    assert parse_event(raw.encode()).amount == minor
+
+
+@pytest.mark.parametrize("mcc,code", [(5411, "5411"), (742, "0742"), (0, "0000"), ("0742", "0742")])
+def test_merchant_category_is_four_ascii_digits(mcc, code):
+    assert parse_event(with_(TRANSFER, channel="merchant", merchant_category=mcc)).merchant_category == code
+
+
+def test_error_messages_quote_a_bounded_prefix_never_a_repr():
+    for changes in ({"src": ["U"] * 10_000}, {"event_id": {"k": "v" * 10_000}}, {"type": "t" * 10_000},
+                    {"currency": "c" * 10_000}, {"ts": {"a": 1}}, {"amount": "9" * 60}):
+        text = str(refusal(with_(TRANSFER, **changes)))
+        assert len(text) < 400, (changes.keys(), text)
 
 
 @pytest.mark.parametrize("kind", ["refund", "Transfer", "", 1, True])
@@ -186,7 +286,7 @@ def test_more_than_a_day_past_the_watermark_is_absurd():
 def test_self_transfer():
     error = refusal(with_(TRANSFER, dst="U1001"))
     assert error.reason == SELF_TRANSFER
-    assert "'U1001'" in str(error)
+    assert '"U1001"' in str(error)
 
 
 def test_error_message_names_reason_expectation_and_event():

@@ -19,7 +19,6 @@ TS_MS = 1_772_446_500_000  # 2026-03-02T10:15:00.000Z
     ("2026-03-02T10:15:00.000Z", TS_MS), ("2026-03-02T10:15:00Z", TS_MS), ("2026-03-02 10:15:00Z", TS_MS),
     ("2026-03-02T18:45:00+08:30", TS_MS), ("2026-03-02T00:15:00-10:00", TS_MS),
     ("2026-03-02T10:15:00.5Z", TS_MS + 500), ("2026-03-02T10:15:00.123456789Z", TS_MS + 123),
-    ("2026-03-02T10:15:60Z", TS_MS + 59_000),  # a leap second counts as the last second of the minute
     ("1970-01-01T00:00:00Z", 0),
 ])
 def test_parse_rfc3339(text, ms):
@@ -27,7 +26,8 @@ def test_parse_rfc3339(text, ms):
 
 
 @pytest.mark.parametrize("text", ["2026-03-02", "2026-03-02T10:15:00", "2026-03-02T10:15Z", "02/03/2026 10:15",
-                                  "2026-02-29T00:00:00Z", "2026-03-02T10:15:00+24:00", "", "2026-03-02T10:15:00 Z"])
+                                  "2026-02-29T00:00:00Z", "2026-03-02T10:15:00+24:00", "", "2026-03-02T10:15:00 Z",
+                                  "2026-03-02T10:15:60Z", "2026-03-02T10:15:99Z"])   # leap seconds are refused
 def test_parse_rfc3339_refuses_with_the_expected_shape(text):
     with pytest.raises(ValueError, match="RFC 3339|not a real date"):
         parse_rfc3339_ms(text)
