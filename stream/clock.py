@@ -1,5 +1,5 @@
-"""The wall clock, in one place. Detection never reads it; the edges (detected_at in the worker, sink insert
-times, pager minutes) take it as an injectable argument so tests can pass their own."""
+"""The wall clock, in one place. Detection never reads it (detected_at in the worker is the Kafka timestamp of
+the completing record); the edges (sink insert times, pager minutes) take it as an injectable argument."""
 
 from __future__ import annotations
 

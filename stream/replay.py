@@ -67,8 +67,14 @@ def replay_lines(lines: Iterable[bytes], detector: Any, emit: Callable[[EarlyWar
         for (number, _), error in verdict.refused:
             report.events -= 1
             _count_bad(report, number, error, max_bad_shown)
-        for _, event in verdict.released:
-            for warning in detector.process(event):
+        for number, event in verdict.released:
+            try:
+                warnings = detector.process(event)
+            except EventError as exc:            # too old for the window
+                report.events -= 1
+                _count_bad(report, number, exc, max_bad_shown)
+                continue
+            for warning in warnings:
                 report.warnings += 1
                 report.by_rule[warning.rule_id] += 1
                 emit(warning)

@@ -17,6 +17,39 @@ from .timefmt import format_ts, parse_rfc3339_ms
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
+# A warning's size is bounded by construction, whatever the events: ids are at most 256 characters (the event
+# contract), and every list and text below is capped here, with a count of what was cut in
+# evidence["truncated"]. The worst case is a few hundred kilobytes, well inside one Kafka message.
+MAX_LIST_ITEMS = 200              # accounts, loan_ids, txn_ids and every list inside the evidence
+MAX_SUMMARY_CHARS = 1000
+MAX_EVIDENCE_TEXT = 1024          # any string inside the evidence
+TRUNCATED_KEY = "truncated"
+
+
+def capped(items: tuple[str, ...], name: str, cut: dict[str, int]) -> tuple[str, ...]:
+    """At most MAX_LIST_ITEMS of `items`, noting in `cut` how many were left out under `name`."""
+    if len(items) <= MAX_LIST_ITEMS:
+        return items
+    cut[name] = len(items) - MAX_LIST_ITEMS
+    return items[:MAX_LIST_ITEMS]
+
+
+def capped_evidence(evidence: Mapping[str, Any], cut: dict[str, int]) -> dict[str, Any]:
+    """The evidence with every list and string capped. Recursive: the depth of the evidence is fixed by the kinds
+    that build it, never by input."""
+    def cap(value: Any, path: str) -> Any:
+        if isinstance(value, str) and len(value) > MAX_EVIDENCE_TEXT:
+            cut[path] = cut.get(path, 0) + len(value) - MAX_EVIDENCE_TEXT
+            return value[:MAX_EVIDENCE_TEXT]
+        if isinstance(value, (list, tuple)):
+            if len(value) > MAX_LIST_ITEMS:
+                cut[path] = len(value) - MAX_LIST_ITEMS
+            return [cap(item, path) for item in value[:MAX_LIST_ITEMS]]
+        if isinstance(value, Mapping):
+            return {key: cap(item, f"{path}.{key}") for key, item in value.items()}
+        return value
+    return {key: cap(value, f"evidence.{key}") for key, value in evidence.items()}
+
 
 def make_warning_id(rule_id: str, rule_version: str, subject: str) -> str:
     digest = hashlib.sha256(f"{rule_id}\x1f{rule_version}\x1f{subject}".encode()).hexdigest()

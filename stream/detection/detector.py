@@ -16,8 +16,8 @@ this event type, and turn what they find into `EarlyWarning`s:
   the same pattern share an id and the sinks keep one.
 - Cooldown: at most one warning per rule and cooldown key (`loan`: the finding's loan, `account`: its primary
   account, `subject`: its subject) per `rule.cooldown.ms` of event time.
-- `detected_at` comes from the injected clock, or is the event's own time, so replays are byte-for-byte
-  deterministic.
+- `detected_at` is what the caller passes (the worker: the Kafka timestamp of the completing record), else the
+  injected clock, else the event's own time, so replays are byte-for-byte deterministic.
 """
 
 from __future__ import annotations
@@ -28,11 +28,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from ..errors import RuleError
+from ..errors import EventError, RuleError
+from ..events import TOO_OLD as TOO_OLD_REASON
 from ..events import Disbursement, Event
+from ..timefmt import format_ts
 from ..rules.model import AllowList, Rule, RuleSet
 from ..rules.names import names_for
-from ..warning import EarlyWarning, make_warning_id
+from ..warning import (MAX_SUMMARY_CHARS, TRUNCATED_KEY, EarlyWarning, capped, capped_evidence,
+                       make_warning_id)
 from .finding import Finding
 from .graph import DEFAULT_LATENESS_MS, DEFAULT_WINDOW_MS, DUPLICATE, TOO_OLD
 from .kinds import KINDS, Kind
@@ -98,9 +101,18 @@ class Detector:
         assignment, so an event is checked against either the old or the new set, never a mix."""
         self._plan = _compile(rules)
 
-    def process(self, event: Event) -> list[EarlyWarning]:
+    def process(self, event: Event, detected_at: int | None = None) -> list[EarlyWarning]:
+        """The warnings this event completes; `detected_at`, when given, is their detection time (the worker
+        passes the Kafka timestamp of the record, so a replay of the log re-emits byte-identical warnings). An event older than the window is refused with
+        `EventError(too_old)`: it can no longer be judged, and the caller dead-letters it rather than drop it in
+        silence. A duplicate event id (at-least-once delivery) is recorded once and raises nothing."""
         verdict = self.state.apply(event)
-        if verdict == TOO_OLD or verdict == DUPLICATE:
+        if verdict == TOO_OLD:
+            cutoff = self.state.graph.cutoff
+            raise EventError(TOO_OLD_REASON, f"event time {format_ts(event.ts)} is older than the window, which "
+                                             f"starts at {format_ts(cutoff) if cutoff is not None else '?'}",
+                             event_id=event.event_id)
+        if verdict == DUPLICATE:
             return []
         if self._freeze_gc_every:
             self._until_freeze -= 1
@@ -115,7 +127,7 @@ class Detector:
             if allow is not None and allow.ignores(event):
                 continue
             for finding in kind.detect(rule, event, state):
-                warning = self._admit(rule, event, finding)
+                warning = self._admit(rule, event, finding, detected_at)
                 if warning is not None:
                     warnings.append(warning)
         return warnings
@@ -144,7 +156,7 @@ class Detector:
         return errors
 
     # -- findings -> warnings ------------------------------------------------------------------------------
-    def _admit(self, rule: Rule, event: Event, finding: Finding) -> EarlyWarning | None:
+    def _admit(self, rule: Rule, event: Event, finding: Finding, detected_at: int | None) -> EarlyWarning | None:
         if finding.accounts and finding.accounts[0] in rule.allow.accounts:
             return None
         if rule.where is not None and not self._where(rule, event, finding):
@@ -159,14 +171,22 @@ class Detector:
             self._cooldowns[(rule.id, key)] = event.ts
             heapq.heappush(self._cooldown_expiry, (event.ts + cooldown.ms, rule.id, key, event.ts))
         self.warnings_by_rule[rule.id] += 1
+        cut: dict[str, int] = {}          # what the size caps left out (see stream.warning)
+        accounts = capped(finding.accounts, "accounts", cut)
+        loan_ids = capped(finding.loan_ids, "loan_ids", cut)
+        txn_ids = capped(finding.txn_ids, "txn_ids", cut)
+        evidence = capped_evidence(finding.evidence, cut)
+        if cut:
+            evidence[TRUNCATED_KEY] = cut
         return EarlyWarning(
             warning_id=make_warning_id(rule.id, rule.version, incident_key(rule, finding, event.ts)),
             rule_id=rule.id, rule_version=rule.version, kind=rule.kind, severity=rule.severity,
-            score=finding.score, subject=finding.subject, accounts=finding.accounts, loan_ids=finding.loan_ids,
-            txn_ids=finding.txn_ids, amount=finding.amount, currency=self._currency(event, finding),
+            score=finding.score, subject=finding.subject, accounts=accounts, loan_ids=loan_ids,
+            txn_ids=txn_ids, amount=finding.amount, currency=self._currency(event, finding),
             first_ts=finding.first_ts, event_ts=event.ts,
-            detected_at=self._clock() if self._clock is not None else event.ts,
-            summary=finding.summary, evidence=finding.evidence, notify=rule.notify,
+            detected_at=detected_at if detected_at is not None else (
+                self._clock() if self._clock is not None else event.ts),
+            summary=finding.summary[:MAX_SUMMARY_CHARS], evidence=evidence, notify=rule.notify,
         )
 
     def _where(self, rule: Rule, event: Event, finding: Finding) -> bool:

@@ -22,8 +22,9 @@ import faust
 from ..settings import Settings
 from .alignment import EventTimeAligner
 from .deadletter import DeadLetter, Origin, normalize_headers
-from .handler import DetectorLike, MessageHandler, Outcome
+from .handler import DetectorLike, MessageHandler
 from .pipeline import Pipeline
+from .publisher import Publisher
 from .recovery import StateRecovery
 from .reload import RuleReloader
 from .transport import WorkerApp
@@ -37,6 +38,7 @@ ALIGN_TICK_S = 0.1          # how often held events are re-checked, so an idle s
 SHUTDOWN_FLUSH_TIMEOUT_S = 10.0
 CONSUME_BATCH = 500         # input messages handed to the pipeline at once, at most
 CONSUME_WITHIN_S = 0.02     # longest an agent waits to fill a batch
+WORKER_ERROR = "worker_error"   # dead-letter reason of a batch the pipeline failed on
 
 DetectorSource = DetectorLike | Callable[[], DetectorLike]
 
@@ -77,11 +79,8 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
     app.fetch_max_wait_ms = settings.broker_fetch_max_wait
     make_detector = _detector_factory(detector)
     handler = MessageHandler(make_detector())
-    warnings_topic = _raw_topic(app, settings.warnings_topic)
-    deadletter_topic = _raw_topic(app, settings.deadletter_topic)
-
-    async def publish(outcome: Outcome, wait: bool = True) -> list:
-        return await _publish(outcome, warnings_topic, deadletter_topic, wait=wait)
+    publisher = Publisher(_raw_topic(app, settings.warnings_topic), _raw_topic(app, settings.deadletter_topic))
+    publish = publisher.publish
 
     pipeline = Pipeline(
         handler, publish=publish,
@@ -99,6 +98,7 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
                              input_topics=input_topics, span_ms=settings.window + settings.allowed_lateness,
                              on_state=report_state)
     app.fundflow_handler = handler
+    app.fundflow_publisher = publisher
     app.fundflow_settings = settings
     app.fundflow_pipeline = pipeline
     app.fundflow_recovery = recovery
@@ -107,10 +107,16 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
     async def consume(stream) -> None:
         # Batches amortize the per-message cost of the agent loop; `within` bounds the wait a quiet topic adds.
         async for events in stream.take_events(CONSUME_BATCH, within=CONSUME_WITHIN_S):
-            await pipeline.offer_batch([
-                (message.value, message.key, Origin(message.topic, message.partition, message.offset),
-                 normalize_headers(message.headers))
-                for message in (event.message for event in events)])
+            batch = [(message.value, message.key, Origin(message.topic, message.partition, message.offset,
+                                                         _record_ms(message.timestamp)),
+                      normalize_headers(message.headers))
+                     for message in (event.message for event in events)]
+            try:
+                await pipeline.offer_batch(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a defect must cost this batch's detection, not the agent
+                await _dead_letter_batch(publisher, batch, exc)
 
     for topic_name, agent_name in ((settings.disbursements_topic, "disbursements"),
                                    (settings.transfers_topic, "transfers")):
@@ -118,7 +124,12 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
             _named(consume, f"consume_{agent_name}"))
 
     async def release_aligned() -> None:
-        await pipeline.tick()
+        try:
+            await pipeline.tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a timer that raises is stopped for good; log and keep ticking
+            log.exception("releasing aligned events failed; trying again at the next tick")
 
     app.timer(ALIGN_TICK_S, name="fundflow.align")(release_aligned)
 
@@ -165,27 +176,20 @@ def _detector_factory(detector: DetectorSource) -> Callable[[], DetectorLike]:
     return detector                  # type: ignore[return-value]
 
 
-async def _publish(outcome: Outcome, warnings_topic, deadletter_topic, *, wait: bool = True) -> list:
-    """Send and wait for the broker's acknowledgement: the outbox must hold it before we move on.
-
-    With `wait=False` (a rebuild's replay) the acknowledgements are returned instead, to be awaited together
-    before live input resumes: one round trip per warning would make a long replay needlessly slow.
-    """
-    pending = []
-    for warning in outcome.warnings:
-        ack = await warnings_topic.send(key=warning.warning_id.encode(), value=warning.to_json())
-        if wait:
-            await ack
-        else:
-            pending.append(ack)
-    if outcome.dead_letter is not None:
-        await _send_dead_letter(outcome.dead_letter, deadletter_topic)
-    return pending
+async def _dead_letter_batch(publisher: Publisher, batch: list, exc: Exception) -> None:
+    """The last line of defence: the pipeline raised on a batch (a defect, not bad input, which the handler
+    refuses one message at a time). Each message of the batch is dead-lettered with the error, so an operator
+    can replay them once it is fixed; the agent lives on."""
+    log.exception("the pipeline failed on a batch of %d messages; dead-lettering them", len(batch))
+    error = f"{type(exc).__name__}: {str(exc)[:500]}"
+    for value, key, origin, headers in batch:
+        await publisher.send_dead_letter(DeadLetter(key=key, value=value, reason=WORKER_ERROR, error=error,
+                                                    origin=origin, original_headers=headers))
 
 
-async def _send_dead_letter(letter: DeadLetter, deadletter_topic) -> None:
-    pending = await deadletter_topic.send(key=letter.key, value=letter.value, headers=letter.headers())
-    await pending
+def _record_ms(timestamp: float | None) -> int:
+    """Faust gives a record's Kafka timestamp in float seconds; detection wants the exact epoch ms."""
+    return int(round(timestamp * 1000)) if timestamp is not None and timestamp >= 0 else -1
 
 
 def _raw_topic(app: faust.App, name: str):

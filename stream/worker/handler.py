@@ -29,7 +29,7 @@ class DetectorLike(Protocol):
 
     watermark: int | None
 
-    def process(self, event: Event) -> Sequence[EarlyWarning]: ...
+    def process(self, event: Event, detected_at: int | None = None) -> Sequence[EarlyWarning]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ class Outcome:
     event: Event | None = None
     warnings: tuple[EarlyWarning, ...] = ()
     dead_letter: DeadLetter | None = None
+    origin: Origin | None = None       # the input record the outcome is about
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,10 @@ class MessageHandler:
         """Run the detector on one parsed event; a detector failure dead-letters that event only."""
         event, origin = item.event, item.origin
         try:
-            warnings = tuple(self.detector.process(event))
+            warnings = tuple(self.detector.process(
+                event, detected_at=origin.timestamp if origin.timestamp >= 0 else None))
+        except EventError as exc:          # too old for the window: refused, with its reason, like a bad message
+            return self._refuse(item.value, item.key, origin, item.headers, exc.reason, str(exc))
         except Exception as exc:  # noqa: BLE001 - one poisonous event must not stop the stream
             log.exception("detector failed on event %s at %s[%d]@%d", event.event_id, origin.topic,
                           origin.partition, origin.offset)
@@ -109,7 +113,7 @@ class MessageHandler:
                                 f"{type(exc).__name__}: {exc} (event_id {event.event_id!r})")
         self.accepted[origin.topic] += 1
         self.warnings_raised += len(warnings)
-        return Outcome(event=event, warnings=warnings)
+        return Outcome(event=event, warnings=warnings, origin=origin)
 
     def refuse(self, item: "Accepted", error: EventError) -> Outcome:
         """Dead-letter an event that parsed but was refused later (a timestamp the stream never confirmed)."""
@@ -119,4 +123,4 @@ class MessageHandler:
         self.refused[reason] += 1
         log.warning("dead-lettered %s[%d]@%d: %s", origin.topic, origin.partition, origin.offset, error)
         return Outcome(dead_letter=DeadLetter(key=key, value=value, reason=reason, error=error, origin=origin,
-                                              original_headers=headers))
+                                              original_headers=headers), origin=origin)

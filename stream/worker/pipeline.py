@@ -129,8 +129,8 @@ class Pipeline:
                       bytes | None, Origin, tuple[tuple[str, bytes], ...]]],
                       sources: Iterable[tuple[str, int]] = ()) -> bool:
         """Swap in a fresh detector (built under the lock, so with the rules running now) and aligner, replay `history` through them, publishing warnings, and
-        open the gate. History arrives merged by event time; bad records were dead-lettered when they were
-        first read and are skipped. False if a newer generation began meanwhile."""
+        open the gate. History arrives merged by event time; records the parser refuses were dead-lettered
+        before their offsets were committed and are skipped. False if a newer generation began meanwhile."""
         async with self._lock:
             if generation != self.generation:
                 return False
@@ -146,8 +146,9 @@ class Pipeline:
                 parsed = self.handler.parse_quietly(value, key=key, origin=origin, headers=headers)
                 if parsed is None:
                     continue
-                # refused here means refused when first read: dead-lettered then, skipped now
-                self._align(self._guard(parsed).released)
+                # The guard's and the detector's refusals are outcomes of detection, re-emitted like its
+                # warnings (a refusal decided after its offset was committed would otherwise be lost).
+                await self._settle(self._guard(parsed), acks)
                 await self._drain(self.aligner.release(), acks)
                 replayed += 1
                 if replayed % YIELD_EVERY == 0:

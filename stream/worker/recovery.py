@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import EventError, FundflowError
-from ..events import parse_event
+from ..events import Event, parse_event
+from ..jump_guard import JumpGuard
 from .deadletter import Origin, normalize_headers
 from .handler import DetectorLike
 from .pipeline import Pipeline
@@ -69,11 +70,16 @@ class RebuildReport:
     read_seconds: float = 0.0       # of which reading the log back
 
 
-def event_time_or_none(value: bytes | None) -> int | None:
+def event_or_none(value: bytes | None) -> Event | None:
     try:
-        return parse_event(value if value is not None else b"null").ts
+        return parse_event(value if value is not None else b"null")
     except EventError:
         return None
+
+
+def event_time_or_none(value: bytes | None) -> int | None:
+    event = event_or_none(value)
+    return event.ts if event is not None else None
 
 
 def window_lookup_time(last_timestamp: int, last_event_ts: int | None, span_ms: int) -> int:
@@ -83,17 +89,24 @@ def window_lookup_time(last_timestamp: int, last_event_ts: int | None, span_ms: 
 
 
 def merge_by_event_time(partitions: Iterable[Sequence[LogRecord]]) -> list[LogRecord]:
-    """One sequence, each partition in log order, partitions interleaved by the event time of their next
-    record: the order a live run delivers when every partition keeps pace. Unparseable records sort by
-    their neighbours (they are skipped by the replay)."""
+    """One sequence, each partition in log order, partitions interleaved by their progress in event time: the
+    order a live run delivers when every partition keeps pace.
+
+    A partition's progress is the event time its records have reached, judged by the same `JumpGuard` rule as
+    live input: a far-ahead record the stream never confirms does not move it, or every later record of that
+    partition would sort after all the others and the rebuild would detect something else than the live run.
+    Unparseable records sort by their neighbours (the replay skips them)."""
     keyed = []
     for records in partitions:
-        last = -1
+        guard: JumpGuard[int] = JumpGuard()
+        progress = -1
         rows = []
         for record in records:
-            ts = event_time_or_none(record.value)
-            last = ts if ts is not None else last
-            rows.append((last, record))
+            event = event_or_none(record.value)
+            if event is not None:
+                verdict = guard.offer(event.ts, event.event_id, event.ts, progress if progress >= 0 else None)
+                progress = max([progress, *verdict.released])
+            rows.append((progress, record))
         keyed.append(rows)
     return [record for _, record in heapq.merge(*keyed, key=lambda row: row[0])]
 
@@ -232,7 +245,7 @@ class StateRecovery:
         by_partition = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms)
         read_s = time.monotonic() - started
         merged = merge_by_event_time(by_partition.values())
-        history = ((r.value, r.key, Origin(r.topic, r.partition, r.offset), r.headers) for r in merged)
+        history = ((r.value, r.key, Origin(r.topic, r.partition, r.offset, r.timestamp), r.headers) for r in merged)
         done = await self.pipeline.rebuild(generation, self.make_detector, history, sources=partitions)
         if not done:
             return None

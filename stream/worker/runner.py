@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..clock import wall_clock_ms
 from ..errors import FundflowError
 from ..settings import Settings
 from .handler import DetectorLike
@@ -45,7 +44,7 @@ def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], Ru
 
     def make_detector() -> DetectorLike:
         return detector_class(rules.current, window_ms=settings.window, lateness_ms=settings.allowed_lateness,
-                              clock=wall_clock_ms, tracer=tracer)
+                              tracer=tracer)   # detected_at: the Kafka timestamp of the completing record
 
     return make_detector, rules
 

@@ -42,7 +42,7 @@ WORKER_SCRIPT = textwrap.dedent("""
             self.watermark = None
             self._out = open(path, "ab", buffering=0)
 
-        def process(self, event):
+        def process(self, event, detected_at=None):
             if event.event_id.startswith("boom"):
                 raise RuntimeError("planted detector failure")
             self._out.write(orjson.dumps({"event_id": event.event_id, "type": event.type, "ts": event.ts})

@@ -38,7 +38,7 @@ WORKER_SCRIPT = textwrap.dedent("""
     class NoDetector:
         watermark = None
 
-        def process(self, event):
+        def process(self, event, detected_at=None):
             return []
 
     sys.exit(run_worker(load_settings(None), NoDetector(), loglevel="warning"))

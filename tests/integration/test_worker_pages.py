@@ -34,7 +34,7 @@ WORKER_SCRIPT = textwrap.dedent("""
         def __init__(self):
             self.watermark = None
 
-        def process(self, event):
+        def process(self, event, detected_at=None):
             self.watermark = max(self.watermark or event.ts, event.ts)
             self.graph_nodes += 1
             return []

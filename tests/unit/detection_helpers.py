@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream.errors import EventError
 from stream.detection.detector import Detector
 from stream.detection.kinds import KINDS
 from stream.events import Disbursement, Transfer
@@ -51,8 +52,14 @@ def detector(*rules: Rule, **options: Any) -> Detector:
     return Detector(RuleSet(tuple(rules)), **options)
 
 
-def run(det: Detector, events) -> list:
+def run(det: Detector, events, refused: list | None = None) -> list:
+    """The warnings of `events`; events the detector refuses (too old) go to `refused` (an error if not given)."""
     out = []
     for event in events:
-        out.extend(det.process(event))
+        try:
+            out.extend(det.process(event))
+        except EventError as exc:
+            if refused is None:
+                raise
+            refused.append((event.event_id, exc.reason))
     return out

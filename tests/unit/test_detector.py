@@ -9,7 +9,7 @@ from detection_helpers import HOUR, MIN, T0, at, detector, disb, rule, run, xfer
 
 from stream.detection.detector import Detector, incident_key
 from stream.detection.kinds import KINDS
-from stream.errors import RuleError
+from stream.errors import EventError, RuleError
 from stream.rules.model import AllowList, Cooldown, RuleSet
 from stream.warning import make_warning_id
 
@@ -143,12 +143,16 @@ def test_incident_key_buckets_by_cooldown_for_account_findings():
     assert incident_key(day, loan, T0 + 99 * HOUR) == "L-77"
 
 
-def test_events_older_than_the_window_are_ignored_and_counted():
+def test_events_older_than_the_window_are_refused_and_counted():
     det = detector(rule("rapid_cashout"), window_ms=HOUR, lateness_ms=5 * MIN)
     run(det, [xfer("now", "X", "Y", 1, 200)])
-    assert run(det, cashout_story()) == []
+    refused: list = []
+    assert run(det, cashout_story(), refused) == []
+    assert [reason for _, reason in refused] == ["too_old"] * 3
+    with pytest.raises(EventError, match="too_old: event time .* is older than the window"):
+        det.process(cashout_story()[0])
     stats = det.stats()
-    assert stats["too_old"] == 3 and stats["events"] == 4 and stats["edges"] == 1
+    assert stats["too_old"] == 4 and stats["events"] == 5 and stats["edges"] == 1
 
 
 def test_money_older_than_the_window_is_no_longer_traced():

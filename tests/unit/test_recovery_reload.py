@@ -37,6 +37,27 @@ def test_replay_interleaves_partitions_by_event_time_and_keeps_each_partition_in
     assert merge_by_event_time([]) == []
 
 
+DAY = 86_400_000
+
+
+def test_a_far_future_record_does_not_push_the_rest_of_its_partition_to_the_end():
+    """Regression: one record dated a week ahead (refused by the jump guard) used to move its partition's merge
+    key, so every later record of that partition sorted after all others and the rebuild diverged."""
+    p0 = [record(0, 0, 10), record(0, 1, 30), record(0, 3, 40), record(0, 4, 50)]
+    p1 = [record(1, 0, 15), record(1, 1, 35), record(1, 2, 45), record(1, 3, 60)]
+    clean = [(r.partition, r.offset) for r in merge_by_event_time([p0, p1])]
+    poisoned = [(r.partition, r.offset) for r in merge_by_event_time([p0[:2] + [record(0, 2, 7 * DAY)] + p0[2:], p1])]
+    assert [coords for coords in poisoned if coords != (0, 2)] == clean
+    assert poisoned.index((0, 2)) == poisoned.index((0, 1)) + 1    # in log order, at its neighbours' time
+
+
+def test_a_confirmed_jump_moves_the_partition_forward():
+    p0 = [record(0, 0, 10), record(0, 1, 2 * DAY), record(0, 2, 2 * DAY + 1), record(0, 3, 2 * DAY + 2)]
+    p1 = [record(1, 0, 20), record(1, 1, DAY + 5)]
+    merged = [(r.partition, r.offset) for r in merge_by_event_time([p0, p1])]
+    assert merged.index((1, 1)) < merged.index((0, 3))     # three agreeing records: the partition really jumped
+
+
 def test_fingerprint_sees_content_names_and_nothing_else(tmp_path):
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)

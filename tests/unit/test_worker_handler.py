@@ -19,7 +19,7 @@ class ScriptedDetector:
         self.watermark: int | None = None
         self.seen: list[str] = []
 
-    def process(self, event):
+    def process(self, event, detected_at=None):
         if event.event_id.startswith("boom"):
             raise KeyError("lost lot")
         self.seen.append(event.event_id)

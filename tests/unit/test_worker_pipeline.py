@@ -26,7 +26,7 @@ class ThirdTransferDetector:
     def replace_rules(self, rules) -> None:
         self.rules = rules
 
-    def process(self, event):
+    def process(self, event, detected_at=None):
         self.seen.append(event.event_id)
         self.watermark = max(self.watermark or event.ts, event.ts)
         if event.type != "transfer":

@@ -10,7 +10,7 @@ from stream.worker.app import build_app
 class QuietDetector:
     watermark = None
 
-    def process(self, event):
+    def process(self, event, detected_at=None):
         return []
 
 
