@@ -13,7 +13,7 @@ import sys
 
 from ..errors import FundflowError
 
-COMMAND_MODULES = ("worker", "produce", "replay", "rules", "simulate", "evaluate", "demo", "warnings")
+COMMAND_MODULES = ("worker", "produce", "replay", "rules", "simulate", "evaluate", "demo", "warnings", "store")
 
 
 def build_parser() -> argparse.ArgumentParser:

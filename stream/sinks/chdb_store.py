@@ -48,6 +48,9 @@ class ChdbStore(WarningStore):
         header = f"INSERT INTO {identifier(self.database)}.{TABLE} ({', '.join(COLUMNS)}) FORMAT JSONEachRow\n"
         self._run(header + body.decode())
 
+    def execute(self, sql: str) -> None:
+        self._run(sql)
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         # 64-bit integers as JSON numbers, not quoted strings, so rows look the same as from the server.
         raw = self._run(f"{sql} SETTINGS output_format_json_quote_64bit_integers = 0", "JSONEachRow")

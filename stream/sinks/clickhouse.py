@@ -81,6 +81,9 @@ class NativeStore(WarningStore):
         values = [tuple(row[column] for column in COLUMNS) for row in rows]
         self._execute(f"INSERT INTO {identifier(self.database)}.{TABLE} ({', '.join(COLUMNS)}) VALUES", values)
 
+    def execute(self, sql: str) -> None:
+        self._execute(sql)
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         rows, columns = self._execute(sql, with_column_types=True)
         names = [name for name, _ in columns]

@@ -46,11 +46,24 @@ def identifier(name: str) -> str:
     return f"`{name}`"
 
 
-def qualified_ddl(database: str) -> str:
+def qualified_ddl(database: str, table: str = TABLE) -> str:
     """The table DDL with the table name qualified by `database` (the .sql file is database-agnostic)."""
     prefix = "CREATE TABLE IF NOT EXISTS "
     assert WARNINGS_DDL.startswith(prefix + TABLE)
-    return f"{prefix}{identifier(database)}.{TABLE}{WARNINGS_DDL[len(prefix) + len(TABLE):]}"
+    identifier(table)
+    return f"{prefix}{identifier(database)}.{table}{WARNINGS_DDL[len(prefix) + len(TABLE):]}"
+
+
+DEDUPLICATION_KEY = "warning_id"
+
+
+@dataclass(frozen=True)
+class Migration:
+    done: bool
+    detail: str
+    rows_before: int = 0
+    warnings_after: int = 0
+    kept_as: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +94,6 @@ def select_warnings_sql(database: str, where: WarningFilter) -> str:
     if where.min_severity is not None:
         conditions.append(f"severity_rank >= {SEVERITY_RANK[where.min_severity]}")
     if where.since_ms is not None:
-        # event_time lets ClickHouse skip whole monthly partitions; event_ts_ms keeps the millisecond cut.
-        conditions.append(f"event_time >= toDateTime({max(where.since_ms, 0) // 1000})")
         conditions.append(f"event_ts_ms >= {max(where.since_ms, 0)}")
     where_sql = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return (f"SELECT {', '.join(COLUMNS)} FROM {identifier(database)}.{TABLE} FINAL{where_sql} "
@@ -105,6 +116,49 @@ class WarningStore(ABC):
     @abstractmethod
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run a SELECT and return its rows as dicts."""
+
+    @abstractmethod
+    def execute(self, sql: str) -> None:
+        """Run a statement that returns no rows (DDL, INSERT ... SELECT, OPTIMIZE)."""
+
+    def sorting_key(self, table: str = TABLE) -> str | None:
+        """The table's sorting key as ClickHouse reports it, or None when the table does not exist."""
+        rows = self.query(f"SELECT sorting_key FROM system.tables WHERE database = {literal(self.database)} "
+                          f"AND name = {literal(table)}")
+        return str(rows[0]["sorting_key"]) if rows else None
+
+    def schema_problem(self) -> str | None:
+        """What is wrong with an existing warnings table, in words an operator can act on; None when right."""
+        key = self.sorting_key()
+        if key is None or key.replace(" ", "") == DEDUPLICATION_KEY:
+            return None
+        return (f"the warnings table {self.database}.{TABLE} sorts by ({key}), so copies of one warning with "
+                f"different event times are never merged and count() FINAL overcounts; stop the workers and run "
+                f"`fundflow store migrate` to rebuild it keyed by {DEDUPLICATION_KEY} alone")
+
+    def migrate(self, now_ms: int) -> "Migration":
+        """Rebuild a warnings table of an older layout keyed by warning_id alone, keeping the old table beside it
+        (renamed) until the operator drops it. Safe to run again: a table already keyed right is left alone."""
+        db = identifier(self.database)
+        key = self.sorting_key()
+        if key is None:
+            self.ensure_schema()
+            return Migration(done=False, detail=f"no warnings table in {self.database}: created it")
+        if key.replace(" ", "") == DEDUPLICATION_KEY:
+            return Migration(done=False, detail=f"{self.database}.{TABLE} is already keyed by {DEDUPLICATION_KEY}")
+        rows_before = int(self.query(f"SELECT count() AS n FROM {db}.{TABLE}")[0]["n"])
+        staging, kept = f"{TABLE}_migrating", f"{TABLE}_before_migration_{now_ms}"
+        self.execute(f"DROP TABLE IF EXISTS {db}.{staging}")
+        self.execute(qualified_ddl(self.database, staging))
+        columns = ", ".join(COLUMNS)
+        self.execute(f"INSERT INTO {db}.{staging} ({columns}) SELECT {columns} FROM {db}.{TABLE}")
+        self.execute(f"RENAME TABLE {db}.{TABLE} TO {db}.{kept}, {db}.{staging} TO {db}.{TABLE}")
+        self.execute(f"OPTIMIZE TABLE {db}.{TABLE} FINAL")
+        distinct = self.count_distinct()
+        return Migration(done=True, rows_before=rows_before, warnings_after=distinct, kept_as=kept,
+                         detail=f"{self.database}.{TABLE} rebuilt keyed by {DEDUPLICATION_KEY}: {rows_before} rows "
+                                f"-> {distinct} warnings; the old table is kept as {self.database}.{kept} "
+                                f"(DROP TABLE it once checked)")
 
     def close(self) -> None:
         """Release connections; the store may not be used afterwards."""

@@ -73,6 +73,14 @@ class ClickHouseSink:
         await retry_async(lambda: self._call(self.store.ensure_schema), self.policy, sleep=self.sleep,
                           what="creating the warnings table", stopping=self.stopping)
         self.schema_ready = True
+        try:
+            problem = await asyncio.to_thread(self.store.schema_problem) if self.in_thread else \
+                self.store.schema_problem()
+        except Exception as exc:  # noqa: BLE001 - only a check: the table exists and takes rows either way
+            log.warning("could not check the warnings table's layout: %s", exc)
+            return
+        if problem:
+            log.error("%s", problem)
 
     async def write(self, warnings: Sequence[EarlyWarning]) -> int:
         """Store every warning (at most batch_size rows per insert); returns the rows written.

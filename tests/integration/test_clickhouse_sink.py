@@ -73,6 +73,45 @@ def test_the_same_warning_inserted_twice_is_one_row_after_final(store):
         warning.warning_id) == 1
 
 
+MONTH_MS = 31 * 86_400_000
+OLD_LAYOUT = ("PARTITION BY toYYYYMM(event_time)\nORDER BY (rule_id, event_time, warning_id)")
+
+
+def test_copies_of_one_id_with_different_event_times_merge_into_one_row(store):
+    """Regression: event time was part of the sorting and partition keys, so copies that differed in it (a
+    divergent replay) stayed two rows even after OPTIMIZE FINAL, and count() FINAL overcounted."""
+    first, later = _warning(5), _warning(5, event_ts=T0 + 2 * MONTH_MS)
+    asyncio.run(_sink(store).write([first]))
+    asyncio.run(_sink(store).write([later]))
+    store.execute(f"OPTIMIZE TABLE `{store.database}`.warnings FINAL")
+    assert store.count_distinct() == 1
+    rows = store.query(f"SELECT count() AS n FROM `{store.database}`.warnings")
+    assert rows[0]["n"] == 1
+    assert store.sorting_key() == "warning_id" and store.schema_problem() is None
+
+
+def test_migrate_rebuilds_an_old_layout_table_keyed_by_warning_id(store):
+    from stream.sinks.schema import WARNINGS_DDL
+    db = f"`{store.database}`"
+    store.execute(f"DROP TABLE {db}.warnings")
+    old_ddl = WARNINGS_DDL.replace("ORDER BY warning_id", OLD_LAYOUT).replace(
+        "CREATE TABLE IF NOT EXISTS warnings", f"CREATE TABLE {db}.warnings")
+    store.execute(old_ddl)
+    assert "event_time" in store.sorting_key() and "migrate" in store.schema_problem()
+    copies = [_warning(1), _warning(1, event_ts=T0 + 2 * MONTH_MS), _warning(2), _warning(2)]
+    for warning in copies:
+        asyncio.run(_sink(store).write([warning]))
+    store.execute(f"OPTIMIZE TABLE {db}.warnings FINAL")
+    assert store.count_distinct() == 3                     # the old layout overcounts
+
+    migration = store.migrate(now_ms=T0)
+    assert migration.done and migration.rows_before >= 3 and migration.warnings_after == 2
+    assert store.count_distinct() == 2 and store.sorting_key() == "warning_id"
+    assert store.query(f"SELECT count() AS n FROM {db}.{migration.kept_as}")[0]["n"] == migration.rows_before
+    again = store.migrate(now_ms=T0 + 1)
+    assert not again.done and "already keyed" in again.detail
+
+
 def test_filters_by_rule_account_severity_time_and_limit(store):
     warnings = [
         _warning(1, rule="fan-out", severity="medium", account="U9"),

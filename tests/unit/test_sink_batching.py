@@ -137,6 +137,9 @@ class FlakyStore(WarningStore):
     def query(self, sql):
         raise NotImplementedError
 
+    def execute(self, sql):
+        raise NotImplementedError
+
 
 @pytest.mark.parametrize("permanent", [False, True])
 def test_writer_retries_until_the_store_takes_every_row_in_size_limited_inserts(permanent):
@@ -189,7 +192,7 @@ def test_select_sql_is_deduplicated_newest_first_and_filtered():
                                                   since_ms=1_772_446_500_123, limit=5))
     assert " FROM `db`.warnings FINAL WHERE " in sql
     assert "rule_id = 'rapid-cashout'" in sql and "has(accounts, 'U1')" in sql and "severity_rank >= 3" in sql
-    assert "event_time >= toDateTime(1772446500)" in sql and "event_ts_ms >= 1772446500123" in sql
+    assert "event_ts_ms >= 1772446500123" in sql       # the millisecond cut (no time partitions to prune)
     assert sql.endswith("ORDER BY event_ts_ms DESC, warning_id LIMIT 1 BY warning_id LIMIT 5")
     with pytest.raises(ValueError, match="severity"):
         WarningFilter(min_severity="urgent")
