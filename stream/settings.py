@@ -141,8 +141,6 @@ class Settings:
     pagerduty_routing_key: str | None = _setting(None, _optional_text,
                                                  "PagerDuty Events API v2 routing key (webhook_format: pagerduty)")
     webhook_timeout: int = _setting("10s", _duration, "longest wait for the pager webhook to answer")
-    webhook_max_attempts: int = _setting(12, _positive_int,
-                                         "webhook attempts before a page is dead-lettered as undeliverable")
     sink_retry_initial: int = _setting("200ms", _duration, "first backoff of a sink retry (doubles each time)")
     sink_retry_max: int = _setting("30s", _duration, "longest backoff between sink retries")
     rules_dir: str = _setting("rules", _text, "directory of YAML rule files (and overrides)")

@@ -97,17 +97,88 @@ class EarlyWarning:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "EarlyWarning":
+        """A warning from its JSON object. Anything in the outbox is checked as untrusted input: ValueError with
+        a bounded message names the first field that is missing or of the wrong type."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        amount = _field(data, "amount", (str, int))
         return cls(
-            warning_id=data["warning_id"], rule_id=data["rule_id"], rule_version=str(data["rule_version"]),
-            kind=data["kind"], severity=data["severity"], score=float(data["score"]),
-            subject=data["subject"], accounts=tuple(data["accounts"]), loan_ids=tuple(data["loan_ids"]),
-            txn_ids=tuple(data["txn_ids"]), amount=parse_amount_minor(data["amount"]) if data["amount"] not in
-            ("0", "0.00", 0) else 0, currency=data["currency"],
-            first_ts=parse_rfc3339_ms(data["first_ts"]), event_ts=parse_rfc3339_ms(data["event_ts"]),
-            detected_at=parse_rfc3339_ms(data["detected_at"]), summary=data["summary"],
-            evidence=data.get("evidence") or {}, notify=tuple(data.get("notify") or ()),
+            warning_id=_text(data, "warning_id"), rule_id=_text(data, "rule_id"),
+            rule_version=str(_field(data, "rule_version", (str, int))), kind=_text(data, "kind"),
+            severity=_text(data, "severity"), score=_score(data),
+            subject=_text(data, "subject"), accounts=_texts(data, "accounts"), loan_ids=_texts(data, "loan_ids"),
+            txn_ids=_texts(data, "txn_ids"),
+            amount=parse_amount_minor(amount) if amount not in ("0", "0.00", 0) else 0,
+            currency=_text(data, "currency"),
+            first_ts=_instant(data, "first_ts"), event_ts=_instant(data, "event_ts"),
+            detected_at=_instant(data, "detected_at"), summary=_text(data, "summary", empty=True),
+            evidence=_evidence(data), notify=_texts(data, "notify", optional=True),
         )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "EarlyWarning":
-        return cls.from_dict(orjson.loads(raw))
+        if len(raw) > MAX_WARNING_BYTES:
+            raise ValueError(f"{len(raw)} bytes; a warning is at most {MAX_WARNING_BYTES}")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({str(exc)[:200]})") from None
+        return cls.from_dict(data)
+
+
+MAX_WARNING_BYTES = 1_000_000     # what the outbox can carry; warnings built here stay far below it
+MAX_EVIDENCE_DEPTH = 16           # orjson refuses to encode deeper than 255; fundflow's own evidence is shallow
+
+
+def _score(data: Mapping[str, Any]) -> float:
+    score = float(_field(data, "score", (int, float)))
+    if score != score or score in (float("inf"), float("-inf")):
+        raise ValueError("field 'score' must be a finite number")
+    return score
+
+
+def _field(data: Mapping[str, Any], name: str, types: tuple[type, ...]) -> Any:
+    if name not in data:
+        raise ValueError(f"missing field {name!r}")
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, types):
+        raise ValueError(f"field {name!r} must be {' or '.join(t.__name__ for t in types)}, "
+                         f"got {type(value).__name__}")
+    return value
+
+
+def _text(data: Mapping[str, Any], name: str, *, empty: bool = False) -> str:
+    value = _field(data, name, (str,))
+    if not empty and not value:
+        raise ValueError(f"field {name!r} must not be empty")
+    return value
+
+
+def _instant(data: Mapping[str, Any], name: str) -> int:
+    ms = parse_rfc3339_ms(_text(data, name)[:64])
+    if ms < 0:
+        raise ValueError(f"field {name!r} is before 1970")
+    return ms
+
+
+def _texts(data: Mapping[str, Any], name: str, *, optional: bool = False) -> tuple[str, ...]:
+    if optional and data.get(name) is None:
+        return ()
+    value = _field(data, name, (list,))
+    if not all(isinstance(item, str) for item in value):
+        raise ValueError(f"field {name!r} must be a list of strings")
+    return tuple(value)
+
+
+def _evidence(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    evidence = data.get("evidence") or {}
+    if not isinstance(evidence, Mapping):
+        raise ValueError(f"field 'evidence' must be an object, got {type(evidence).__name__}")
+    stack = [(value, 2) for value in evidence.values()]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_EVIDENCE_DEPTH:
+                raise ValueError(f"field 'evidence' is nested more than {MAX_EVIDENCE_DEPTH} levels deep")
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return evidence

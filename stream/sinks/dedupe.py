@@ -2,8 +2,10 @@
 
 Why SQLite under data_dir rather than a `paged` table in ClickHouse: the pager must keep working (and keep
 its promise never to page twice) while ClickHouse is down, a lookup happens before every page, and the file
-sits next to the worker's other local state. It also holds the warnings held back by storm control, so a
-restart before the end of the minute still sends their summary page. One writer (the pager agent).
+sits next to the worker's other local state. It is also the pager's durable queue: a page is recorded as
+queued (with its warning) before anything is sent, so a webhook outage of any length, or a restart in the
+middle of one, delays pages but never drops them. It holds the warnings held back by storm control the same
+way, so a restart before the end of the minute still sends their summary page. One writer (the pager).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Iterator
 
 from ..warning import EarlyWarning
 
+QUEUED = "queued"             # waiting for the webhook: delivered in order, retried until it answers
 PAGED = "paged"               # sent on its own
 HELD = "held"                 # storm control: waiting for its minute's summary page
 GROUPED = "grouped"           # sent inside a summary page
@@ -51,7 +54,7 @@ class PageLedger:
         return row[0] if row else None
 
     def record(self, warning: EarlyWarning, state: str, minute: int, now_ms: int) -> None:
-        body = warning.to_json() if state == HELD else None
+        body = warning.to_json() if state in (HELD, QUEUED) else None
         self._db.execute(
             "INSERT INTO pages (warning_id, rule_id, state, minute, warning, updated_ms) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (warning_id) DO UPDATE SET state = excluded.state, minute = excluded.minute, "
@@ -59,10 +62,21 @@ class PageLedger:
             (warning.warning_id, warning.rule_id, state, minute, body, now_ms))
 
     def pages_in_minute(self, rule_id: str, minute: int) -> int:
-        """Pages sent on their own for this rule in this minute (what storm control counts)."""
-        row = self._db.execute("SELECT count(*) FROM pages WHERE rule_id = ? AND minute = ? AND state = ?",
-                               (rule_id, minute, PAGED)).fetchone()
+        """Pages of this rule queued or sent on their own in this minute (what storm control counts)."""
+        row = self._db.execute("SELECT count(*) FROM pages WHERE rule_id = ? AND minute = ? AND state IN (?, ?)",
+                               (rule_id, minute, PAGED, QUEUED)).fetchone()
         return int(row[0])
+
+    def queued(self) -> list[EarlyWarning]:
+        """Pages waiting for the webhook, oldest first."""
+        rows = self._db.execute("SELECT warning FROM pages WHERE state = ? ORDER BY rowid", (QUEUED,)).fetchall()
+        return [EarlyWarning.from_json(body) for (body,) in rows]
+
+    def queue_stats(self, now_ms: int) -> tuple[int, float]:
+        """(pages queued, seconds the oldest has waited)."""
+        count, oldest = self._db.execute("SELECT count(*), min(updated_ms) FROM pages WHERE state = ?",
+                                         (QUEUED,)).fetchone()
+        return int(count), (max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0)
 
     def held_before(self, minute: int) -> Iterator[tuple[str, int, list[EarlyWarning]]]:
         """(rule_id, minute, warnings) of every storm group whose minute is over."""

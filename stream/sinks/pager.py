@@ -1,11 +1,13 @@
 """The pager sink: POST the warnings that matter to a webhook, once each, without storms.
 
 A warning pages when its severity is at least `page_min_severity` and its rule names "pager" in `notify`.
-Delivery retries network errors, 5xx and 429 with exponential backoff and jitter (a 429's Retry-After,
-seconds or an HTTP date, is honoured); any other 4xx means the webhook will never take it, so it goes to
+`handle` only decides and queues: the page is recorded in the ledger (SQLite, durable) and `deliver_queued`
+sends the queue in order. Delivery retries network errors, timeouts, 5xx, 408 and 429 with exponential
+backoff and jitter (a 429's Retry-After, seconds or an HTTP date, is honoured) for as long as the webhook is
+away: an outage delays pages, it never drops them. Only a permanent refusal, any other 4xx, sends a page to
 the dead-letter callable with the status and body. More than `page_storm_limit` pages of one rule in one
 wall-clock minute: the rest are held and sent as one summary page once that minute is over
-(`flush_due`). The ledger (SQLite) makes "never page twice" hold across restarts.
+(`flush_due`). The ledger makes "never page twice" hold across restarts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..warning import SEVERITY_RANK, EarlyWarning
 from . import payloads
 from ..clock import wall_clock_ms
 from .base import RetriesExhausted, RetryPolicy, Sleep, StatusReport, no_report, retry_async
-from .dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, PageLedger
+from .dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, QUEUED, PageLedger
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,12 @@ SKIPPED_TARGET = "not_for_pager"
 DUPLICATE = "already_handled"
 
 
+# Answers that say "not now" rather than "never": retried like network errors.
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+
 class WebhookRejected(SinkError):
-    """The webhook answered with a 4xx other than 429: resending the same request cannot succeed."""
+    """The webhook answered with a 4xx other than 408 and 429: resending the same request cannot succeed."""
 
     def __init__(self, status: int, body: str) -> None:
         self.status = status
@@ -94,8 +100,10 @@ class PagerConfig:
 class PagerSink:
     def __init__(self, config: PagerConfig, ledger: PageLedger, dead_letter: DeadLetterFn, *,
                  policy: RetryPolicy, sleep: Sleep = asyncio.sleep, clock: Callable[[], int] = wall_clock_ms,
-                 rng: random.Random | None = None, on_status: StatusReport = no_report) -> None:
+                 rng: random.Random | None = None, on_status: StatusReport = no_report,
+                 stopping: Callable[[], bool] | None = None) -> None:
         self.config = config
+        self.stopping = stopping
         self.on_status = on_status
         self.delivered = 0            # pages the webhook took
         self.failed_attempts = 0      # posts that failed (and were retried or dead-lettered)
@@ -119,28 +127,35 @@ class PagerSink:
         return None
 
     async def handle(self, warning: EarlyWarning) -> str:
-        """Page, hold, skip or dead-letter one warning; returns the outcome. Returns only when done."""
+        """Skip, hold (storm control) or queue one warning; returns the outcome. Never waits for the webhook."""
         outcome = self.wants(warning)
         if outcome is None:
-            state = self.ledger.state_of(warning.warning_id)
-            if state is not None:
+            if self.ledger.state_of(warning.warning_id) is not None:
                 outcome = DUPLICATE
             else:
-                outcome = await self._page_or_hold(warning)
+                now = self.clock()
+                minute = now // MINUTE_MS
+                outcome = HELD if self.ledger.pages_in_minute(warning.rule_id, minute) >= self.config.storm_limit \
+                    else QUEUED
+                self.ledger.record(warning, outcome, minute, now)
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         return outcome
 
-    async def _page_or_hold(self, warning: EarlyWarning) -> str:
-        now = self.clock()
-        minute = now // MINUTE_MS
-        if self.ledger.pages_in_minute(warning.rule_id, minute) >= self.config.storm_limit:
-            self.ledger.record(warning, HELD, minute, now)
-            return HELD
-        body = (payloads.pagerduty_body(warning, self.config.routing_key or "")
-                if self.config.format == "pagerduty" else payloads.generic_body(warning))
-        delivered = await self._deliver(body, warning.warning_id, warning)
-        self.ledger.record(warning, PAGED if delivered else DEAD_LETTERED, minute, self.clock())
-        return PAGED if delivered else DEAD_LETTERED
+    async def deliver_queued(self) -> int:
+        """Send every queued page, oldest first; returns the pages the webhook took. A page the retry policy
+        gave up on stays queued, and so does everything after it, for the next call."""
+        sent = 0
+        for warning in self.ledger.queued():
+            body = (payloads.pagerduty_body(warning, self.config.routing_key or "")
+                    if self.config.format == "pagerduty" else payloads.generic_body(warning))
+            delivered = await self._deliver(body, warning.warning_id, [warning])
+            if delivered is None:
+                break
+            self.ledger.mark([warning.warning_id], PAGED if delivered else DEAD_LETTERED, self.clock())
+            self.counts[PAGED if delivered else DEAD_LETTERED] = self.counts.get(PAGED if delivered else
+                                                                                 DEAD_LETTERED, 0) + 1
+            sent += delivered
+        return sent
 
     async def flush_due(self) -> int:
         """Send the summary page of every storm group whose minute is over; returns the pages sent."""
@@ -150,27 +165,34 @@ class PagerSink:
             summary = payloads.StormSummary(rule_id, minute, tuple(warnings))
             body = (payloads.pagerduty_summary_body(summary, self.config.routing_key or "", now)
                     if self.config.format == "pagerduty" else payloads.generic_summary_body(summary))
-            delivered = await self._deliver(body, summary.dedup_key, None, summary=summary)
+            delivered = await self._deliver(body, summary.dedup_key, list(summary.warnings))
+            if delivered is None:
+                break                  # still held: summarised once the webhook is back
             self.ledger.mark([w.warning_id for w in warnings], GROUPED if delivered else DEAD_LETTERED, self.clock())
             sent += delivered
             self.counts["storm_summaries"] = self.counts.get("storm_summaries", 0) + 1
         return sent
 
+    def queue_stats(self) -> tuple[int, float]:
+        """(pages queued, seconds the oldest has waited): for /metrics and /readyz."""
+        return self.ledger.queue_stats(self.clock())
+
     # ------------------------------------------------------------ delivery
 
-    async def _deliver(self, body: bytes, delivery_id: str, warning: EarlyWarning | None, *,
-                       summary: payloads.StormSummary | None = None) -> bool:
-        """True once the webhook took it; False when it was dead-lettered instead."""
+    async def _deliver(self, body: bytes, delivery_id: str, warnings: list[EarlyWarning]) -> bool | None:
+        """True once the webhook took it; False when it refused it for good (dead-lettered); None when the
+        retry policy ran out first (it stays where it is, for the next round)."""
         try:
             await retry_async(lambda: self._post(body, delivery_id), self.policy, sleep=self.sleep, rng=self.rng,
-                              what=f"paging {delivery_id}")
+                              what=f"paging {delivery_id}", stopping=self.stopping)
             return True
         except WebhookRejected as exc:
             reason, detail = "pager_rejected", f"HTTP {exc.status}: {exc.body[:RESPONSE_EXCERPT]}"
         except RetriesExhausted as exc:
-            reason, detail = "pager_undeliverable", str(exc)
+            log.warning("page %s not delivered yet (%s); it stays queued", delivery_id, exc)
+            return None
         log.error("page %s dead-lettered (%s): %s", delivery_id, reason, detail)
-        for item in ([warning] if warning is not None else list(summary.warnings if summary else ())):
+        for item in warnings:
             await self.dead_letter(item, reason, detail)
         return False
 
@@ -187,19 +209,24 @@ class PagerSink:
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             self.failed_attempts += 1
-            self.on_status(False, f"unreachable: {exc!r}")
+            self._report_down(f"unreachable: {exc!r}")
             raise SinkError(f"webhook {self.config.url} unreachable: {exc!r}") from None
         if 200 <= status < 300:
             self.delivered += 1
             self.on_status(True, "")
             return
         self.failed_attempts += 1
-        if status == 429 or status >= 500:
-            self.on_status(False, f"HTTP {status}")
+        if status in RETRYABLE_STATUSES or status >= 500:
+            self._report_down(f"HTTP {status}")
             raise SinkError(f"webhook answered HTTP {status}: {text[:RESPONSE_EXCERPT]}",
                             retry_after_s=retry_after_seconds(retry_after, self.clock()))
         self.on_status(True, f"HTTP {status} (refused one page)")    # it answers: reachable, the page was refused
         raise WebhookRejected(status, text)
+
+    def _report_down(self, detail: str) -> None:
+        queued, oldest_s = self.queue_stats()
+        pages = f"{queued} page{'s' if queued != 1 else ''} queued"
+        self.on_status(False, f"{detail}; {pages}, the oldest for {oldest_s:.0f}s" if queued else detail)
 
     async def close_http(self) -> None:
         if self._session is not None:

@@ -116,7 +116,7 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a defect must cost this batch's detection, not the agent
-                await _dead_letter_batch(publisher, batch, exc)
+                await _dead_letter_batch(publisher, handler, batch, exc)
 
     for topic_name, agent_name in ((settings.disbursements_topic, "disbursements"),
                                    (settings.transfers_topic, "transfers")):
@@ -176,12 +176,13 @@ def _detector_factory(detector: DetectorSource) -> Callable[[], DetectorLike]:
     return detector                  # type: ignore[return-value]
 
 
-async def _dead_letter_batch(publisher: Publisher, batch: list, exc: Exception) -> None:
+async def _dead_letter_batch(publisher: Publisher, handler: MessageHandler, batch: list, exc: Exception) -> None:
     """The last line of defence: the pipeline raised on a batch (a defect, not bad input, which the handler
     refuses one message at a time). Each message of the batch is dead-lettered with the error, so an operator
     can replay them once it is fixed; the agent lives on."""
     log.exception("the pipeline failed on a batch of %d messages; dead-lettering them", len(batch))
     error = f"{type(exc).__name__}: {str(exc)[:500]}"
+    handler.refused[WORKER_ERROR] += len(batch)
     for value, key, origin, headers in batch:
         await publisher.send_dead_letter(DeadLetter(key=key, value=value, reason=WORKER_ERROR, error=error,
                                                     origin=origin, original_headers=headers))

@@ -279,6 +279,9 @@ class FundflowMetrics:
     rule_reloads: Counter
     rebuild_events: Gauge
     rebuild_seconds: Gauge
+    pager_queued: Gauge
+    pager_oldest_queued: Gauge
+    publish_failures: Counter
 
     @classmethod
     def create(cls) -> "FundflowMetrics":
@@ -292,7 +295,7 @@ class FundflowMetrics:
             events_consumed=add(Counter("fundflow_events_consumed_total",
                                         "Input events accepted by the detector, per source topic.", ["topic"])),
             deadlettered=add(Counter("fundflow_deadlettered_total",
-                                     "Input messages sent to the dead-letter topic, per reason code.",
+                                     "Messages sent to the dead-letter topic, per reason code.",
                                      ["reason"])),
             warnings=add(Counter("fundflow_warnings_total", "Early warnings raised, per rule and severity.",
                                  ["rule_id", "severity"])),
@@ -324,6 +327,13 @@ class FundflowMetrics:
                                      "Events replayed from the input log by the last state rebuild.")),
             rebuild_seconds=add(Gauge("fundflow_rebuild_seconds",
                                       "Duration of the last state rebuild from the input log.")),
+            pager_queued=add(Gauge("fundflow_pager_queued",
+                                   "Pages in the durable page queue, waiting for the webhook.")),
+            pager_oldest_queued=add(Gauge("fundflow_pager_oldest_queued_seconds",
+                                          "Seconds the oldest queued page has waited for the webhook.")),
+            publish_failures=add(Counter("fundflow_publish_failures_total",
+                                         "Records the broker refused for good, per kind: a warning (then "
+                                         "dead-lettered) or a dead letter (then only logged).", ["record"])),
         )
 
     def render(self) -> str:
@@ -402,7 +412,17 @@ def _copy_handler_counters(app, metrics: FundflowMetrics) -> None:
         return
     for topic, count in dict(handler.accepted).items():
         metrics.events_consumed.advance_to(count, topic=topic)
-    for reason, count in dict(handler.refused).items():
+    refused = dict(handler.refused)
+    publisher = getattr(app, "fundflow_publisher", None)
+    if publisher is not None:
+        if publisher.unpublishable_warnings:
+            refused["warning_unpublishable"] = publisher.unpublishable_warnings
+        metrics.publish_failures.advance_to(publisher.unpublishable_warnings, record="warning")
+        metrics.publish_failures.advance_to(publisher.unpublishable_dead_letters, record="dead_letter")
+    bad_warnings = getattr(getattr(app, "fundflow_sinks", None), "bad_warnings", 0)
+    if bad_warnings:
+        refused["bad_warning"] = bad_warnings
+    for reason, count in refused.items():
         metrics.deadlettered.advance_to(count, reason=reason)
     detector = handler.detector
     watermark = getattr(detector, "watermark", None)
@@ -451,6 +471,11 @@ def _copy_sink_counters(app, metrics: FundflowMetrics) -> None:
             value = getattr(sink, attribute, None)
             if isinstance(value, int):
                 counter.advance_to(value, sink=name)
+    pager = getattr(sinks, "pager", None)
+    if pager is not None and callable(getattr(pager, "queue_stats", None)):
+        queued, oldest_s = pager.queue_stats()
+        metrics.pager_queued.set(queued)
+        metrics.pager_oldest_queued.set(oldest_s)
 
 
 def _has_assignment(app, topics: Sequence[str]) -> bool:

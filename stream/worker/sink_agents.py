@@ -3,8 +3,10 @@
 The ClickHouse agent reads batches (`take_events`: at most clickhouse_batch_size warnings, or whatever
 arrived within clickhouse_batch_interval) and does not leave a batch until every row is stored; Faust
 acknowledges a batch's offsets only after the loop body returns, so a committed offset always means a
-stored row. The pager agent handles one warning at a time and a timer sends storm summaries once their
-minute is over. Both run with concurrency 1 and tolerate duplicates (ReplacingMergeTree, page ledger).
+stored row. The pager agent only decides and queues each warning in the page ledger (durable); a task
+delivers the queue in order, retrying for as long as the webhook is away, and sends storm summaries once
+their minute is over. Both agents run with concurrency 1 and tolerate duplicates (ReplacingMergeTree, page
+ledger). No message, and no failure of a store or a webhook, ends an agent.
 """
 
 from __future__ import annotations
@@ -19,19 +21,21 @@ import faust
 
 from ..settings import Settings
 from ..sinks.base import RetryPolicy, RetryStopped, Sleep
-from ..sinks.dedupe import PageLedger
+from ..sinks.dedupe import QUEUED, PageLedger
 from ..sinks.pager import PagerConfig, PagerSink
 from ..sinks.store import open_store
 from ..clock import wall_clock_ms
 from ..sinks.writer import ClickHouseSink
 from ..warning import SEVERITY_RANK, EarlyWarning
 from .deadletter import DeadLetter, Origin
+from .publisher import Publisher
 
 log = logging.getLogger(__name__)
 
 RAW = "raw"
 BAD_WARNING = "bad_warning"
-STORM_FLUSH_INTERVAL_S = 5.0
+UNSTORABLE_WARNING = "unstorable_warning"
+STORM_FLUSH_INTERVAL_S = 5.0      # longest the page delivery loop sleeps between rounds
 
 
 @dataclass
@@ -44,8 +48,10 @@ class SinkAgents:
     agents: list[Any] = field(default_factory=list)
 
 
-def _decode(value: bytes) -> EarlyWarning:
-    """A warning from the outbox; ValueError/KeyError/TypeError when the bytes are not one."""
+def _decode(value: bytes | None) -> EarlyWarning:
+    """A warning from the outbox; ValueError (with a bounded message) when the bytes are not one."""
+    if value is None:
+        raise ValueError("an empty record (tombstone)")
     warning = EarlyWarning.from_json(value)
     if warning.severity not in SEVERITY_RANK:
         raise ValueError(f"expected a severity among {', '.join(SEVERITY_RANK)}, got {warning.severity!r}")
@@ -75,10 +81,28 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
     app.conf.stream_wait_empty = False
     app.fundflow_sinks = wired
 
-    async def send_dead_letter(key: bytes | None, value: bytes, reason: str, error: str, origin: Origin) -> None:
-        letter = DeadLetter(key=key, value=value, reason=reason, error=error, origin=origin)
-        pending = await deadletter_topic.send(key=letter.key, value=letter.value, headers=letter.headers())
-        await pending
+    publisher = Publisher(warnings_topic, deadletter_topic)
+
+    async def send_dead_letter(key: bytes | None, value: bytes | None, reason: str, error: str,
+                               origin: Origin) -> None:
+        await publisher.send_dead_letter(DeadLetter(key=key, value=value, reason=reason, error=error, origin=origin))
+
+    async def store_one_by_one(decoded: list[tuple[EarlyWarning, Any]], exc: Exception) -> None:
+        """A batch the store failed on with an error that is not the store's (a defect, or a value it cannot
+        take): each warning alone, and the ones that still fail dead-lettered, so one row cannot block the
+        outbox for good."""
+        log.error("storing a batch of %d warnings failed (%s: %s); storing them one by one", len(decoded),
+                  type(exc).__name__, str(exc)[:300])
+        for warning, message in decoded:
+            try:
+                await sink.write([warning])
+            except (asyncio.CancelledError, RetryStopped):
+                raise
+            except Exception as single:  # noqa: BLE001 - see the docstring
+                wired.bad_warnings += 1
+                await send_dead_letter(message.key, message.value, UNSTORABLE_WARNING,
+                                       f"{type(single).__name__}: {str(single)[:500]}",
+                                       Origin(message.topic, message.partition, message.offset))
 
     async def store_warnings(stream) -> None:
         if not sink.schema_ready:
@@ -88,18 +112,23 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
                 return
         interval_s = settings.clickhouse_batch_interval / 1000
         async for events in stream.take_events(settings.clickhouse_batch_size, within=interval_s):
-            warnings = []
+            decoded: list[tuple[EarlyWarning, Any]] = []
             for event in events:
                 message = event.message
                 try:
-                    warnings.append(_decode(message.value))
-                except (ValueError, KeyError, TypeError) as exc:
+                    decoded.append((_decode(message.value), message))
+                except ValueError as exc:
                     wired.bad_warnings += 1
                     await send_dead_letter(message.key, message.value, BAD_WARNING,
-                                           f"not a warning: {exc!r}",
+                                           f"not a warning: {str(exc)[:500]}",
                                            Origin(message.topic, message.partition, message.offset))
             try:
-                await sink.write(warnings)
+                try:
+                    await sink.write([warning for warning, _ in decoded])
+                except (asyncio.CancelledError, RetryStopped):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - isolated row by row; never kills the agent
+                    await store_one_by_one(decoded, exc)
             except asyncio.CancelledError:
                 _release_unstored(events)
                 raise
@@ -112,42 +141,48 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
     wired.agents.append(store_agent)
 
     if settings.webhook_url:
-        origin_now: list[Origin] = [Origin(settings.warnings_topic, -1, -1)]
+        ledger_origin = Origin(settings.warnings_topic, -1, -1)    # a page is dead-lettered from the ledger
 
         async def page_dead_letter(warning: EarlyWarning, reason: str, detail: str) -> None:
-            await send_dead_letter(warning.warning_id.encode(), warning.to_json(), reason, detail, origin_now[0])
+            await send_dead_letter(warning.warning_id.encode(), warning.to_json(), reason, detail, ledger_origin)
 
         pager = PagerSink(PagerConfig.from_settings(settings), PageLedger.in_data_dir(settings.data_dir),
-                          page_dead_letter, policy=RetryPolicy.from_settings(settings, settings.webhook_max_attempts),
-                          sleep=sleep, clock=clock, on_status=_reporter(app, PAGER))
+                          page_dead_letter, policy=RetryPolicy.from_settings(settings), sleep=sleep, clock=clock,
+                          on_status=_reporter(app, PAGER), stopping=lambda: bool(app.should_stop))
         wired.pager = pager
-        lock = asyncio.Lock()
+        queued = asyncio.Event()
 
         async def page_warnings(stream) -> None:
+            # Deciding and queueing only (into the durable ledger): the offset is committed once the page is
+            # queued, and a webhook outage never holds up this agent.
             async for event in stream.events():
-                message = event.message
                 try:
-                    warning = _decode(message.value)
-                except (ValueError, KeyError, TypeError):
+                    warning = _decode(event.message.value)
+                except ValueError:
                     continue  # the ClickHouse agent dead-letters it; one letter per bad message is enough
-                async with lock:
-                    origin_now[0] = Origin(message.topic, message.partition, message.offset)
-                    try:
-                        await pager.handle(warning)
-                    except asyncio.CancelledError:
-                        _release_unstored([event])  # stopped mid-retry: page it after the restart instead
-                        raise
-                    finally:
-                        origin_now[0] = Origin(settings.warnings_topic, -1, -1)
+                if await pager.handle(warning) == QUEUED:
+                    queued.set()
 
         wired.agents.append(app.agent(warnings_topic, name="fundflow.sink.pager", concurrency=1)(
             _named(page_warnings, "page_warnings")))
 
-        async def flush_storms() -> None:
-            async with lock:
-                await pager.flush_due()
+        async def deliver_pages() -> None:
+            """Send the queue, then the storm summaries that are due; wait for a new page or the next round."""
+            while not app.should_stop:
+                queued.clear()
+                try:
+                    await pager.deliver_queued()
+                    await pager.flush_due()
+                except RetryStopped:
+                    return                       # shutting down: the ledger keeps the queue for the next start
+                except Exception:  # noqa: BLE001 - a failing round must not end delivery for good
+                    log.exception("paging round failed; the pages stay queued")
+                try:
+                    await asyncio.wait_for(queued.wait(), STORM_FLUSH_INTERVAL_S)
+                except asyncio.TimeoutError:
+                    pass
 
-        app.timer(STORM_FLUSH_INTERVAL_S, name="fundflow.sink.pager.storms")(_named_timer(flush_storms))
+        app.task(deliver_pages)
 
         @app.on_before_shutdown.connect
         async def _close_pager_http(*_: Any, **__: Any) -> None:
@@ -189,9 +224,3 @@ def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         await fn(stream)
     agent.__name__ = agent.__qualname__ = name
     return agent
-
-
-def _named_timer(fn: Callable[[], Any]) -> Callable[[], Any]:
-    async def flush_storms() -> None:
-        await fn()
-    return flush_storms

@@ -14,7 +14,7 @@ import pytest
 
 from stream.sinks import payloads
 from stream.sinks.base import RetryPolicy
-from stream.sinks.dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, PageLedger
+from stream.sinks.dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, QUEUED, PageLedger
 from stream.sinks.pager import DUPLICATE, SKIPPED_SEVERITY, SKIPPED_TARGET, PagerConfig, PagerSink
 from stream.warning import EarlyWarning, make_warning_id
 
@@ -126,9 +126,18 @@ def harness(tmp_path, webhook, clock):
     return Harness(tmp_path, webhook, clock)
 
 
+async def _settled(sink: PagerSink, warnings) -> list[str]:
+    """Queue each warning, send the queue, and say where each ended: paged, dead-lettered, still queued, or what
+    `handle` decided without queueing it (held, skipped, duplicate)."""
+    outcomes = [await sink.handle(w) for w in warnings]
+    await sink.deliver_queued()
+    return [sink.ledger.state_of(w.warning_id) if outcome == QUEUED else outcome
+            for outcome, w in zip(outcomes, warnings)]
+
+
 async def _handle_all(sink: PagerSink, warnings) -> list[str]:
     try:
-        return [await sink.handle(w) for w in warnings]
+        return await _settled(sink, warnings)
     finally:
         await sink.close()
 
@@ -170,7 +179,7 @@ def test_server_error_is_retried_with_backoff_and_delivered_once(harness, webhoo
     assert len(webhook.requests) == 3
     assert all(r["signature_ok"] for r in webhook.requests)
     assert [ok for ok, _ in harness.reports] == [False, False, True]
-    assert harness.reports[0][1] == "HTTP 500"
+    assert harness.reports[0][1] == "HTTP 500; 1 page queued, the oldest for 0s"
     assert len(harness.sleep.waits) == 2
     assert 0.25 <= harness.sleep.waits[0] <= 0.5 and 0.5 <= harness.sleep.waits[1] <= 1.0  # backoff with jitter
     # Delivered once: a second sink on the same ledger does not send it again.
@@ -198,14 +207,38 @@ def test_client_error_goes_to_the_dead_letter_with_status_and_body_and_is_not_re
     assert PageLedger.in_data_dir(harness.tmp_path / "data").state_of(warning.warning_id) == DEAD_LETTERED
 
 
-def test_unreachable_webhook_is_retried_then_dead_lettered(harness, webhook):
+def test_an_unreachable_webhook_keeps_the_page_queued_and_never_dead_letters_it(harness, webhook):
+    """Regression: after 12 failed attempts (40-140 s of outage) a page used to be dead-lettered for good."""
     webhook.close()  # nothing listens on the port any more
     sink = harness.sink()
-    assert asyncio.run(_handle_all(sink, [_warning(7)])) == [DEAD_LETTERED]
-    assert len(harness.sleep.waits) == 4  # five attempts
+    warning = _warning(7)
+    assert asyncio.run(_handle_all(sink, [warning])) == [QUEUED]
+    assert len(harness.sleep.waits) == 4  # one round of five attempts, then it waits for the next round
     assert [ok for ok, _ in harness.reports] == [False] * 5 and "unreachable" in harness.reports[0][1]
-    [(_, reason, detail)] = harness.dead_letters
-    assert reason == "pager_undeliverable" and "5 attempts" in detail
+    assert "1 page queued" in harness.reports[-1][1]
+    assert harness.dead_letters == []
+    ledger = PageLedger.in_data_dir(harness.tmp_path / "data")
+    assert [w.warning_id for w in ledger.queued()] == [warning.warning_id]     # durable: survives a restart
+
+
+@pytest.mark.parametrize("status", [500, 503, 408, 429])
+def test_an_outage_longer_than_a_round_delays_pages_in_order_and_loses_none(harness, webhook, status):
+    webhook.script = [(status, {}, b"down")] * 7
+    warnings = [_warning(20), _warning(21)]
+
+    async def outage():
+        sink = harness.sink()
+        try:
+            first = await _settled(sink, warnings)        # five attempts: still down
+            second = await sink.deliver_queued()          # two more failures, then the webhook is back
+            return first, second, [sink.ledger.state_of(w.warning_id) for w in warnings], sink.queue_stats()
+        finally:
+            await sink.close()
+
+    first, sent, states, (queued, _) = asyncio.run(outage())
+    assert first == [QUEUED, QUEUED] and sent == 2 and states == [PAGED, PAGED] and queued == 0
+    assert [b["warning_id"] for b in webhook.bodies()[-2:]] == [w.warning_id for w in warnings]
+    assert harness.dead_letters == []
 
 
 def test_a_restarted_sink_does_not_page_an_already_paged_warning(harness, webhook):
@@ -222,8 +255,7 @@ def test_storm_is_grouped_into_one_summary_page_after_the_minute_even_across_a_r
     async def first_minute():
         sink = harness.sink(storm_limit=3)
         try:
-            outcomes = [await sink.handle(w) for w in storm[:6]]
-            outcomes.append(await sink.handle(other))
+            outcomes = await _settled(sink, storm[:6] + [other])
             assert await sink.flush_due() == 0  # the minute is not over yet
             return outcomes
         finally:
