@@ -8,6 +8,7 @@ import asyncio
 import json
 import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -49,7 +50,8 @@ class RecordingSleep:
 
 class Webhook:
     """A real HTTP server: answers from `script` (status, headers, body) in order, then 200s; records
-    (headers, body, signature_ok) of every request."""
+    (headers, body, signature_ok) of every request. A scripted `X-Delay` header (seconds) is not sent: the
+    server waits that long before answering, like a slow receiver."""
 
     def __init__(self, clock: Clock) -> None:
         self.script: list[tuple[int, dict[str, str], bytes]] = []
@@ -66,6 +68,10 @@ class Webhook:
                         "path": self.path, "headers": headers, "body": body,
                         "signature_ok": payloads.verify(SECRET, headers, body, clock() // 1000)})
                     status, extra, reply = hook.script.pop(0) if hook.script else (200, {}, b'{"status":"ok"}')
+                extra = dict(extra)
+                delay = float(extra.pop("X-Delay", 0))
+                if delay:
+                    time.sleep(delay)
                 self.send_response(status)
                 for name, value in extra.items():
                     self.send_header(name, value)
