@@ -1,6 +1,8 @@
 # make test: install everything this checkout needs (virtualenv, package, ClickHouse server), run the tests.
 # make demo: the same setup, then the local end-to-end demo.
 # make bench: the benchmarks with their targets (BENCH_ARGS=--quick for a short run); see bench/README.md.
+# make faults: the long fault-injection run (kills, outages, poison) with its figures.
+# make fuzz: 1,000,000 mutated event lines through the parser and `fundflow replay` (FUZZ_LINES to change).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +11,9 @@ CLICKHOUSE_SERVER := /usr/sbin/clickhouse-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup clickhouse test demo bench clean
+FUZZ_LINES ?= 1000000
+
+.PHONY: setup clickhouse test demo bench faults fuzz clean
 
 setup: $(VENV)/.installed clickhouse
 
@@ -38,6 +42,12 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+faults: setup
+	FUNDFLOW_FAULTS=long $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_fault_injection.py
+
+fuzz: setup
+	$(BIN)/python -m bench.fuzz --lines $(FUZZ_LINES)
 
 clean:
 	rm -rf .pytest_cache .hypothesis .fundflow

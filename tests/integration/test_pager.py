@@ -50,7 +50,8 @@ class RecordingSleep:
 
 class Webhook:
     """A real HTTP server: answers from `script` (status, headers, body) in order, then 200s; records
-    (headers, body, signature_ok) of every request. A scripted `X-Delay` header (seconds) is not sent: the
+    (headers, body, signature_ok, and `answered`: the status the sender received, None if it went away first)
+    of every request. A scripted `X-Delay` header (seconds) is not sent: the
     server waits that long before answering, like a slow receiver."""
 
     def __init__(self, clock: Clock) -> None:
@@ -63,10 +64,10 @@ class Webhook:
             def do_POST(self):  # noqa: N802 (http.server naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 headers = dict(self.headers.items())
+                record = {"path": self.path, "headers": headers, "body": body, "answered": None,
+                          "signature_ok": payloads.verify(SECRET, headers, body, clock() // 1000)}
                 with hook.lock:
-                    hook.requests.append({
-                        "path": self.path, "headers": headers, "body": body,
-                        "signature_ok": payloads.verify(SECRET, headers, body, clock() // 1000)})
+                    hook.requests.append(record)
                     status, extra, reply = hook.script.pop(0) if hook.script else (200, {}, b'{"status":"ok"}')
                 extra = dict(extra)
                 delay = float(extra.pop("X-Delay", 0))
@@ -76,8 +77,13 @@ class Webhook:
                 for name, value in extra.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                try:
+                    self.end_headers()
+                    self.wfile.write(reply)
+                    self.wfile.flush()
+                except OSError:          # the sender went away (killed, or timed out) before the answer
+                    return
+                record["answered"] = status
 
             def log_message(self, *args):
                 pass
