@@ -47,7 +47,7 @@ faults: setup
 	FUNDFLOW_FAULTS=long $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_fault_injection.py
 
 fuzz: setup
-	$(BIN)/python -m bench.fuzz --lines $(FUZZ_LINES)
+	$(BIN)/python tests/fuzz_events.py --lines $(FUZZ_LINES)
 
 clean:
 	rm -rf .pytest_cache .hypothesis .fundflow
