@@ -45,10 +45,11 @@ class Plan:
     instances: int
     kills: int              # SIGKILLs of the worker; the ClickHouse outage spans one of them
     poison_rounds: int      # each round puts one of every kind of poison message in the input
+    accounts: int = 400
 
 
 SHORT = Plan(seed=11, days=2, background_per_day=700, instances=2, kills=2, poison_rounds=1)
-LONG = Plan(seed=12, days=5, background_per_day=3000, instances=4, kills=5, poison_rounds=4)
+LONG = Plan(seed=12, days=5, background_per_day=3000, instances=4, kills=5, poison_rounds=4, accounts=2000)
 
 
 def poison(round_no: int, ledger_start_ms: int) -> list[tuple[bytes, bytes, str]]:
@@ -119,7 +120,7 @@ def stored_ids(url: str) -> set[str]:
 
 def test_kills_outages_a_failing_webhook_and_poison_lose_nothing(kafka_broker, tmp_path, unique, free_port):
     plan = LONG if os.environ.get("FUNDFLOW_FAULTS") == "long" else SHORT
-    events, _ = simulate(SimParams(seed=plan.seed, accounts=400, days=plan.days, instances=plan.instances,
+    events, _ = simulate(SimParams(seed=plan.seed, accounts=plan.accounts, days=plan.days, instances=plan.instances,
                                    background_per_day=plan.background_per_day))
     events = list(events)
     start_ms = min(_ts(e) for e in events)

@@ -221,3 +221,12 @@ def test_failures_of_a_compiled_where_are_counted_too():
     assert run(det, events) == []
     assert det.stats()["where_errors"] == {"fan-in": where.stats.failures}
     assert where.stats.failures >= 1
+
+
+def test_detected_at_given_by_the_caller_wins_over_the_clock():
+    det = detector(rule("rapid_cashout"), clock=lambda: 1_800_000_000_000)
+    warnings = []
+    for event in cashout_story():
+        warnings += det.process(event, detected_at=1_900_000_000_000)
+    (warning,) = warnings
+    assert warning.detected_at == 1_900_000_000_000

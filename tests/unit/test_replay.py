@@ -129,3 +129,36 @@ def test_replay_can_trace_money_of_unknown_origin(tmp_path):
                  str(tmp_path / "w.jsonl")])
     assert code == 0
     assert main(["replay", str(path), "--no-progress", "--trace-inflows-above", "-1"]) == 1
+
+
+def test_replay_exits_0_on_deeply_nested_and_oversized_lines(tmp_path, capsys):
+    """Regression: 1000 levels of nesting in any field raised RecursionError and `fundflow replay` exited 1."""
+    nested = "[" * 1000 + "]" * 1000
+    hostile = [LINES[0][:-1] + f',"{name}":{nested}}}' for name in ("event_id", "ts", "account", "amount", "type",
+                                                                      "currency", "loan_id")]
+    hostile.append(LINES[0][:-1] + ',"loan_id":"' + "L" * 400_000 + '"}')
+    path = tmp_path / "hostile.jsonl"
+    path.write_text("\n".join(LINES + hostile) + "\n")
+    assert main(["replay", str(path), "--rules", str(PACK), "--out", str(tmp_path / "w.jsonl"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "too_deep 7" in err and "message_too_large 1" in err and "2 warnings" in err
+
+
+def test_warnings_from_the_outbox_are_decoded_as_untrusted_input(tmp_path):
+    """Regression: a record written straight into the warnings topic reached `repr()` and deep recursion in the
+    sink agents. Every problem is a ValueError with a short message."""
+    good = orjson.loads(run(ledger(tmp_path))[2].splitlines()[0])
+    nested = "[" * 1000 + "]" * 1000
+    cases = [b"\xff\xfe", b"[]", orjson.dumps({**good, "accounts": "U1"}), orjson.dumps({**good, "score": "x"}),
+             orjson.dumps({k: v for k, v in good.items() if k != "rule_id"}), orjson.dumps({**good, "warning_id": ""}),
+             orjson.dumps({**good, "event_ts": "1969-12-31T23:59:59Z"}), orjson.dumps({**good, "txn_ids": [1, 2]}),
+             orjson.dumps(good)[:-1] + f',"evidence":{{"a":{nested}}}}}'.encode(),
+             orjson.dumps({**good, "summary": "s" * 2_000_000})]
+    for raw in cases:
+        try:
+            EarlyWarning.from_json(raw)
+        except ValueError as exc:
+            assert len(str(exc)) < 300
+        else:
+            raise AssertionError(f"accepted {raw[:80]!r}")
+    assert EarlyWarning.from_json(orjson.dumps(good)).to_dict() == good

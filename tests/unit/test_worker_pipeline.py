@@ -190,3 +190,46 @@ def test_a_real_jump_in_event_time_is_confirmed_and_nothing_is_dead_lettered():
         seen = [o.event.event_id for o in published if o.event is not None]
         assert seen == ["t0", "t1", "t2", "t3"]
     asyncio.run(run())
+
+
+def test_events_left_behind_by_a_confirmed_jump_are_dead_lettered_as_too_old_not_dropped():
+    """Regression: after three far-ahead events confirmed a jump, events at the old time reached the detector,
+    were older than its window and vanished without a dead letter or a count."""
+    from stream.detection.detector import Detector
+    from stream.rules.model import RuleSet
+
+    async def run():
+        detector = Detector(RuleSet(()), window_ms=3_600_000, lateness_ms=60_000)
+        pipeline, _, published, _ = make(detector)
+        await opened(pipeline, detector)
+        day = 86_400_000
+        await pipeline.offer(transfer("t0", 0), key=b"A", origin=Origin("t", 0, 0))
+        for n in range(1, 4):
+            await pipeline.offer(transfer(f"t{n}", 3 * day + n), key=b"A", origin=Origin("t", 0, n))
+        await pipeline.offer(transfer("late", 10), key=b"A", origin=Origin("t", 0, 4))
+        await pipeline.flush()
+        letters = [o.dead_letter for o in published if o.dead_letter is not None]
+        assert [(d.reason, d.origin.offset) for d in letters] == [("too_old", 4)]
+        assert "older than the window" in letters[0].error and pipeline.handler.refused == {"too_old": 1}
+    asyncio.run(run())
+
+
+def test_the_record_timestamp_reaches_the_detector_as_the_detection_time():
+    """detected_at is the Kafka timestamp of the completing record, a part of the log: a rebuild that replays
+    the log re-emits byte-identical warnings (the wall clock would differ at every replay)."""
+    class StampingDetector(ThirdTransferDetector):
+        def process(self, event, detected_at=None):
+            self.stamps = getattr(self, "stamps", []) + [detected_at]
+            return super().process(event, detected_at)
+
+    detector = StampingDetector()
+
+    async def run():
+        pipeline, _, _, _ = make(detector)
+        await opened(pipeline, detector)
+        for n in range(3):
+            await pipeline.offer(transfer(f"t{n}", n), key=b"A", origin=Origin("t", 0, n, BASE + 5_000 + n))
+        await pipeline.offer(transfer("t9", 9), key=b"A", origin=Origin("t", 0, 9))      # no timestamp known
+        await pipeline.flush()
+    asyncio.run(run())
+    assert detector.stamps == [BASE + 5_000, BASE + 5_001, BASE + 5_002, None]
