@@ -2,7 +2,7 @@
 
 A ledger meant to fill a window of N edges keeps the same activity per account whatever N is (about 3 ordinary
 events per account per day), so a bigger graph means more accounts, not busier ones: the neighbourhood of an
-event stays alike and only the size of the whole graph changes (what DESIGN.md invariant 4 is about).
+event stays alike and only the size of the whole graph changes (what docs/architecture.md, invariant 5 is about).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cost per event against the size of the window (DESIGN.md invariant 4: it must stay flat).
+"""Cost per event against the size of the window (docs/architecture.md, invariant 5: it must stay flat).
 
 Each size has its own ledger with the same activity per account (bench.ledgers), so only the number of accounts,
 and with it the size of the graph, changes. The cost at a size is the CPU time per event over the last 10% of

@@ -1,6 +1,6 @@
 """How well a rule pack finds what was planted: recall per typology, precision, and noise on look-alikes.
 
-Pure functions over warnings (DESIGN §5 dicts, as `fundflow replay` writes them) and a `Truth` (the simulator's
+Pure functions over warnings (docs/architecture.md §5 dicts, as `fundflow replay` writes them) and a `Truth` (the simulator's
 or the AMLSim benchmark's: same format).
 
 **Overlap.** A warning *overlaps* a labelled instance when it shares at least one transaction id, or at
@@ -284,7 +284,7 @@ def _recall_of(members: Iterable[int], truth: Truth, detected: list[bool], detec
 
 def warning_from_dict(data: Any, *, where: str = "<warning>") -> WarningRef:
     if not isinstance(data, Mapping):
-        raise EvaluationError(f"{where}: expected a warning object (DESIGN §5), got {type(data).__name__}")
+        raise EvaluationError(f"{where}: expected a warning object (docs/architecture.md §5), got {type(data).__name__}")
     values: dict[str, Any] = {}
     for name in ("rule_id", "kind"):
         value = data.get(name)

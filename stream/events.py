@@ -1,4 +1,4 @@
-"""Disbursement and transfer events (DESIGN.md §4) and the one parser every input path uses.
+"""Disbursement and transfer events (docs/architecture.md §4) and the one parser every input path uses.
 
 Kafka messages, `.jsonl` files, rule tests and the simulator all go through `parse_event`, so a message is
 accepted or refused for the same reason everywhere. Every refusal is an `EventError` whose `reason` is a

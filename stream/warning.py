@@ -1,4 +1,4 @@
-"""The early warning (DESIGN.md §5): what the detector emits and every sink stores or pages.
+"""The early warning (docs/architecture.md §5): what the detector emits and every sink stores or pages.
 
 `warning_id` is a hash of what the warning is about (rule id, rule version, subject), so re-processing the
 same events yields the same id and every sink can drop duplicates.

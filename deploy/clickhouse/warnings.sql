@@ -1,4 +1,4 @@
--- fundflow early warnings (DESIGN.md §5), one row per warning_id after deduplication.
+-- fundflow early warnings (docs/architecture.md §5), one row per warning_id after deduplication.
 --
 -- Runs unchanged on ClickHouse 18.16 and on current ClickHouse (chDB); the worker runs it at start
 -- (CREATE ... IF NOT EXISTS), in the database named by clickhouse_url.

@@ -13,8 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "replay", help="run the detector over a recorded ledger file",
         description="Parse each line like the worker does, run the detector, and write every warning as a JSON "
-                    "line (DESIGN §5) to stdout or --out. Bad lines are reported and skipped. detected_at is "
-                    "the event time, so the output is the same on every run.")
+                    "line (docs/architecture.md §5) to stdout or --out. Bad lines are reported and skipped. "
+                    "detected_at is the event time, so the output is the same on every run.")
     parser.add_argument("events", type=Path, metavar="EVENTS.jsonl", help="one JSON event per line; .gz accepted")
     parser.add_argument("--rules", type=Path, action="append", default=None, metavar="DIR|FILE",
                         help="rule directory or file (repeatable; default: the rules_dir setting)")

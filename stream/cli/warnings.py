@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--since", metavar="AGO|TS",
                         help="event time at or after: a duration back from now (2h, 1d) or an RFC 3339 time")
     parser.add_argument("--limit", metavar="N", type=int, default=50, help="at most N warnings (default 50)")
-    parser.add_argument("--json", action="store_true", help="one warning JSON object per line (DESIGN §5 shape)")
+    parser.add_argument("--json", action="store_true",
+                        help="one warning JSON object per line (docs/architecture.md §5 shape)")
     parser.add_argument("--store", metavar="URL", help="override clickhouse_url from the settings")
     parser.set_defaults(func=run)
 

@@ -16,7 +16,7 @@ from .tracer import Allocation, FundTracer, TracerOptions
 
 @dataclass(frozen=True, slots=True)
 class SearchLimits:
-    """Caps that keep one event's work bounded whatever the graph's size (DESIGN.md invariant 4)."""
+    """Caps that keep one event's work bounded whatever the graph's size (docs/architecture.md, invariant 5)."""
 
     degree_cap: int = 1000      # neighbours scanned around the event's own accounts
     branch_cap: int = 50        # neighbours scanned per node one or more hops further away

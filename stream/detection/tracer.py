@@ -17,7 +17,7 @@ starts a new lot of its own, so that non-loan money can be followed too.
 
 The state is keyed by account and every hop is explicit: `take` removes money from the source account and
 returns the pieces it carries, `deposit` hands them to the destination. A partitioned deployment can run the two
-halves on the workers owning each account and ship the pieces between them (DESIGN.md invariant 6).
+halves on the workers owning each account and ship the pieces between them (docs/architecture.md, invariant 7).
 
 Bounded cost: at most `max_lots_per_account` lots per account (the smallest leaves when a new one arrives),
 pieces below `min_lot_amount` merge into a lot of the same origin at the destination or are dropped, paths are

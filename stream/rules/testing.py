@@ -281,7 +281,7 @@ def _test_case(entry: Any, line: int, file: str, defaults: dict[str, Any], known
 
 def _event(raw: Any, start: int, index: int, file: str, line: int, test: str) -> Event:
     if not isinstance(raw, dict):
-        raise RuleTestError(f"test {test!r}: an event must be a mapping (DESIGN §4 fields)", file, line)
+        raise RuleTestError(f"test {test!r}: an event must be a mapping (docs/architecture.md §4 fields)", file, line)
     obj = {key: _plain(value) for key, value in raw.items()}
     obj.setdefault("event_id", f"e{index + 1}")
     ts = obj.get("ts")

@@ -1,6 +1,6 @@
 """A labelled synthetic consumer-credit ledger: background life, planted laundering, benign look-alikes.
 
-`simulate(params)` returns the events (DESIGN §4 dicts, in event-time order) and the `Truth` that labels
+`simulate(params)` returns the events (docs/architecture.md §4 dicts, in event-time order) and the `Truth` that labels
 them; `write_ledger` writes both files. Everything is drawn from one `random.Random(params.seed)`, so a seed
 always gives the same bytes.
 """

@@ -1,4 +1,4 @@
-"""Raw ledger tuples -> DESIGN §4 event dicts and JSON lines, fast.
+"""Raw ledger tuples -> docs/architecture.md §4 event dicts and JSON lines, fast.
 
 Formatting dominates the cost of a big ledger, so timestamps are built from a precomputed date prefix per
 day plus integer arithmetic (no datetime per event), amounts with integer division, and lines are encoded by
@@ -40,7 +40,7 @@ class TimestampFormatter:
 
 def event_dicts(records: list[tuple], event_ids: list[str], loan_ids: list[str], currency: str,
                 bad: list[tuple[int, dict[str, Any]]] = ()) -> Iterator[dict[str, Any]]:
-    """Sorted raw records with their final ids -> event dicts in DESIGN §4 key order; `bad` events
+    """Sorted raw records with their final ids -> event dicts in docs/architecture.md §4 key order; `bad` events
     (position, dict) are yielded just before the record at their position."""
     fmt = TimestampFormatter()
     minutes = fmt.minutes

@@ -1,6 +1,6 @@
 """Retrying a sink: exponential backoff with jitter, a cap, and an injected sleep and random source.
 
-Sinks retry rather than drop (DESIGN §3.3). The policy is a plain value and the waiting is a function
+Sinks retry rather than drop (docs/architecture.md, invariant 3). The policy is a plain value and the waiting is a function
 passed in, so tests check every wait without waiting, and production uses `asyncio.sleep`.
 """
 

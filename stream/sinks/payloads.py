@@ -57,7 +57,7 @@ class StormSummary:
 
 
 def generic_body(warning: EarlyWarning) -> bytes:
-    """The warning's DESIGN §5 JSON, exactly as in the outbox."""
+    """The warning's docs/architecture.md §5 JSON, exactly as in the outbox."""
     return warning.to_json()
 
 

@@ -47,7 +47,7 @@ def warning_to_row(warning: EarlyWarning, inserted_ms: int) -> dict[str, Any]:
 
 
 def row_to_warning_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored row back in the DESIGN §5 JSON shape (what `fundflow warnings --json` prints)."""
+    """A stored row back in the docs/architecture.md §5 JSON shape (what `fundflow warnings --json` prints)."""
     return {
         "warning_id": row["warning_id"], "rule_id": row["rule_id"], "rule_version": row["rule_version"],
         "kind": row["kind"], "severity": row["severity"], "score": round(float(row["score"]), 4),

@@ -2,7 +2,7 @@
 
 Decisions live in `MessageHandler`, ordering and state generations in `Pipeline`, rebuilds in
 `recovery`, rule reloads in `reload`; this module only wires Kafka to them. One agent per input topic,
-concurrency 1, so each partition's events reach the aligner in log order (DESIGN §3.1); the aligner then
+concurrency 1, so each partition's events reach the aligner in log order (docs/architecture.md, invariant 1); the aligner then
 releases them to the detector in event-time order across partitions. A warning is acknowledged by the
 broker before the next event is detected, so a crash can re-emit a warning (same id, sinks dedupe) but
 never lose one.

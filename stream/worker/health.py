@@ -1,7 +1,7 @@
 """Liveness and readiness of the worker, and the bodies of its /healthz, /readyz and /metrics pages.
 
 Live means the process runs its event loop: an orchestrator restarts a worker that is not. Ready means
-it is worth routing to and rolling past: detector state rebuilt from the log window (DESIGN §3.5) and
+it is worth routing to and rolling past: detector state rebuilt from the log window (docs/architecture.md, invariant 6) and
 every sink reachable. A worker that is live but not ready must not be restarted: it is catching up, or
 waiting for a sink, and restarting it only starts the rebuild again. That is why the two are separate.
 

@@ -1,4 +1,4 @@
-"""Rebuilding detector state from the input log when partitions are assigned (DESIGN §3.5).
+"""Rebuilding detector state from the input log when partitions are assigned (docs/architecture.md, invariant 6).
 
 Why log replay and not snapshots: the detector's state is, by design, a function of the last `window` of
 the input log, and the log is already durable, ordered and retained for longer than the window. Replaying
