@@ -103,9 +103,10 @@ class Detector:
 
     def process(self, event: Event, detected_at: int | None = None) -> list[EarlyWarning]:
         """The warnings this event completes; `detected_at`, when given, is their detection time (the worker
-        passes the Kafka timestamp of the record, so a replay of the log re-emits byte-identical warnings). An event older than the window is refused with
-        `EventError(too_old)`: it can no longer be judged, and the caller dead-letters it rather than drop it in
-        silence. A duplicate event id (at-least-once delivery) is recorded once and raises nothing."""
+        passes the Kafka timestamp of the record, so a replay of the log re-emits byte-identical warnings).
+
+        An event older than the window is refused with `EventError(too_old)`: it can no longer be judged, and
+        the caller dead-letters it rather than drop it in silence. A duplicate event id (at-least-once delivery) is recorded once and raises nothing."""
         verdict = self.state.apply(event)
         if verdict == TOO_OLD:
             cutoff = self.state.graph.cutoff
