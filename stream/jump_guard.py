@@ -43,6 +43,9 @@ class JumpGuard(Generic[T]):
     def holding(self) -> int:
         return len(self._held)
 
+    def held(self) -> list[T]:
+        return [entry[2] for entry in self._held]
+
     def offer(self, ts: int, event_id: str | None, item: T, watermark: int | None) -> Verdict[T]:
         verdict: Verdict[T] = Verdict()
         if watermark is None or ts <= watermark + MAX_FUTURE_MS:

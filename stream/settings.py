@@ -164,7 +164,11 @@ class Settings:
     broker_fetch_max_wait: int = _setting("100ms", _duration,
                                           "longest a fetch waits at the broker for new data (Kafka answers "
                                           "as soon as data arrives; some dev brokers wait it out)")
-    data_dir: str = _setting(".fundflow", _text, "local state of the worker")
+    data_dir: str = _setting(".fundflow", _text, "local state of the worker (page ledger, snapshots)")
+    snapshot_interval: int = _setting("60s", _duration,
+                                      "how often the worker snapshots its detection state to data_dir, so a "
+                                      "restart replays only the log after it; 0 = never (every start replays "
+                                      "the whole window)")
 
     @property
     def broker_bootstrap(self) -> list[str]:

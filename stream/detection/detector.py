@@ -96,6 +96,14 @@ class Detector:
     def watermark(self) -> int | None:
         return self.state.watermark
 
+    def export_state(self) -> tuple:
+        """Everything this detector learnt from events (not the rules): what a snapshot stores."""
+        return (self.state, self._cooldowns, self._cooldown_expiry)
+
+    def import_state(self, exported: tuple) -> None:
+        """Continue from an exported state; the rules stay this detector's own."""
+        self.state, self._cooldowns, self._cooldown_expiry = exported
+
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in a new rule set; graph, tracer and cooldowns are kept. Atomic: compiled first, then one
         assignment, so an event is checked against either the old or the new set, never a mix."""

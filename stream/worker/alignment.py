@@ -86,6 +86,10 @@ class EventTimeAligner(Generic[T]):
         return any(max_ts < ts and now - max(seen_at[source], arrived) < idle_after
                    for source, max_ts in self._source_max_ts.items())
 
+    def held(self) -> list[T]:
+        """The items waiting, in no particular order (what a snapshot must not count as detected)."""
+        return [entry[3] for entry in self._heap]
+
     def flush(self) -> list[T]:
         """Everything held, in order (shutdown, or all sources idle)."""
         out = [entry[3] for entry in sorted(self._heap, key=lambda entry: entry[:2])] if self._heap else []

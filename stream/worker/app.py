@@ -27,7 +27,9 @@ from .pipeline import Pipeline
 from .publisher import Publisher
 from .recovery import StateRecovery
 from .reload import RuleReloader
+from .checkpoint import Compatibility, SnapshotWriter, read_snapshot, snapshot_path
 from .transport import WorkerApp
+from ..clock import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +96,16 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
         if health is not None:
             health.mark_state_rebuilt(rebuilt, detail)
 
+    snapshots = None
+    if settings.snapshot_interval > 0:
+        snapshots = SnapshotWriter(snapshot_path(settings.data_dir, app.conf.id),
+                                   Compatibility.current(app.conf.id, detection_settings(settings)))
     recovery = StateRecovery(pipeline, make_detector, bootstrap=settings.broker_bootstrap, group_id=app.conf.id,
                              input_topics=input_topics, span_ms=settings.window + settings.allowed_lateness,
-                             on_state=report_state)
+                             on_state=report_state,
+                             load_snapshot=(lambda partitions: read_snapshot(snapshots.path, snapshots.compatibility,
+                                                                             partitions)) if snapshots else None)
+    app.fundflow_snapshots = snapshots
     app.fundflow_handler = handler
     app.fundflow_publisher = publisher
     app.fundflow_settings = settings
@@ -133,6 +142,20 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
 
     app.timer(ALIGN_TICK_S, name="fundflow.align")(release_aligned)
 
+    def snapshot_now() -> bool:
+        taken = pipeline.checkpoint()
+        return taken is not None and snapshots.start(*taken, now_ms=wall_clock_ms())
+
+    if snapshots is not None:
+        async def take_snapshot() -> None:
+            try:
+                snapshots.poll()
+                snapshot_now()
+            except Exception:  # noqa: BLE001 - a failed snapshot costs restart time, never detection
+                log.exception("taking a snapshot failed; the previous one stays")
+
+        app.timer(settings.snapshot_interval / 1000, name="fundflow.snapshot")(take_snapshot)
+
     async def on_assigned(_sender: Any, assigned: Any, **_: Any) -> None:
         await recovery.on_assigned(assigned)
 
@@ -150,6 +173,13 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
             log.warning("could not flush the aligner at shutdown (%r); the next start replays those events", exc)
             return
         log.info("shutdown: %d held events detected and published in %.2fs", flushed, time.monotonic() - started)
+        if snapshots is not None:          # the restart after a deploy then replays nothing
+            try:
+                snapshots.wait()
+                if snapshot_now():
+                    snapshots.wait()
+            except Exception:  # noqa: BLE001 - see take_snapshot
+                log.exception("the shutdown snapshot failed; the next start replays from the previous one")
 
     app.on_partitions_assigned.connect(on_assigned)
     app.on_partitions_revoked.connect(on_revoked)
@@ -186,6 +216,12 @@ async def _dead_letter_batch(publisher: Publisher, handler: MessageHandler, batc
     for value, key, origin, headers in batch:
         await publisher.send_dead_letter(DeadLetter(key=key, value=value, reason=WORKER_ERROR, error=error,
                                                     origin=origin, original_headers=headers))
+
+
+def detection_settings(settings: Settings) -> dict:
+    """The settings that shape detection state: a snapshot written under others is refused."""
+    return {"window": settings.window, "allowed_lateness": settings.allowed_lateness,
+            "tracer_policy": settings.tracer_policy, "trace_inflows_above": settings.trace_inflows_above}
 
 
 def _record_ms(timestamp: float | None) -> int:

@@ -282,6 +282,9 @@ class FundflowMetrics:
     pager_queued: Gauge
     pager_oldest_queued: Gauge
     publish_failures: Counter
+    snapshot_age: Gauge
+    snapshot_bytes: Gauge
+    rebuild_from_snapshot: Gauge
 
     @classmethod
     def create(cls) -> "FundflowMetrics":
@@ -334,6 +337,13 @@ class FundflowMetrics:
             publish_failures=add(Counter("fundflow_publish_failures_total",
                                          "Records the broker refused for good, per kind: a warning (then "
                                          "dead-lettered) or a dead letter (then only logged).", ["record"])),
+            snapshot_age=add(Gauge("fundflow_snapshot_age_seconds",
+                                   "Seconds since the last snapshot of the detection state was written "
+                                   "(absent before the first one).")),
+            snapshot_bytes=add(Gauge("fundflow_snapshot_bytes", "Size of the last snapshot written.")),
+            rebuild_from_snapshot=add(Gauge("fundflow_rebuild_from_snapshot",
+                                            "1 when the last rebuild started from a snapshot (and replayed only "
+                                            "the log after it), 0 when it replayed the whole window.")),
         )
 
     def render(self) -> str:
@@ -459,6 +469,12 @@ def _copy_worker_state(app, metrics: FundflowMetrics) -> None:
     if report is not None:
         metrics.rebuild_events.set(report.events)
         metrics.rebuild_seconds.set(report.seconds)
+        metrics.rebuild_from_snapshot.set(1 if report.from_snapshot else 0)
+    snapshots = getattr(app, "fundflow_snapshots", None)
+    if snapshots is not None and snapshots.last_written_ms is not None:
+        import time
+        metrics.snapshot_age.set(max(0.0, time.time() - snapshots.last_written_ms / 1000))
+        metrics.snapshot_bytes.set(snapshots.last_size)
 
 
 def _copy_sink_counters(app, metrics: FundflowMetrics) -> None:

@@ -46,6 +46,9 @@ class Pipeline:
         self.rebuilt_events = 0          # events replayed by the last rebuild
         self._arrived_max_ts: int | None = None
         self.jump_guard: JumpGuard[Accepted] = JumpGuard()
+        self._next_offset: dict[tuple[str, int], int] = {}   # per input partition: the next offset to take
+        self._skip_below: dict[tuple[str, int], int] = {}    # live records a restored snapshot already holds
+        self.restored_from_snapshot = False
 
     def arrived_watermark(self) -> int | None:
         """The newest event time accepted in this generation (or the detector's watermark, if newer)."""
@@ -77,6 +80,8 @@ class Pipeline:
         await gate.wait()
         if generation != self.generation:
             return
+        if self._skip_below:
+            messages = [m for m in messages if m[2].offset >= self._skip_below.get((m[2].topic, m[2].partition), -1)]
         acks: list = []
         parsed_batch = []
         for value, key, origin, headers in messages:
@@ -85,15 +90,18 @@ class Pipeline:
                 acks.extend(await self._publish(parsed, wait=False) or ())
             else:
                 parsed_batch.append(parsed)
-        if parsed_batch:
-            async with self._lock:
-                if generation != self.generation:
-                    return
-                for parsed in parsed_batch:
-                    await self._settle(self._guard(parsed), acks)
-                await self._drain(self.aligner.release(), acks)
-        if acks:
-            await asyncio.gather(*acks)
+        async with self._lock:
+            if generation != self.generation:
+                return
+            for parsed in parsed_batch:
+                await self._settle(self._guard(parsed), acks)
+            await self._drain(self.aligner.release(), acks)
+            if acks:
+                await asyncio.gather(*acks)
+            for _, _, origin, _ in messages:      # taken: detected, held, or dead-lettered and acknowledged
+                tp = (origin.topic, origin.partition)
+                if origin.offset >= self._next_offset.get(tp, -1):
+                    self._next_offset[tp] = origin.offset + 1
 
     async def tick(self) -> None:
         """Release what idle sources no longer hold back (called by a short timer)."""
@@ -125,16 +133,41 @@ class Pipeline:
         if replace is not None:
             replace(rules)
 
+    def checkpoint(self) -> tuple[object, dict[tuple[str, int], int]] | None:
+        """(detector state, positions) for a snapshot, or None when there is no state to save (not rebuilt, or a
+        detector that cannot export). Call between batches: the lock is not held across awaits there, and the
+        detector only changes inside them. A position is the first offset whose event has not reached the
+        detector: held events and events not yet read are replayed on restore."""
+        export = getattr(self.handler.detector, "export_state", None)
+        if not self.is_open or self._lock.locked() or export is None:
+            return None
+        positions = dict(self._next_offset)
+        for item in [*self.aligner.held(), *self.jump_guard.held()]:
+            tp = (item.origin.topic, item.origin.partition)
+            positions[tp] = min(positions.get(tp, item.origin.offset), item.origin.offset)
+        return export(), positions
+
     async def rebuild(self, generation: int, make_detector: Callable[[], DetectorLike], history: Iterable[tuple[bytes | None,
                       bytes | None, Origin, tuple[tuple[str, bytes], ...]]],
-                      sources: Iterable[tuple[str, int]] = ()) -> bool:
-        """Swap in a fresh detector (built under the lock, so with the rules running now) and aligner, replay `history` through them, publishing warnings, and
-        open the gate. History arrives merged by event time; records the parser refuses were dead-lettered
-        before their offsets were committed and are skipped. False if a newer generation began meanwhile."""
+                      sources: Iterable[tuple[str, int]] = (), *, restored: object | None = None,
+                      positions: dict[tuple[str, int], int] | None = None) -> bool:
+        """Swap in a fresh detector (built under the lock, so with the rules running now) and aligner, replay
+        `history` through them, publishing warnings, and open the gate. History arrives merged by event time;
+        records the parser refuses were dead-lettered before their offsets were committed and are skipped.
+        False if a newer generation began meanwhile.
+
+        `restored` is a snapshot's detector state to start from instead of an empty one; `positions`, per
+        partition, the offset live input continues from (the committed offset, or a snapshot's position
+        when the snapshot is ahead of it: live records below it are already in the state and are skipped)."""
         async with self._lock:
             if generation != self.generation:
                 return False
             self.handler.detector = make_detector()
+            if restored is not None:
+                self.handler.detector.import_state(restored)
+            self.restored_from_snapshot = restored is not None
+            self._next_offset = dict(positions or {})
+            self._skip_below = dict(positions or {}) if restored is not None else {}
             self.aligner = self._make_aligner()
             self.jump_guard = JumpGuard()
             for source in sources:          # assigned partitions hold events back before their first one

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..errors import EventError, FundflowError
 from ..events import Event, parse_event
 from ..jump_guard import JumpGuard
+from .checkpoint import Snapshot, SnapshotRefused
 from .deadletter import Origin, normalize_headers
 from .handler import DetectorLike
 from .pipeline import Pipeline
@@ -68,6 +69,8 @@ class RebuildReport:
     events: int
     seconds: float
     read_seconds: float = 0.0       # of which reading the log back
+    from_snapshot: bool = False     # started from a snapshot, replaying only the log after it
+    snapshot_age_s: float = 0.0
 
 
 def event_or_none(value: bytes | None) -> Event | None:
@@ -111,12 +114,23 @@ def merge_by_event_time(partitions: Iterable[Sequence[LogRecord]]) -> list[LogRe
     return [record for _, record in heapq.merge(*keyed, key=lambda row: row[0])]
 
 
+@dataclass(frozen=True)
+class LogWindow:
+    """What a rebuild read: records per partition, and the committed offset (where live input resumes) of
+    every assigned partition, the log start where nothing was committed."""
+
+    records: dict[tuple[str, int], list[LogRecord]]
+    resume_at: dict[tuple[str, int], int]
+
+
 async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Sequence[tuple[str, int]], *,
-                      span_ms: int, timeout_s: float = READ_TIMEOUT_S) -> dict[tuple[str, int], list[LogRecord]]:
-    """Per partition, the records from the window start up to the group's committed offset (exclusive).
+                      span_ms: int, timeout_s: float = READ_TIMEOUT_S,
+                      starts: dict[tuple[str, int], int] | None = None) -> LogWindow:
+    """Per partition, the records from the window start (or from `starts`, a snapshot's positions) up to the
+    group's committed offset (exclusive).
 
     A separate consumer with the group's id, manually assigned: it reads committed offsets but never joins
-    the group and never commits.
+    the group and never commits. A start the log no longer holds raises SnapshotRefused.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -127,12 +141,23 @@ async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Seque
     try:
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
         if not tps:
-            return {}
+            return LogWindow({}, {})
         consumer.assign(tps)
         beginnings = await consumer.beginning_offsets(tps)
         ranges: dict[Any, tuple[int, int]] = {}
+        resume_at: dict[tuple[str, int], int] = {}
         for tp in tps:
             committed = await consumer.committed(tp)
+            key = (tp.topic, tp.partition)
+            resume_at[key] = committed if committed is not None and committed > beginnings[tp] else beginnings[tp]
+            if starts is not None:
+                start = starts[key]
+                if start < beginnings[tp]:
+                    raise SnapshotRefused(f"the log of {tp.topic}[{tp.partition}] now starts at offset "
+                                          f"{beginnings[tp]}, after the snapshot's position {start}")
+                if start < resume_at[key]:
+                    ranges[tp] = (start, resume_at[key])
+                continue
             if committed is None or committed <= beginnings[tp]:
                 continue
             start = await _window_start(consumer, tp, beginnings[tp], committed, span_ms)
@@ -156,7 +181,7 @@ async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Seque
             for tp in list(remaining):
                 if await consumer.position(tp) >= ranges[tp][1]:
                     remaining.discard(tp)
-        return out
+        return LogWindow(out, resume_at)
     finally:
         await consumer.stop()
 
@@ -185,8 +210,10 @@ class StateRecovery:
 
     def __init__(self, pipeline: Pipeline, make_detector: Callable[[], DetectorLike], *,
                  bootstrap: Sequence[str], group_id: str, input_topics: Sequence[str], span_ms: int,
-                 on_state: Callable[[bool, str], None] = lambda rebuilt, detail: None) -> None:
+                 on_state: Callable[[bool, str], None] = lambda rebuilt, detail: None,
+                 load_snapshot: Callable[[set[tuple[str, int]]], Snapshot] | None = None) -> None:
         self.pipeline = pipeline
+        self.load_snapshot = load_snapshot
         self.make_detector = make_detector
         self.bootstrap = list(bootstrap)
         self.group_id = group_id
@@ -234,20 +261,44 @@ class StateRecovery:
                 continue
             if report is not None:
                 self.last_report = report
-                log.info("state rebuilt from %d input partitions: %d records, %d events replayed in %.2fs "
-                         "(%.2fs reading the log)", report.partitions, report.records, report.events,
-                         report.seconds, report.read_seconds)
+                log.info("state rebuilt from %d input partitions%s: %d records, %d events replayed in %.2fs "
+                         "(%.2fs reading the log)", report.partitions,
+                         f" and the snapshot of {report.snapshot_age_s:.0f}s ago" if report.from_snapshot else "",
+                         report.records, report.events, report.seconds, report.read_seconds)
                 self._set_state(True, "")
             return
 
     async def rebuild(self, generation: int, partitions: list[tuple[str, int]]) -> RebuildReport | None:
         started = time.monotonic()
-        by_partition = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms)
+        snapshot = await self._usable_snapshot(set(partitions))
+        try:
+            window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms,
+                                       starts=snapshot.positions if snapshot is not None else None)
+        except SnapshotRefused as exc:
+            log.warning("snapshot not used: %s; rebuilding from the log window", exc)
+            snapshot = None
+            window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms)
         read_s = time.monotonic() - started
-        merged = merge_by_event_time(by_partition.values())
+        merged = merge_by_event_time(window.records.values())
         history = ((r.value, r.key, Origin(r.topic, r.partition, r.offset, r.timestamp), r.headers) for r in merged)
-        done = await self.pipeline.rebuild(generation, self.make_detector, history, sources=partitions)
+        positions = dict(window.resume_at)
+        if snapshot is not None:
+            positions = {tp: max(offset, snapshot.positions[tp]) for tp, offset in positions.items()}
+        done = await self.pipeline.rebuild(generation, self.make_detector, history, sources=partitions,
+                                           restored=snapshot.state if snapshot is not None else None,
+                                           positions=positions)
         if not done:
             return None
         return RebuildReport(partitions=len(partitions), records=len(merged), events=self.pipeline.rebuilt_events,
-                             seconds=time.monotonic() - started, read_seconds=read_s)
+                             seconds=time.monotonic() - started, read_seconds=read_s,
+                             from_snapshot=snapshot is not None,
+                             snapshot_age_s=(time.time() * 1000 - snapshot.written_ms) / 1000 if snapshot else 0.0)
+
+    async def _usable_snapshot(self, partitions: set[tuple[str, int]]) -> Snapshot | None:
+        if self.load_snapshot is None:
+            return None
+        try:
+            return await asyncio.to_thread(self.load_snapshot, partitions)
+        except SnapshotRefused as exc:
+            log.warning("snapshot not used: %s; rebuilding from the log window", exc)
+            return None

@@ -90,3 +90,82 @@ def test_sigkill_with_events_held_in_the_aligner_loses_no_warning(kafka_broker, 
     finally:
         worker.stop_all()
         webhook.close()
+
+
+def test_restart_from_a_snapshot_replays_only_the_log_after_it_and_loses_no_warning(kafka_broker, tmp_path, unique,
+                                                                                    free_port):
+    events, _ = simulate(SimParams(seed=5, accounts=300, days=2, instances=2, background_per_day=800))
+    events = list(events)
+    rules_dir = copy_rules(tmp_path)
+    expected = reference_warnings(events, rules_dir)
+    first_part, second_part, third_part = events[:len(events) // 3], events[len(events) // 3:2 * len(events) // 3], \
+        events[2 * len(events) // 3:]
+    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, rules_dir, snapshot_interval="1s")
+    names = worker.names
+    inputs = [names["disbursements_topic"], names["transfers_topic"]]
+    try:
+        produce(worker.bootstrap, names, first_part)
+        first = worker.start()
+        worker.wait_for(lambda: committed_everything(worker.bootstrap, names["app_id"], inputs)
+                        and metric(worker.metrics(), "fundflow_snapshot_age_seconds") is not None,
+                        "the first part consumed and a snapshot written")
+        first.send_signal(signal.SIGTERM)              # graceful: a last snapshot covers everything read
+        first.wait(timeout=30)
+
+        produce(worker.bootstrap, names, second_part)
+        second = worker.start()
+        worker.wait_for(lambda: "and the snapshot of" in worker.log_text(), "a rebuild from the snapshot")
+        rebuilt = next(line for line in worker.log_text().splitlines() if "state rebuilt from" in line)
+        assert " 0 records" in rebuilt, rebuilt        # nothing before the snapshot is read again
+        worker.wait_for(lambda: committed_everything(worker.bootstrap, names["app_id"], inputs)
+                        and metric(worker.metrics(), "fundflow_aligner_pending") == 0
+                        and metric(worker.metrics(), "fundflow_rebuild_from_snapshot") == 1,
+                        "the second part consumed")
+        time.sleep(2.5)                                 # at least one more periodic snapshot
+        second.send_signal(signal.SIGKILL)             # abrupt: the snapshot is older than the committed offsets
+        second.wait(timeout=10)
+
+        produce(worker.bootstrap, names, third_part)
+        worker.start()
+        worker.wait_for(lambda: worker.log_text().count("state rebuilt from") >= 1
+                        and "and the snapshot of" in worker.log_text(), "a second rebuild from a snapshot")
+        worker.wait_for(lambda: expected <= set(warning_ids(worker.bootstrap, names["warnings_topic"])),
+                        "every expected warning in the warnings topic")
+        worker.wait_for(lambda: committed_everything(worker.bootstrap, names["app_id"], inputs)
+                        and metric(worker.metrics(), "fundflow_aligner_pending") == 0, "everything consumed")
+        got = set(warning_ids(worker.bootstrap, names["warnings_topic"]))
+        assert got == expected, (f"missing {sorted(expected - got)[:5]}, unexpected {sorted(got - expected)[:5]}")
+    finally:
+        worker.stop_all()
+
+
+def test_a_corrupt_snapshot_is_refused_and_the_window_rebuilt(kafka_broker, tmp_path, unique, free_port):
+    events, _ = simulate(SimParams(seed=6, accounts=300, days=1, instances=1, background_per_day=800))
+    events = list(events)
+    rules_dir = copy_rules(tmp_path)
+    expected = reference_warnings(events, rules_dir)
+    worker = make_worker_env(kafka_broker, tmp_path, unique, free_port, rules_dir, snapshot_interval="1s")
+    names = worker.names
+    inputs = [names["disbursements_topic"], names["transfers_topic"]]
+    try:
+        produce(worker.bootstrap, names, events[:len(events) // 2])
+        first = worker.start()
+        worker.wait_for(lambda: committed_everything(worker.bootstrap, names["app_id"], inputs)
+                        and metric(worker.metrics(), "fundflow_snapshot_age_seconds") is not None, "a snapshot")
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+        [path] = list((tmp_path / "data" / "snapshots").glob("*.snapshot"))
+        data = bytearray(path.read_bytes())
+        data[-100] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+        produce(worker.bootstrap, names, events[len(events) // 2:])
+        worker.start()
+        worker.wait_for(lambda: "state rebuilt from" in worker.log_text(), "the rebuild")
+        assert "snapshot not used" in worker.log_text() and "corrupt" in worker.log_text()
+        assert "and the snapshot of" not in worker.log_text()
+        worker.wait_for(lambda: expected <= set(warning_ids(worker.bootstrap, names["warnings_topic"])),
+                        "every expected warning in the warnings topic")
+        assert set(warning_ids(worker.bootstrap, names["warnings_topic"])) == expected
+    finally:
+        worker.stop_all()

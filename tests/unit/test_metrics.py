@@ -148,7 +148,9 @@ def test_fundflow_metrics_parse_back_with_every_value():
         "fundflow_processing_latency_seconds": "histogram", "fundflow_aligner_pending": "gauge",
         "fundflow_rule_reloads_total": "counter", "fundflow_rebuild_events": "gauge",
         "fundflow_rebuild_seconds": "gauge", "fundflow_pager_queued": "gauge",
-        "fundflow_pager_oldest_queued_seconds": "gauge", "fundflow_publish_failures_total": "counter"}
+        "fundflow_pager_oldest_queued_seconds": "gauge", "fundflow_publish_failures_total": "counter",
+        "fundflow_snapshot_age_seconds": "gauge", "fundflow_snapshot_bytes": "gauge",
+        "fundflow_rebuild_from_snapshot": "gauge"}
     assert set(helps) == set(types) and all(helps.values())
     by_key = {(name, tuple(sorted(labels.items()))): value for name, labels, value in samples}
     assert by_key[("fundflow_events_consumed_total", (("topic", "fundflow.transfers"),))] == 5
