@@ -5,6 +5,7 @@ scaling   CPU cost per event with 100k, 1M and 3M edges in the window
 memory    RSS per windowed edge (from the largest scaling run)
 live      the Faust worker consuming a pre-loaded topic, beside a bare aiokafka consumer in the same run
 latency   produced -> warning queryable in ClickHouse and -> webhook call, at steady produced rates
+restart   restart to /readyz with a 20k- and a 300k-event window (snapshots), beside a full rebuild
 
 Ledgers are generated once into FUNDFLOW_BENCH_DIR (default .fundflow/bench) and reused. --quick shrinks every
 size about tenfold (about 1.5 minutes once the ledgers exist); its figures are indicative, not the targets' scale.
@@ -21,7 +22,7 @@ from . import memory, offline, scaling
 from .ledgers import DEFAULT_DIR, LedgerSpec, ledger
 from .report import Figure, render
 
-ALL = ("offline", "scaling", "memory", "live", "latency")
+ALL = ("offline", "scaling", "memory", "live", "latency", "restart")
 FULL_SIZES = (100_000, 1_000_000, 3_000_000)
 QUICK_SIZES = (10_000, 100_000, 300_000)
 
@@ -64,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import latency
         _say("latency: steady produced rates")
         figures += latency.figures(latency.run(quick=args.quick, rules=args.rules))
+
+    if "restart" in chosen:
+        from . import restart
+        _say("restart: time to ready against the window")
+        figures += restart.figures(restart.run(quick=args.quick, rules=args.rules))
 
     print()
     render(figures)

@@ -21,7 +21,7 @@ import heapq
 from collections import deque
 from dataclasses import dataclass
 from sys import intern
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import networkx as nx
 
@@ -39,6 +39,9 @@ DUPLICATE = "duplicate"  # same event id already in the window: ignored (at-leas
 
 
 _CHANNELS: dict[str, str] = {}
+
+
+_NO_EDGES: Mapping[str, dict] = {}
 
 
 def sink_node(transfer: Transfer) -> str:
@@ -238,6 +241,24 @@ class RollingGraph:
         self.g._succ[transfer.src][sink_node(transfer)][transfer.event_id].update(attrs)
 
     # -- reads (bounded by the caller's caps) ---------------------------------------------------------------
+    # Kinds read the graph only through these queries, never NetworkX's adjacency dicts: one place knows the
+    # layout, and a partitioned state can answer the same questions from what it holds.
+    def sender_count(self, node: str) -> int:
+        """Distinct accounts that sent to `node` within the window."""
+        return len(self.g._pred.get(node, ()))
+
+    def receiver_count(self, node: str) -> int:
+        """Distinct nodes `node` sent to within the window."""
+        return len(self.g._succ.get(node, ()))
+
+    def counterparty_count(self, node: str) -> int:
+        """Distinct senders plus distinct receivers of `node` within the window."""
+        return self.sender_count(node) + self.receiver_count(node)
+
+    def edges_between(self, src: str, dst: str) -> Mapping[str, dict]:
+        """The transfers from `src` to `dst` within the window, by transaction id (empty when none)."""
+        return self.g._succ.get(src, {}).get(dst, _NO_EDGES)
+
     def in_edges(self, node: str, since: int, until: int, cap: int) -> Iterator[tuple[str, str, dict]]:
         """(src, key, attrs) of edges into `node` with since <= ts <= until, newest neighbours first, looking at
         no more than `cap` neighbours."""

@@ -105,3 +105,13 @@ def test_external_parties_are_prefixed_once():
     assert sink_node(plain) == sink_node(named) == "card:6206350252599189"
     assert sink_node(shop) == "merchant:M1"
     assert sink_node(friend) == "U2"
+
+
+def test_the_queries_kinds_use_count_distinct_counterparties_and_list_edges_between_two_nodes():
+    graph = RollingGraph()
+    for event in (xfer("a1", "A", "C", 1, 0), xfer("a2", "A", "C", 2, 1), xfer("b1", "B", "C", 3, 2),
+                  xfer("c1", "C", "D", 4, 3)):
+        graph.add(event)
+    assert (graph.sender_count("C"), graph.receiver_count("C"), graph.counterparty_count("C")) == (2, 1, 3)
+    assert sorted(graph.edges_between("A", "C")) == ["a1", "a2"]
+    assert graph.edges_between("C", "A") == {} and graph.sender_count("nobody") == 0

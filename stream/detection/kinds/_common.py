@@ -58,7 +58,7 @@ def too_busy(graph: Any, node: str, cap: int) -> bool:
     """More than `cap` counterparties (distinct senders plus distinct receivers) in the whole graph window; a cap
     of 0 means no limit. Busy accounts (businesses, payment hubs) fan in, fan out and close cycles all day as
     ordinary business, so a rule meant for quiet pass-through accounts can leave them out."""
-    return cap > 0 and len(graph.g._pred.get(node, ())) + len(graph.g._succ.get(node, ())) > cap
+    return cap > 0 and graph.counterparty_count(node) > cap
 
 
 
@@ -97,7 +97,7 @@ def star(rule: Any, event: Transfer, state: Any, hub: str, *, incoming: bool, mi
     if not event_qualifies(event, loan_amount, *filters):
         return None
     graph = state.graph
-    if len((graph.g._pred if incoming else graph.g._succ)[hub]) < min_count:
+    if (graph.sender_count(hub) if incoming else graph.receiver_count(hub)) < min_count:
         return None       # fewer neighbours in the whole window than needed: no scan
     if too_busy(graph, hub, params.get("max_counterparties", 0)):
         return None

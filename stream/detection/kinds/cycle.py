@@ -65,7 +65,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         return []
     graph, limits = state.graph, state.limits
     home, closer = event.dst, event.src
-    if not graph.g._pred[closer] or len(graph.g._succ[home]) < 1:
+    if not graph.sender_count(closer) or graph.receiver_count(home) < 1:
         return []       # nothing ever reached the payer or left the payee: no chain to close
     busy_cap = params["max_counterparties"]
     if too_busy(graph, home, busy_cap) or too_busy(graph, closer, busy_cap):

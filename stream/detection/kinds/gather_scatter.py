@@ -53,9 +53,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     hubs = ([event.src] if as_scatter else []) + [sink_node(event)]
     graph, cap = state.graph, state.limits.degree_cap
     since, until = event.ts - params["within"], event.ts
-    succ, pred = graph.g._succ, graph.g._pred
     for hub in hubs:
-        if len(pred[hub]) < params["min_sources"] or len(succ[hub]) < params["min_targets"]:
+        if graph.sender_count(hub) < params["min_sources"] or graph.receiver_count(hub) < params["min_targets"]:
             continue    # not enough neighbours in the whole window: no scan
         if too_busy(graph, hub, params["max_counterparties"]):
             continue

@@ -48,8 +48,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         return []
     graph, limits = state.graph, state.limits
     via, collector = event.src, sink_node(event)
-    succ, pred = graph.g._succ, graph.g._pred
-    if len(pred[collector]) < params["min_intermediaries"] or not pred[via]:
+    if graph.sender_count(collector) < params["min_intermediaries"] or not graph.sender_count(via):
         return []       # not enough neighbours in the whole window: no scan
     since, until = event.ts - params["within"], event.ts
     origins = sorted({src for src, _, attrs in graph.in_edges(via, since, until, limits.degree_cap)
@@ -60,12 +59,13 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         for mid, key, attrs in graph.out_edges(origin, since, until, limits.branch_cap):
             if mid == collector or mid in legs or not edge_qualifies(attrs, channels, min_amount, False, 0.0):
                 continue
-            gathers = sorted((gattrs["ts"], gkey) for gkey, gattrs in succ.get(mid, {}).get(collector, {}).items()
+            between = graph.edges_between(mid, collector)
+            gathers = sorted((gattrs["ts"], gkey) for gkey, gattrs in between.items()
                              if attrs["ts"] <= gattrs["ts"] <= until
                              and edge_qualifies(gattrs, channels, min_amount, require_loan, 0.0))
             if gathers:
                 gkey = gathers[0][1]
-                legs[mid] = (key, attrs, gkey, succ[mid][collector][gkey])
+                legs[mid] = (key, attrs, gkey, between[gkey])
         if via not in legs or len(legs) < params["min_intermediaries"]:
             continue
         total = sum(gather["amount"] for _, _, _, gather in legs.values())
