@@ -217,7 +217,7 @@ def test_dockerfile_copies_only_what_exists_and_is_not_dockerignored():
 # --- deploy/k8s ---------------------------------------------------------------------------------------------
 
 def worker_container(manifests) -> dict:
-    deployment = manifests[("Deployment", "fundflow-worker")]
+    deployment = manifests[("StatefulSet", "fundflow-worker")]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container
 
@@ -255,7 +255,7 @@ def test_worker_probes_hit_the_port_the_worker_serves(manifests):
 
 
 def test_worker_deployment_resources_shutdown_and_non_root(manifests):
-    deployment = manifests[("Deployment", "fundflow-worker")]
+    deployment = manifests[("StatefulSet", "fundflow-worker")]
     pod = deployment["spec"]["template"]["spec"]
     container = worker_container(manifests)
     assert container["resources"]["requests"] and container["resources"]["limits"]
@@ -267,6 +267,18 @@ def test_worker_deployment_resources_shutdown_and_non_root(manifests):
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
+def test_worker_keeps_its_data_dir_on_a_volume_of_its_own(manifests):
+    """Snapshots of the detection state live in data_dir: a pod that keeps it restarts without replaying the
+    whole window."""
+    worker = manifests[("StatefulSet", "fundflow-worker")]
+    (claim,) = worker["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in worker_container(manifests)["volumeMounts"]}
+    data_dir = manifests[("ConfigMap", "fundflow-settings")]["data"].get("FUNDFLOW_DATA_DIR", "/var/lib/fundflow")
+    assert mounts[claim["metadata"]["name"]] == data_dir
+    assert claim["metadata"]["name"] not in {v["name"] for v in worker["spec"]["template"]["spec"]["volumes"]}
+    assert ("Service", worker["spec"]["serviceName"]) in manifests
+
+
 def test_worker_env_comes_from_configmap_and_secret_with_real_setting_names(manifests):
     container = worker_container(manifests)
     sources = {next(iter(ref)): ref[next(iter(ref))]["name"] for ref in container["envFrom"]}
@@ -275,7 +287,7 @@ def test_worker_env_comes_from_configmap_and_secret_with_real_setting_names(mani
     secret = manifests[("Secret", "fundflow-secrets")]["stringData"]
     assert_real_settings(set(settings), "configmap.yaml")
     assert_real_settings(set(secret), "secret.yaml")
-    assert_real_settings(env_names(container.get("env", [])), "deployment.yaml")
+    assert_real_settings(env_names(container.get("env", [])), "statefulset.yaml")
     assert "FUNDFLOW_WEBHOOK_SECRET" in secret and "FUNDFLOW_WEBHOOK_SECRET" not in settings
     for topic_setting in ("FUNDFLOW_DISBURSEMENTS_TOPIC", "FUNDFLOW_TRANSFERS_TOPIC", "FUNDFLOW_DEADLETTER_TOPIC",
                           "FUNDFLOW_WARNINGS_TOPIC"):
@@ -287,7 +299,7 @@ def test_worker_env_comes_from_configmap_and_secret_with_real_setting_names(mani
 
 def test_rules_configmap_is_mounted_where_rules_dir_points(manifests):
     container = worker_container(manifests)
-    pod = manifests[("Deployment", "fundflow-worker")]["spec"]["template"]["spec"]
+    pod = manifests[("StatefulSet", "fundflow-worker")]["spec"]["template"]["spec"]
     rules_dir = manifests[("ConfigMap", "fundflow-settings")]["data"]["FUNDFLOW_RULES_DIR"]
     (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == rules_dir]
     assert mount["readOnly"] is True
