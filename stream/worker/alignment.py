@@ -86,6 +86,10 @@ class EventTimeAligner(Generic[T]):
         return any(max_ts < ts and now - max(seen_at[source], arrived) < idle_after
                    for source, max_ts in self._source_max_ts.items())
 
+    def source_times(self) -> dict[Hashable, int]:
+        """The newest event time each source has delivered (-1: nothing yet)."""
+        return dict(self._source_max_ts)
+
     def held(self) -> list[T]:
         """The items waiting, in no particular order (what a snapshot must not count as detected)."""
         return [entry[3] for entry in self._heap]

@@ -283,6 +283,7 @@ class FundflowMetrics:
     pager_oldest_queued: Gauge
     publish_failures: Counter
     snapshot_age: Gauge
+    partition_watermark: Gauge
     snapshot_bytes: Gauge
     rebuild_from_snapshot: Gauge
 
@@ -341,6 +342,10 @@ class FundflowMetrics:
                                    "Seconds since the last snapshot of the detection state was written "
                                    "(absent before the first one).")),
             snapshot_bytes=add(Gauge("fundflow_snapshot_bytes", "Size of the last snapshot written.")),
+            partition_watermark=add(Gauge("fundflow_partition_watermark_seconds",
+                                          "Newest event time read from each input partition, as Unix epoch "
+                                          "seconds: a partition far behind the others holds their events back.",
+                                          ["topic", "partition"])),
             rebuild_from_snapshot=add(Gauge("fundflow_rebuild_from_snapshot",
                                             "1 when the last rebuild started from a snapshot (and replayed only "
                                             "the log after it), 0 when it replayed the whole window.")),
@@ -461,6 +466,10 @@ def _copy_worker_state(app, metrics: FundflowMetrics) -> None:
     pipeline = getattr(app, "fundflow_pipeline", None)
     if pipeline is not None:
         metrics.aligner_pending.set(pipeline.pending)
+        metrics.partition_watermark.clear()
+        for (topic, partition), newest in pipeline.aligner.source_times().items():
+            if newest >= 0:
+                metrics.partition_watermark.set(newest / 1000, topic=topic, partition=partition)
     rules = getattr(app, "fundflow_rules", None)
     if rules is not None:
         metrics.rule_reloads.advance_to(rules.reloads_ok, result="ok")

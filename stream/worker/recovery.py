@@ -271,6 +271,10 @@ class StateRecovery:
     async def rebuild(self, generation: int, partitions: list[tuple[str, int]]) -> RebuildReport | None:
         started = time.monotonic()
         snapshot = await self._usable_snapshot(set(partitions))
+        if snapshot is not None:
+            self._set_state(False, f"restoring {len(partitions)} input partitions from the snapshot of "
+                                   f"{(time.time() * 1000 - snapshot.written_ms) / 1000:.0f}s ago, replaying the "
+                                   f"log after it")
         try:
             window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms,
                                        starts=snapshot.positions if snapshot is not None else None)

@@ -348,6 +348,6 @@ def test_operations_guide_names_every_setting_and_every_metric():
                                           f"{sorted(documented - SETTING_VARS)}"
     metrics = FundflowMetrics.create()
     names = {m.name for m in vars(metrics).values() if hasattr(m, "kind") and hasattr(m, "name")}
-    assert len(names) == 22
+    assert len(names) == 23
     for name in names:
         assert f"`{name}`" in guide, f"metric {name} is not documented"

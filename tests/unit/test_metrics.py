@@ -150,7 +150,7 @@ def test_fundflow_metrics_parse_back_with_every_value():
         "fundflow_rebuild_seconds": "gauge", "fundflow_pager_queued": "gauge",
         "fundflow_pager_oldest_queued_seconds": "gauge", "fundflow_publish_failures_total": "counter",
         "fundflow_snapshot_age_seconds": "gauge", "fundflow_snapshot_bytes": "gauge",
-        "fundflow_rebuild_from_snapshot": "gauge"}
+        "fundflow_rebuild_from_snapshot": "gauge", "fundflow_partition_watermark_seconds": "gauge"}
     assert set(helps) == set(types) and all(helps.values())
     by_key = {(name, tuple(sorted(labels.items()))): value for name, labels, value in samples}
     assert by_key[("fundflow_events_consumed_total", (("topic", "fundflow.transfers"),))] == 5
