@@ -69,7 +69,7 @@ def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int) -> RateR
     poller = threading.Thread(target=_poll_store, args=(clickhouse, database, stored, stop), daemon=True)
     try:
         worker.start()
-        worker.wait_until(lambda: worker.total("fundflow_graph_edges") >= 0 and _ready(worker), "readiness", 90)
+        worker.wait_until(lambda: worker.total("fundflow_graph_edges") >= 0 and worker.ready(), "readiness", 90)
         poller.start()
         producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap, acks=1, linger_ms=2)
         started = time.monotonic()
@@ -100,16 +100,6 @@ def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int) -> RateR
     store_latency, unmatched = _latencies(sent, stored)
     page_latency, _ = _latencies(sent, receiver.seen)
     return RateResult(rate, achieved, len(lines), store_latency, page_latency, unmatched)
-
-
-def _ready(worker: Worker) -> bool:
-    import urllib.error
-    import urllib.request
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/readyz", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
 
 
 def _poll_store(client, database: str, stored: dict, stop: threading.Event) -> None:

@@ -8,8 +8,6 @@ baseline.
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,18 +50,10 @@ def _restart(events: int, rules: Path, *, snapshots: bool) -> float:
             worker.stop()
             started = time.perf_counter()
             worker.start()
-            worker.wait_until(lambda: _ready(worker.web_port), "readiness after the restart", 900, poll_s=0.02)
+            worker.wait_until(worker.ready, "readiness after the restart", 900, poll_s=0.02)
             return time.perf_counter() - started
         finally:
             worker.stop()
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
 
 
 def figures(result: RestartResult) -> list[Figure]:

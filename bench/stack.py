@@ -90,6 +90,14 @@ class Worker:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return ""
 
+    def ready(self) -> bool:
+        """/readyz answers 200."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
     def total(self, name: str) -> float:
         """Sum of every sample of metric `name` (all labels); 0 when the page is not up yet."""
         pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
