@@ -30,6 +30,7 @@ partitions, or positions the log no longer holds (retention moved past them).
 from __future__ import annotations
 
 import copyreg
+import gc
 import hashlib
 import logging
 import os
@@ -143,10 +144,16 @@ def read_snapshot(path: Path, expected: Compatibility, partitions: set[TopicPart
     if set(positions) != partitions:
         raise SnapshotRefused(f"{path}: covers partitions {_tps(set(positions))}, this worker was assigned "
                               f"{_tps(partitions)}")
+    collecting = gc.isenabled()
+    gc.disable()       # millions of long-lived objects: collections during the load would only rescan them
     try:
         state = pickle.loads(blob)
     except Exception as exc:  # noqa: BLE001 - any failure to rebuild the objects means: not usable
         raise SnapshotRefused(f"{path}: cannot be loaded ({type(exc).__name__}: {str(exc)[:200]})") from None
+    finally:
+        if collecting:
+            gc.enable()
+    gc.freeze()        # the state lives as long as the window: keep it out of the collector's sight
     return Snapshot(state=state, positions=positions, written_ms=int(header["written_ms"]), size=len(blob))
 
 

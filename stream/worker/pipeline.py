@@ -48,7 +48,6 @@ class Pipeline:
         self.jump_guard: JumpGuard[Accepted] = JumpGuard()
         self._next_offset: dict[tuple[str, int], int] = {}   # per input partition: the next offset to take
         self._skip_below: dict[tuple[str, int], int] = {}    # live records a restored snapshot already holds
-        self.restored_from_snapshot = False
 
     def arrived_watermark(self) -> int | None:
         """The newest event time accepted in this generation (or the detector's watermark, if newer)."""
@@ -165,7 +164,6 @@ class Pipeline:
             self.handler.detector = make_detector()
             if restored is not None:
                 self.handler.detector.import_state(restored)
-            self.restored_from_snapshot = restored is not None
             self._next_offset = dict(positions or {})
             self._skip_below = dict(positions or {}) if restored is not None else {}
             self.aligner = self._make_aligner()
