@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import gzip
 import io
+from zlib import error as zlib_error
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class ReplayReport:
     warnings: int = 0
     by_rule: Counter = field(default_factory=Counter)
     detector_stats: Any = None
+    read_error: str | None = None       # the file could not be read to its end (truncated gzip, I/O error)
 
     def render(self) -> str:
         lines = [f"replayed {self.lines} lines: {self.events} events, {self.bad} bad lines skipped, "
@@ -116,12 +118,38 @@ def replay_file(path: str | Path, ruleset: RuleSet, out: IO[bytes], *, window_ms
 
     with _open(Path(path)) as (lines, size, position), tuned_collector():
         bar = _progress_bar(size, progress)
+        readable = _ReadableLines(lines)
         try:
-            tracked = _tracking(lines, bar, position) if bar is not None else lines
-            return replay_lines(tracked, detector, emit, max_bad_shown=max_bad_shown)
+            tracked = _tracking(readable, bar, position) if bar is not None else readable
+            report = replay_lines(tracked, detector, emit, max_bad_shown=max_bad_shown)
         finally:
             if bar is not None:
                 bar.close()
+        report.read_error = readable.error
+        return report
+
+
+class _ReadableLines:
+    """The file's lines until it cannot be read any further: a truncated gzip stream or an I/O error ends the
+    iteration (with `error` saying why) instead of escaping from the middle of a replay, so what was read is
+    still detected and reported."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self._lines = iter(lines)
+        self.error: str | None = None
+        self.read = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            try:
+                line = next(self._lines)
+            except StopIteration:
+                return
+            except (EOFError, OSError, gzip.BadGzipFile, zlib_error) as exc:
+                self.error = f"cannot read past line {self.read} ({type(exc).__name__}: {exc})"
+                return
+            self.read += 1
+            yield line
 
 
 def replay_detector(ruleset: RuleSet, *, window_ms: int, lateness_ms: int,

@@ -50,10 +50,15 @@ def run(args: argparse.Namespace) -> int:
     lateness = args.lateness if args.lateness is not None else settings.allowed_lateness
     if lateness >= window:
         raise FundflowError("--lateness must be shorter than --window")
+    if args.events.is_dir():
+        raise FundflowError(f"{args.events}: is a directory; give a ledger file (.jsonl or .jsonl.gz)")
     if not args.events.is_file():
         raise FundflowError(f"{args.events}: no such file")
     ruleset = load_rules(args.rules or [Path(settings.rules_dir)], args.overrides, window_ms=window)
-    out = open(args.out, "wb") if args.out else sys.stdout.buffer
+    try:
+        out = open(args.out, "wb") if args.out else sys.stdout.buffer
+    except OSError as exc:
+        raise FundflowError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
     try:
         report = replay_file(args.events, ruleset, out, window_ms=window, lateness_ms=lateness,
                              progress=not args.no_progress, max_bad_shown=max(args.show_bad, 0),
@@ -64,5 +69,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             out.flush()
     print(report.render(), file=sys.stderr)
+    if report.read_error:
+        raise FundflowError(f"{args.events}: {report.read_error}; the {report.warnings} warnings of the lines "
+                            f"before were written")
     return 0
 

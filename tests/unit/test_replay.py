@@ -162,3 +162,23 @@ def test_warnings_from_the_outbox_are_decoded_as_untrusted_input(tmp_path):
         else:
             raise AssertionError(f"accepted {raw[:80]!r}")
     assert EarlyWarning.from_json(orjson.dumps(good)).to_dict() == good
+
+
+def test_replay_of_a_truncated_gzip_reports_what_it_read_and_exits_1_in_one_line(tmp_path, capsys):
+    whole = gzip.compress(("\n".join(LINES) + "\n").encode() * 50)
+    path = tmp_path / "trunc.jsonl.gz"
+    path.write_bytes(whole[: len(whole) * 2 // 3])
+    assert main(["replay", str(path), "--rules", str(PACK), "--out", str(tmp_path / "w.jsonl"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "replayed " in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"fundflow replay: {path}: cannot read past line ") and "warnings of the lines" in last
+
+
+def test_replay_refuses_a_directory_and_an_unwritable_out_in_one_line(tmp_path, capsys):
+    assert main(["replay", str(tmp_path), "--rules", str(PACK)]) == 1
+    assert "is a directory" in capsys.readouterr().err
+    for out in (tmp_path / "missing" / "w.jsonl", tmp_path):
+        assert main(["replay", str(ledger(tmp_path)), "--rules", str(PACK), "--out", str(out), "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and f"--out {out}: cannot write there" in err
