@@ -8,6 +8,7 @@ sent. Accepted lines are sent byte for byte, keyed by account, so the worker see
 from __future__ import annotations
 
 import gzip
+from zlib import error as zlib_error
 import sys
 import time
 from collections import Counter
@@ -65,14 +66,24 @@ def open_lines(path: Path) -> IO[bytes]:
 
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(line number, line without its newline), skipping blank lines."""
+    read = 0
     with open_lines(path) as handle:
         try:
             for line_no, line in enumerate(handle, start=1):
+                read = line_no
                 line = line.rstrip(b"\r\n")
                 if line.strip():
                     yield line_no, line
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise ProduceError(f"{path}: cannot read ({exc})") from None
+        except (OSError, EOFError, gzip.BadGzipFile, zlib_error) as exc:
+            raise UnreadableLedger(f"{path}: cannot read past line {read} ({exc})", read) from None
+
+
+class UnreadableLedger(ProduceError):
+    """The file stopped being readable after `line` (a truncated gzip stream, an I/O error)."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 class Throttle:
@@ -137,6 +148,12 @@ def produce_file(path: Path, settings: Settings, *, rate: float | None = None, l
             report.sent[topic] += 1
             bar.update(1)
         producer.flush()
+    except UnreadableLedger as exc:
+        producer.flush()           # what was sent before the break is delivered, and said so
+        sent = sum(report.sent.values())
+        refused = sum(report.refused.values())
+        raise ProduceError(f"{exc}; {sent} events of lines 1-{exc.line} were sent and acknowledged, {refused} "
+                           f"refused; fix the file and produce again from line {exc.line + 1}") from None
     except KafkaError as exc:
         raise ProduceError(f"sending to {settings.broker_url} failed ({exc})") from None
     finally:

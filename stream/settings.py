@@ -67,6 +67,11 @@ def _clickhouse_url(value: Any) -> str:
             raise ValueError(f"expected chdb:///ABSOLUTE/PATH or chdb://RELATIVE/PATH, got {value!r}")
         return text
     if url.scheme in ("clickhouse", "clickhouses") and url.hostname:
+        try:
+            url.port            # urlparse refuses ports that are not numbers or outside 0-65535
+        except ValueError:
+            raise ValueError(f"expected clickhouse://HOST:PORT/DATABASE with a port 1-65535, got {value!r}") \
+                from None
         return text
     raise ValueError(f"expected clickhouse://HOST:PORT/DATABASE or chdb:///PATH, got {value!r}")
 

@@ -31,6 +31,17 @@ def positive_whole_number(text: str) -> int:
     return value
 
 
+def events_per_second(text: str) -> float | None:
+    """A pace in events per second; 0 means as fast as possible (None), as everywhere in fundflow."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of events per second, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 (as fast as possible) or a positive rate, got {text!r}")
+    return value or None
+
+
 def positive_number(text: str) -> float:
     """A finite rate or limit above zero."""
     try:

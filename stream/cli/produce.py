@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .argtypes import positive_number, positive_whole_number
+from .argtypes import events_per_second, positive_whole_number
 from ..settings import load_settings
 
 
@@ -18,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("file", type=Path, metavar="EVENTS.jsonl", help="one JSON event per line; .gz accepted")
     parser.add_argument("--broker", metavar="URL", default=None,
                         help="Kafka bootstrap (kafka://HOST:PORT); overrides the broker_url setting")
-    parser.add_argument("--rate", type=positive_number, default=None, metavar="N",
-                        help="send at most N events per second (default: as fast as possible)")
+    parser.add_argument("--rate", type=events_per_second, default=None, metavar="N",
+                        help="send at most N events per second (default and 0: as fast as possible)")
     parser.add_argument("--limit", type=positive_whole_number, default=None, metavar="N",
                         help="stop after sending N events")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

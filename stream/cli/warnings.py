@@ -61,7 +61,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None,
         raise FundflowError(f"--limit: expected a positive number, got {args.limit}")
     where = WarningFilter(rule_id=args.rule, account=args.account, min_severity=args.severity,
                           since_ms=parse_since(args.since, clock()) if args.since else None, limit=args.limit)
-    store = open_store(url)
+    store = open_store(url, create=False)
     try:
         rows = store.select_warnings(where)
     except StoreError as exc:

@@ -28,7 +28,12 @@ class NativeStore(WarningStore):
             raise StoreError(f"expected clickhouse://HOST:PORT/DB, got {url!r}", retryable=False)
         self.url = url
         self.host = parsed.hostname
-        self.port = parsed.port or (9440 if parsed.scheme == "clickhouses" else 9000)
+        try:
+            port = parsed.port
+        except ValueError:
+            raise StoreError(f"expected clickhouse://HOST:PORT/DB with a port 1-65535, got {url!r}",
+                             retryable=False) from None
+        self.port = port or (9440 if parsed.scheme == "clickhouses" else 9000)
         self.database = parsed.path.strip("/") or "default"
         identifier(self.database)
         self.user = parsed.username or "default"

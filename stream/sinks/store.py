@@ -11,6 +11,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
+from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import SinkError
@@ -178,12 +179,18 @@ class WarningStore(ABC):
         self.close()
 
 
-def open_store(url: str) -> WarningStore:
-    """clickhouse://HOST:PORT/DB -> a server store; chdb:///PATH (or chdb://RELATIVE) -> an embedded one."""
+def open_store(url: str, *, create: bool = True) -> WarningStore:
+    """clickhouse://HOST:PORT/DB -> a server store; chdb:///PATH (or chdb://RELATIVE) -> an embedded one.
+
+    `create=False` is for readers: an embedded store that does not exist is an error, not an empty directory
+    left behind."""
     parsed = urlparse(url)
     if parsed.scheme == "chdb":
         from .chdb_store import ChdbStore
         path = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
+        if not create and not Path(path).is_dir():
+            raise StoreError(f"no embedded warning store at {path} (a worker creates it when it first starts)",
+                             retryable=False)
         return ChdbStore(path)
     if parsed.scheme in ("clickhouse", "clickhouses"):
         from .clickhouse import NativeStore

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -280,3 +281,27 @@ def test_produce_sends_valid_lines_unchanged_and_reports_refusals(kafka_broker, 
     for record in records:
         event = json.loads(record.value)
         assert record.key == (event.get("account") or event["src"]).encode()
+
+
+def test_produce_of_a_truncated_file_says_how_many_were_sent_and_from_which_line_to_resume(
+        kafka_broker, tmp_path, unique, capsys, monkeypatch):
+    import gzip
+
+    from stream.cli import main
+
+    disb, xfer = unique("it.produce.disb."), unique("it.produce.xfer.")
+    kafka_broker.create_topics([disb, xfer], partitions=PARTITIONS)
+    lines = [_dump(_transfer(n, f"U{n % 7}", "U9", BASE_TS + n)) for n in range(6000)]
+    whole = gzip.compress(b"\n".join(lines) + b"\n")
+    path = tmp_path / "trunc.jsonl.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    monkeypatch.setenv("FUNDFLOW_DISBURSEMENTS_TOPIC", disb)
+    monkeypatch.setenv("FUNDFLOW_TRANSFERS_TOPIC", xfer)
+    assert main(["produce", str(path), "--broker", kafka_broker.url, "--no-progress", "--rate", "0"]) == 1
+    err = capsys.readouterr().err
+    match = re.search(r"cannot read past line (\d+) .*; (\d+) events of lines 1-\d+ were sent and "
+                                    r"acknowledged, 0 refused; fix the file and produce again from line (\d+)", err)
+    assert match and "Traceback" not in err, err
+    read, sent, resume = map(int, match.groups())
+    assert 0 < sent == read < 6000 and resume == read + 1
+    assert len(_consume_all(kafka_broker.bootstrap, xfer, sent)) == sent

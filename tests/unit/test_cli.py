@@ -19,3 +19,24 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
         shell=True, capture_output=True, text=True, executable="/bin/bash")
     assert "BrokenPipeError" not in pipeline.stderr
     assert "Traceback" not in pipeline.stderr
+
+
+def test_a_clickhouse_url_with_a_bad_port_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from stream.cli import main
+    for url in ("clickhouse://127.0.0.1:notaport/db", "clickhouse://127.0.0.1:99999/db"):
+        monkeypatch.setenv("FUNDFLOW_CLICKHOUSE_URL", url)
+        assert main(["warnings"]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "port 1-65535" in err and url in err
+        monkeypatch.delenv("FUNDFLOW_CLICKHOUSE_URL")
+        assert main(["warnings", "--store", url]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "port 1-65535" in err
+
+
+def test_reading_warnings_never_creates_a_store(tmp_path, capsys):
+    from stream.cli import main
+    missing = tmp_path / "no" / "store"
+    assert main(["warnings", "--store", f"chdb://{missing}"]) == 1
+    assert "no embedded warning store at" in capsys.readouterr().err
+    assert not missing.exists() and not (tmp_path / "no").exists()
