@@ -175,7 +175,7 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
         log.info("shutdown: %d held events detected and published in %.2fs", flushed, time.monotonic() - started)
         if snapshots is not None:          # the restart after a deploy then replays nothing
             try:
-                snapshots.wait()
+                snapshots.cancel()         # an older periodic write in progress: superseded by this one
                 if snapshot_now():
                     snapshots.wait()
             except Exception:  # noqa: BLE001 - see take_snapshot

@@ -35,6 +35,7 @@ import hashlib
 import logging
 import os
 import pickle
+import signal
 import time
 import types
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ def write_snapshot(path: Path, state: Any, positions: Mapping[TopicPartition, in
         "positions": [[topic, partition, offset] for (topic, partition), offset in sorted(positions.items())],
     })
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = _temporary_path(path, os.getpid())
     with open(temporary, "wb") as out:
         out.write(MAGIC + header + b"\n")
         out.write(blob)
@@ -153,7 +154,6 @@ def read_snapshot(path: Path, expected: Compatibility, partitions: set[TopicPart
     finally:
         if collecting:
             gc.enable()
-    gc.freeze()        # the state lives as long as the window: keep it out of the collector's sight
     return Snapshot(state=state, positions=positions, written_ms=int(header["written_ms"]), size=len(blob))
 
 
@@ -215,12 +215,29 @@ class SnapshotWriter:
             log.error("writing the snapshot to %s failed (exit status %s); the previous one stays", self.path,
                       os.waitstatus_to_exitcode(status))
 
+    def cancel(self) -> None:
+        """Stop a write in progress (its snapshot is about to be superseded): at shutdown, the final snapshot
+        is written at once instead of after an older one."""
+        if self._child is None:
+            return
+        child, self._child = self._child, None
+        try:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        _temporary_path(self.path, child).unlink(missing_ok=True)
+
     def wait(self, timeout_s: float = 60.0) -> None:
         """Block until the running write (if any) ends: at shutdown, so no child outlives the worker."""
         deadline = time.monotonic() + timeout_s
         while self._child is not None and time.monotonic() < deadline:
             self.poll()
             time.sleep(0.05)
+
+
+def _temporary_path(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.tmp")
 
 
 def _fundflow_version() -> str:

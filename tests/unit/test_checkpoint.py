@@ -4,6 +4,7 @@ run, and every unusable snapshot is refused with its reason (never loaded into w
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,19 @@ def test_a_snapshot_of_another_group_setting_version_or_code_is_refused(written,
 
 def test_a_snapshot_of_other_partitions_is_refused(written):
     assert "covers partitions in[0], in[1]" in refusal(written, tps={("in", 0)})
+
+
+class SlowToPickle:
+    def __reduce__(self):
+        time.sleep(30)           # the child is still pickling when the test cancels it
+        return (SlowToPickle, ())
+
+
+def test_cancelling_a_write_in_progress_leaves_the_previous_snapshot_and_no_temporary_file(tmp_path):
+    path = tmp_path / "s.snapshot"
+    write_snapshot(path, ("old",), {("in", 0): 1, ("in", 1): 1}, COMPAT, 1)
+    writer = SnapshotWriter(path, COMPAT)
+    assert writer.start(SlowToPickle(), {("in", 0): 2, ("in", 1): 2}, now_ms=2)
+    writer.cancel()
+    assert not writer.busy and list(tmp_path.glob(".*.tmp")) == []
+    assert read_snapshot(path, COMPAT, TPS).state == ("old",)
