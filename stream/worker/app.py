@@ -40,6 +40,7 @@ ALIGN_TICK_S = 0.1          # how often held events are re-checked, so an idle s
 SHUTDOWN_FLUSH_TIMEOUT_S = 10.0
 CONSUME_BATCH = 500         # input messages handed to the pipeline at once, at most
 CONSUME_WITHIN_S = 0.02     # longest an agent waits to fill a batch
+SNAPSHOT_CHECK_S = 1.0     # how often the snapshot timer looks for a moment between batches
 WORKER_ERROR = "worker_error"   # dead-letter reason of a batch the pipeline failed on
 
 DetectorSource = DetectorLike | Callable[[], DetectorLike]
@@ -147,14 +148,18 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
         return taken is not None and snapshots.start(*taken, now_ms=wall_clock_ms())
 
     if snapshots is not None:
+        last_snapshot = [time.monotonic()]
+
         async def take_snapshot() -> None:
+            # Checked every second, taken once the interval is over and the pipeline is between batches.
             try:
                 snapshots.poll()
-                snapshot_now()
+                if time.monotonic() - last_snapshot[0] >= settings.snapshot_interval / 1000 and snapshot_now():
+                    last_snapshot[0] = time.monotonic()
             except Exception:  # noqa: BLE001 - a failed snapshot costs restart time, never detection
                 log.exception("taking a snapshot failed; the previous one stays")
 
-        app.timer(settings.snapshot_interval / 1000, name="fundflow.snapshot")(take_snapshot)
+        app.timer(SNAPSHOT_CHECK_S, name="fundflow.snapshot")(take_snapshot)
 
     async def on_assigned(_sender: Any, assigned: Any, **_: Any) -> None:
         await recovery.on_assigned(assigned)

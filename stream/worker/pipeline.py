@@ -48,6 +48,7 @@ class Pipeline:
         self.jump_guard: JumpGuard[Accepted] = JumpGuard()
         self._next_offset: dict[tuple[str, int], int] = {}   # per input partition: the next offset to take
         self._skip_below: dict[tuple[str, int], int] = {}    # live records a restored snapshot already holds
+        self._unacknowledged = 0     # batches waiting for the broker to acknowledge what they published
 
     def arrived_watermark(self) -> int | None:
         """The newest event time accepted in this generation (or the detector's watermark, if newer)."""
@@ -89,15 +90,22 @@ class Pipeline:
                 acks.extend(await self._publish(parsed, wait=False) or ())
             else:
                 parsed_batch.append(parsed)
-        async with self._lock:
-            if generation != self.generation:
-                return
-            for parsed in parsed_batch:
-                await self._settle(self._guard(parsed), acks)
-            await self._drain(self.aligner.release(), acks)
-            if acks:
+        if parsed_batch:
+            async with self._lock:
+                if generation != self.generation:
+                    return
+                for parsed in parsed_batch:
+                    await self._settle(self._guard(parsed), acks)
+                await self._drain(self.aligner.release(), acks)
+        if acks:
+            self._unacknowledged += 1
+            try:
                 await asyncio.gather(*acks)
-            for _, _, origin, _ in messages:      # taken: detected, held, or dead-lettered and acknowledged
+            finally:
+                self._unacknowledged -= 1
+        # Taken only now that its outcomes are acknowledged: a snapshot in between still replays this batch.
+        if generation == self.generation:
+            for _, _, origin, _ in messages:
                 tp = (origin.topic, origin.partition)
                 if origin.offset >= self._next_offset.get(tp, -1):
                     self._next_offset[tp] = origin.offset + 1
@@ -134,12 +142,14 @@ class Pipeline:
 
     def checkpoint(self) -> tuple[object, dict[tuple[str, int], int]] | None:
         """(detector state, positions) for a snapshot, or None when there is no state to save (not rebuilt, or a
-        detector that cannot export). Call between batches: the lock is not held across awaits there, and the
-        detector only changes inside them. A position is the first offset whose event has not reached the
-        detector: held events and events not yet read are replayed on restore."""
+        detector that cannot export). Call outside the lock: the detector only changes under it. A position is
+        the first offset whose event has not reached the detector or whose outcomes are not acknowledged yet
+        (a batch advances its positions after its acknowledgements): held events, events of a batch in flight
+        and events not yet read are replayed on restore. None too while any batch waits for acknowledgements:
+        the events of other partitions it detected are no longer held, and their warnings not yet confirmed."""
         export = getattr(self.handler.detector, "export_state", None)
-        if not self.is_open or self._lock.locked() or export is None:
-            return None
+        if not self.is_open or self._lock.locked() or self._unacknowledged or export is None:
+            return None     # an event detected but not acknowledged yet would be neither replayed nor published
         positions = dict(self._next_offset)
         for item in [*self.aligner.held(), *self.jump_guard.held()]:
             tp = (item.origin.topic, item.origin.partition)

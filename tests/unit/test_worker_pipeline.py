@@ -233,3 +233,32 @@ def test_the_record_timestamp_reaches_the_detector_as_the_detection_time():
         await pipeline.flush()
     asyncio.run(run())
     assert detector.stamps == [BASE + 5_000, BASE + 5_001, BASE + 5_002, None]
+
+
+def test_no_snapshot_while_a_batch_waits_for_its_acknowledgements_and_positions_move_after_them():
+    from stream.detection.detector import Detector
+    from stream.rules.model import RuleSet
+
+    async def run():
+        release = asyncio.Event()
+
+        async def slow_ack():
+            await release.wait()
+
+        async def publish(outcome, wait=True):
+            return [slow_ack()] if outcome.warnings or outcome.dead_letter else []
+
+        detector = Detector(RuleSet(()))
+        pipeline = Pipeline(MessageHandler(detector), publish=publish,
+                            make_aligner=lambda: EventTimeAligner(idle_after_ms=0, clock=lambda: 10_000))
+        generation = pipeline.begin_generation()
+        assert await pipeline.rebuild(generation, lambda: detector, [], positions={("t", 0): 0})
+        await pipeline.offer(transfer("t0", 0), key=b"A", origin=Origin("t", 0, 0))
+        assert pipeline.checkpoint()[1] == {("t", 0): 1}
+        batch = asyncio.ensure_future(pipeline.offer(b"{bad", key=b"A", origin=Origin("t", 0, 1)))
+        await asyncio.sleep(0.01)
+        assert pipeline.checkpoint() is None           # its dead letter is not acknowledged yet
+        release.set()
+        await batch
+        assert pipeline.checkpoint()[1] == {("t", 0): 2}
+    asyncio.run(run())
