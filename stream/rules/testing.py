@@ -82,6 +82,16 @@ class TestCase:
     lateness_ms: int
 
 
+@dataclass(frozen=True)
+class BrokenTest:
+    """A test the file describes wrongly (an event the parser refuses, an unknown rule): it fails with `error`,
+    and the file's other tests still run."""
+
+    name: str
+    line: int
+    error: str
+
+
 @dataclass
 class TestResult:
     name: str
@@ -155,7 +165,10 @@ def run_test_file(path: str | Path, *, name_filter: str | None = None) -> FileRe
     for case in cases:
         if name_filter and name_filter not in case.name:
             continue
-        report.results.append(run_case(ruleset, case))
+        if isinstance(case, BrokenTest):
+            report.results.append(TestResult(case.name, case.line, False, error=case.error))
+        else:
+            report.results.append(run_case(ruleset, case))
     return report
 
 
@@ -202,7 +215,7 @@ def _comparable(warning: dict[str, Any]) -> dict[str, Any]:
 
 # -- reading a test file ---------------------------------------------------------------------------------------
 
-def load_test_file(path: Path) -> tuple[RuleSet, dict[str, Any], list[TestCase]]:
+def load_test_file(path: Path) -> tuple[RuleSet, dict[str, Any], list["TestCase | BrokenTest"]]:
     file = str(path)
     try:
         doc = load_yaml_file(path)
@@ -228,7 +241,14 @@ def load_test_file(path: Path) -> tuple[RuleSet, dict[str, Any], list[TestCase]]
     if not isinstance(tests, YList) or not tests:
         raise RuleTestError("`tests` must be a non-empty list of tests", file, doc.value_line("tests"))
     known_rules = {rule.id for rule in ruleset.rules}
-    cases = [_test_case(entry, tests.item_line(i), file, defaults, known_rules) for i, entry in enumerate(tests)]
+    cases: list[TestCase | BrokenTest] = []
+    for i, entry in enumerate(tests):
+        try:
+            cases.append(_test_case(entry, tests.item_line(i), file, defaults, known_rules))
+        except RuleTestError as exc:   # this test is wrong: reported as a failure, the other tests still run
+            name = entry.get("name") if isinstance(entry, YMap) else None
+            cases.append(BrokenTest(name if isinstance(name, str) and name.strip() else
+                                    f"test at line {tests.item_line(i)}", tests.item_line(i), str(exc)))
     names = [case.name for case in cases]
     for case in cases:
         if names.count(case.name) > 1:
@@ -252,8 +272,19 @@ def _test_case(entry: Any, line: int, file: str, defaults: dict[str, Any], known
     if not isinstance(raw_events, YList) or not raw_events:
         raise RuleTestError(f"test {name!r}: `events` must be a non-empty list of events", file,
                             entry.value_line("events") if "events" in entry else line)
-    events = tuple(_event(raw, start, index, file, raw_events.item_line(index), name)
-                   for index, raw in enumerate(raw_events))
+    events_list: list[Event] = []
+    refused: list[RuleTestError] = []
+    for index, raw in enumerate(raw_events):            # every refused event is reported, not just the first
+        try:
+            events_list.append(_event(raw, start, index, file, raw_events.item_line(index), name))
+        except RuleTestError as exc:
+            refused.append(exc)
+    if refused:
+        if len(refused) == 1:
+            raise refused[0]
+        raise RuleTestError(f"test {name!r}: {len(refused)} events refused:\n" +
+                            "\n".join(f"        {exc}" for exc in refused), file, line)
+    events = tuple(events_list)
     if "expect" not in entry and "expect_none" not in entry:
         raise RuleTestError(f"test {name!r} must say what it expects: `expect` (a list, [] for no warnings at all) "
                             f"and/or `expect_none` (rule ids that must stay silent)", file, line)

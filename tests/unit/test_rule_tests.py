@@ -113,25 +113,48 @@ def test_expect_none_checks_the_named_rules_and_empty_expect_checks_all(tmp_path
     assert not slow.ok and [w["rule_id"] for w in slow.unexpected] == ["other"]
 
 
-@pytest.mark.parametrize("old, new, line, fragment", [
-    ("    expect: []\n", "", 9, "must say what it expects"),
+@pytest.mark.parametrize("old, new, line, fragment, broken", [
+    ("    expect: []\n", "", 9, "must say what it expects", "quiet when slow"),
     ("amount: \"5000.00\"}\n      - {type: transfer, ts", "amount: \"-5\"}\n      - {type: transfer, ts", 5,
-     "event 1 refused: bad_amount"),
-    ("ts: +10m", "ts: +10 minutes", 6, "relative times look like +5m"),
-    ("{rule: cashout, subject: L1", "{rule: cashot, subject: L1", 8, "unknown rule 'cashot'"),
-    ("  - name: quiet when slow", "  - nme: quiet when slow", 9, "unknown test key 'nme' (did you mean 'name'?)"),
-    ("start: 2026-03-02T10:00:00Z", "start: yesterday", 1, "start: expected RFC 3339"),
+     "event 1 refused: bad_amount", "fires"),
+    ("ts: +10m", "ts: +10 minutes", 6, "relative times look like +5m", "fires"),
+    ("{rule: cashout, subject: L1", "{rule: cashot, subject: L1", 8, "unknown rule 'cashot'", "fires"),
+    ("  - name: quiet when slow", "  - nme: quiet when slow", 9, "unknown test key 'nme' (did you mean 'name'?)",
+     "test at line 9"),
 ])
-def test_a_broken_test_file_fails_with_file_and_line(tmp_path, old, new, line, fragment):
+def test_a_broken_test_fails_with_file_and_line_and_the_others_still_run(tmp_path, old, new, line, fragment,
+                                                                         broken):
+    """Regression: one refused event (or any problem of one test) stopped its whole file, and the file's other
+    tests were neither run nor counted."""
     write(tmp_path, "pack.yaml", RULES)
     assert old in TESTS
     path = write(tmp_path, "pack.test.yaml", TESTS.replace(old, new))
+    report = run_test_file(path)
+    assert report.error is None and len(report.results) == 2
+    (failed,) = [r for r in report.results if r.name == broken]
+    assert not failed.ok and failed.error.startswith(f"{path}:{line}: ") and fragment in failed.error
+    (other,) = [r for r in report.results if r.name != broken]
+    assert other.error is None and report.failed == 1
+
+
+def test_every_refused_event_of_a_test_is_reported_at_once(tmp_path):
+    write(tmp_path, "pack.yaml", RULES)
+    text = TESTS.replace('amount: "5000.00"}\n      - {type: transfer, ts: +10m',
+                         'amount: "-5"}\n      - {type: transfer, ts: +10 minutes')
+    report = run_test_file(write(tmp_path, "pack.test.yaml", text))
+    (failed,) = [r for r in report.results if not r.ok]
+    assert "2 events refused" in failed.error and "bad_amount" in failed.error and "+5m" in failed.error
+    assert [r.name for r in report.results] == ["fires", "quiet when slow"]
+
+
+def test_a_broken_test_file_fails_with_file_and_line(tmp_path):
+    write(tmp_path, "pack.yaml", RULES)
+    path = write(tmp_path, "pack.test.yaml", TESTS.replace("start: 2026-03-02T10:00:00Z", "start: yesterday"))
     with pytest.raises(RuleTestError) as caught:
         load_test_file(path)
-    assert str(caught.value).startswith(f"{path}:{line}: "), str(caught.value)
-    assert fragment in str(caught.value)
+    assert str(caught.value).startswith(f"{path}:1: ") and "start: expected RFC 3339" in str(caught.value)
     report = run_test_file(path)
-    assert report.failed == 1 and report.error and fragment in report.error
+    assert report.failed == 1 and report.error and "start: expected RFC 3339" in report.error
 
 
 def test_rules_that_do_not_load_fail_the_test_file(tmp_path):
