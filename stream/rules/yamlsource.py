@@ -62,13 +62,39 @@ def load_yaml_text(text: str) -> Any:
             return None
         return _build(loader, node, {})
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise YamlSyntaxError(f"not valid YAML: {problem}", mark.line + 1 if mark else None) from None
+        message, line = explain(exc, text)
+        raise YamlSyntaxError(message, line) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"not valid YAML: {exc}", None) from None
     finally:
         loader.dispose()
+
+
+def explain(exc: yaml.MarkedYAMLError, text: str) -> tuple[str, int | None]:
+    """PyYAML's error in words an analyst can act on, at the line where the mistake is. PyYAML reports an
+    unclosed quote where the file ends; the quote opened at its context mark."""
+    context, problem = exc.context or "", exc.problem or ""
+    problem_line = exc.problem_mark.line + 1 if exc.problem_mark else None
+    context_line = exc.context_mark.line + 1 if exc.context_mark else None
+    found = " ".join(part for part in (context, problem) if part)
+    lines = text.splitlines()
+    if "quoted scalar" in context and context_line is not None:
+        return (f"not valid YAML: a quote opened on this line is never closed ({found}). A `where` with quotes "
+                f"inside: wrap the whole expression in the other kind of quote, e.g. where: 'transfer.channel == "
+                f"\"withdrawal\"'", context_line)
+    if "'\\t'" in problem or "\t" in problem:
+        return "not valid YAML: a tab character; YAML indents with spaces only", problem_line
+    if "expected <block end>, but found '<scalar>'" in problem and problem_line is not None:
+        source = lines[problem_line - 1] if problem_line <= len(lines) else ""
+        value = source.split(":", 1)[1].strip() if ":" in source else ""
+        if value[:1] in ("'", '"'):
+            return (f"not valid YAML: a value that starts with a quote must end with it ({found}); quote the "
+                    f"whole expression, e.g. {source.split(':', 1)[0].strip()}: '{value.replace(chr(39), chr(34))}'",
+                    problem_line)
+    if "expected <block end>" in problem:
+        return (f"not valid YAML: check the indentation: the keys of one mapping, and the items of one list, "
+                f"start in the same column ({found})", problem_line)
+    return f"not valid YAML: {found}", problem_line or context_line
 
 
 def load_yaml_file(path: str | Path) -> Any:

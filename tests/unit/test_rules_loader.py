@@ -379,3 +379,32 @@ def test_any_yaml_gives_errors_never_a_crash(tmp_path, rules, lists, allow):
     assert (result.ruleset is None) == bool(result.errors)
     for error in result.errors:
         assert error.file == str(path)
+
+
+def _only_yaml_error(tmp_path: Path, text: str):
+    path = tmp_path / "pack.yaml"
+    path.write_text(text)
+    result = check_rules(path, kinds=KINDS)
+    assert len(result.errors) == 1, problems(result)
+    return result.errors[0]
+
+
+def test_an_unclosed_quote_is_reported_where_it_opened_not_at_the_end_of_the_file(tmp_path):
+    """Regression: PyYAML names the end of the file; the analyst needs the line of the quote."""
+    lines = GOOD.splitlines()
+    at = next(i for i, line in enumerate(lines) if "tags: [cashout]" in line)
+    lines[at] = '    desc: "most of a loan withdrawn soon'
+    error = _only_yaml_error(tmp_path, "\n".join(lines) + "\n")
+    assert error.line == at + 1 and "quote opened on this line is never closed" in error.message
+    assert error.line < len(lines)
+
+
+@pytest.mark.parametrize("text, line, hint", [
+    ("rules:\n\t- id: a\n", 2, "tab character; YAML indents with spaces only"),
+    ("rules:\n  - id: a\n   kind: b\n", 3, "check the indentation"),
+    ('rules:\n  - id: a\n    where: "x" in transfer.channel\n', 3,
+     "a value that starts with a quote must end with it"),
+])
+def test_common_yaml_mistakes_get_a_plain_hint_at_their_line(tmp_path, text, line, hint):
+    error = _only_yaml_error(tmp_path, text)
+    assert error.line == line and hint in error.message, (error.line, error.message)
