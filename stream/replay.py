@@ -40,6 +40,7 @@ class ReplayReport:
     by_rule: Counter = field(default_factory=Counter)
     detector_stats: Any = None
     read_error: str | None = None       # the file could not be read to its end (truncated gzip, I/O error)
+    silent_rules: tuple[str, ...] = ()  # enabled rules that raised nothing
 
     def render(self) -> str:
         lines = [f"replayed {self.lines} lines: {self.events} events, {self.bad} bad lines skipped, "
@@ -53,9 +54,30 @@ class ReplayReport:
             shown = len(self.bad_samples)
             lines.append(f"bad lines ({'first ' + str(shown) if shown < self.bad else 'all'}):")
             lines += [f"  line {number}: {reason}" for number, reason in self.bad_samples]
-        if self.detector_stats is not None:
-            lines.append(f"detector: {self.detector_stats}")
+        stats = self.detector_stats
+        if stats:
+            lines.append(f"window at the end: {stats.get('edges', 0):,} transfers between {stats.get('nodes', 0):,} "
+                         f"accounts, {stats.get('lots', 0):,} traced lots of {stats.get('loans', 0):,} loans; "
+                         f"{stats.get('late', 0):,} late events, {stats.get('duplicates', 0):,} duplicates")
+            suppressed = stats.get("suppressed") or {}
+            if suppressed:
+                lines.append("held back by cooldowns: " + ", ".join(f"{rule} {count}"
+                                                                   for rule, count in sorted(suppressed.items())))
+            if self.silent_rules:
+                lines.append(f"rules that raised nothing: {', '.join(self.silent_rules)}")
+            for rule, count in sorted((stats.get("where_errors") or {}).items()):
+                lines.append(f"rule {rule}: its `where` failed on {count} events (counted as not matching); "
+                             f"`fundflow rules check` shows the expression")
         return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report for machines (`fundflow replay --json`)."""
+        return {"lines": self.lines, "events": self.events, "blank": self.blank, "bad": self.bad,
+                "bad_by_reason": dict(self.bad_by_reason), "warnings": self.warnings,
+                "warnings_by_rule": dict(self.by_rule), "read_error": self.read_error,
+                "silent_rules": list(self.silent_rules),
+                "bad_samples": [{"line": number, "error": error} for number, error in self.bad_samples],
+                "detector": self.detector_stats}
 
 
 def replay_lines(lines: Iterable[bytes], detector: Any, emit: Callable[[EarlyWarning], None], *,
@@ -126,6 +148,8 @@ def replay_file(path: str | Path, ruleset: RuleSet, out: IO[bytes], *, window_ms
             if bar is not None:
                 bar.close()
         report.read_error = readable.error
+        report.silent_rules = tuple(sorted(rule.id for rule in ruleset.rules
+                                           if rule.enabled and rule.id not in report.by_rule))
         return report
 
 

@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming fund-flow monitor: early warnings of rapid cash-out and layering.",
     )
     parser.add_argument("--settings", metavar="FILE", default=None,
-                        help="YAML settings file; FUNDFLOW_* environment variables override it")
+                        help="YAML settings file; FUNDFLOW_* environment variables override it (may also be "
+                             "given after the command)")
+    parser.add_argument("--version", action="version", version=f"fundflow {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_settings_first(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -54,6 +56,32 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+def _settings_first(argv: list[str]) -> list[str]:
+    """`fundflow replay X --settings F` and `fundflow --settings F replay X` mean the same: the global option is
+    moved in front of the command wherever it was written (no command has an option of that name)."""
+    rest, front = [], []
+    items = iter(argv)
+    for item in items:
+        if item == "--":
+            rest += [item, *items]
+            break
+        if item == "--settings":
+            front += [item, next(items, "")]
+        elif item.startswith("--settings="):
+            front.append(item)
+        else:
+            rest.append(item)
+    return front + rest
+
+
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("fundflow")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import orjson
+
 from .argtypes import duration_ms
 
 
@@ -32,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "without disbursements (default: the trace_inflows_above setting, off)")
     parser.add_argument("--show-bad", type=int, default=20, metavar="N", help="list at most N bad lines (20)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true",
+                        help="the summary on stderr as one JSON object instead of text (for scripts)")
     parser.set_defaults(func=run)
 
 
@@ -68,7 +72,10 @@ def run(args: argparse.Namespace) -> int:
             out.close()
         else:
             out.flush()
-    print(report.render(), file=sys.stderr)
+    if args.json:
+        print(orjson.dumps(report.as_dict(), option=orjson.OPT_SORT_KEYS).decode(), file=sys.stderr)
+    else:
+        print(report.render(), file=sys.stderr)
     if report.read_error:
         raise FundflowError(f"{args.events}: {report.read_error}; the {report.warnings} warnings of the lines "
                             f"before were written")

@@ -182,3 +182,18 @@ def test_replay_refuses_a_directory_and_an_unwritable_out_in_one_line(tmp_path, 
         assert main(["replay", str(ledger(tmp_path)), "--rules", str(PACK), "--out", str(out), "--no-progress"]) == 1
         err = capsys.readouterr().err
         assert "Traceback" not in err and f"--out {out}: cannot write there" in err
+
+
+def test_the_replay_summary_is_a_short_text_and_json_for_machines(tmp_path, capsys):
+    """Regression: the summary ended with a raw Python dict of detector internals."""
+    path = ledger(tmp_path)
+    out = str(tmp_path / "w.jsonl")
+    assert main(["replay", str(path), "--rules", str(PACK), "--out", out, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "{'" not in err and "window at the end: " in err
+    assert "rules that raised nothing: " in err and "layering-chain" in err.split("rules that raised nothing: ")[1]
+    assert main(["replay", str(path), "--rules", str(PACK), "--out", out, "--no-progress", "--json"]) == 0
+    summary = orjson.loads(capsys.readouterr().err)
+    assert summary["events"] == 6 and summary["warnings"] == 2 and summary["bad_by_reason"]
+    assert summary["warnings_by_rule"] == {"device-burst": 1, "rapid-cashout": 1}
+    assert "layering-chain" in summary["silent_rules"] and summary["detector"]["events"] >= 6
