@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Callable, TextIO
 
 import orjson
@@ -28,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--account", metavar="ACCOUNT", help="only warnings whose evidence touches this account")
     parser.add_argument("--severity", metavar="LEVEL", choices=SEVERITIES, help="this severity or higher")
     parser.add_argument("--since", metavar="AGO|TS",
-                        help="event time at or after: a duration back from now (2h, 1d) or an RFC 3339 time")
+                        help="event time at or after: a duration back from the newest warning's event time in the "
+                             "store (2h, 1d: ledgers are dated by their events, not by the wall clock), an RFC "
+                             "3339 time or epoch milliseconds")
     parser.add_argument("--limit", metavar="N", type=int, default=50, help="at most N warnings (default 50)")
     parser.add_argument("--json", action="store_true",
                         help="one warning JSON object per line (docs/architecture.md §5 shape)")
@@ -36,15 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_since(text: str, now_ms: int) -> int:
-    """'2h' -> now - 2h; '2026-03-02T10:00:00Z' or epoch ms -> that instant."""
+def parse_since(text: str, newest_ms: Callable[[], int | None]) -> int:
+    """'2h' -> the newest event time in the store minus 2h; '2026-03-02T10:00:00Z' or epoch ms -> that instant.
+    `newest_ms` is only asked for a relative time."""
     value = text.strip()
     if value.isdigit():
         return int(value)
     try:
-        return now_ms - parse_duration_ms(value)
+        ago = parse_duration_ms(value)
     except ValueError:
-        pass
+        ago = None
+    if ago is not None:
+        newest = newest_ms()
+        return (newest if newest is not None else 0) - ago
     try:
         return parse_rfc3339_ms(value)
     except ValueError:
@@ -52,17 +57,17 @@ def parse_since(text: str, now_ms: int) -> int:
                             f"2026-03-02T10:00:00Z, or epoch milliseconds, got {text!r}") from None
 
 
-def run(args: argparse.Namespace, *, out: TextIO | None = None,
-        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000) -> int:
+def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     settings = load_settings(args.settings)
     url = args.store or settings.clickhouse_url
     if args.limit <= 0:
         raise FundflowError(f"--limit: expected a positive number, got {args.limit}")
-    where = WarningFilter(rule_id=args.rule, account=args.account, min_severity=args.severity,
-                          since_ms=parse_since(args.since, clock()) if args.since else None, limit=args.limit)
     store = open_store(url, create=False)
     try:
+        since = parse_since(args.since, store.newest_event_ms) if args.since else None
+        where = WarningFilter(rule_id=args.rule, account=args.account, min_severity=args.severity,
+                              since_ms=since, limit=args.limit)
         rows = store.select_warnings(where)
     except StoreError as exc:
         raise FundflowError(f"cannot read warnings from {url} (has the worker created the table yet?): {exc}") \

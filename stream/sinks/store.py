@@ -167,6 +167,11 @@ class WarningStore(ABC):
     def select_warnings(self, where: WarningFilter) -> list[dict[str, Any]]:
         return self.query(select_warnings_sql(self.database, where))
 
+    def newest_event_ms(self) -> int | None:
+        """The event time of the newest stored warning: what "the last 2 hours" means for a ledger's warnings."""
+        rows = self.query(f"SELECT count() AS n, max(event_ts_ms) AS newest FROM {identifier(self.database)}.{TABLE}")
+        return int(rows[0]["newest"]) if rows and int(rows[0]["n"]) else None
+
     def count_distinct(self) -> int:
         """Warnings stored, after deduplication."""
         rows = self.query(f"SELECT count() AS n FROM {identifier(self.database)}.{TABLE} FINAL")

@@ -193,5 +193,9 @@ def test_fundflow_warnings_command_reads_the_store_as_a_table_and_as_json(store,
     assert main(["warnings", "--store", url, "--json", "--account", "U77", "--rule", "rapid-cashout"]) == 0
     assert [json.loads(x)["subject"] for x in capsys.readouterr().out.splitlines()] == ["L-2"]
 
+    # Relative to the newest warning's event time (T0 + 3 s), not to the wall clock: the ledger is dated March.
+    assert main(["warnings", "--store", url, "--json", "--since", "1500ms"]) == 0
+    assert [json.loads(x)["subject"] for x in capsys.readouterr().out.splitlines()] == ["L-3", "L-2"]
+
     assert main(["warnings", "--store", url, "--since", "last tuesday"]) == 1
     assert "--since: expected a duration like 2h" in capsys.readouterr().err
