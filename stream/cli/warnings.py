@@ -57,6 +57,17 @@ def parse_since(text: str, newest_ms: Callable[[], int | None]) -> int:
                             f"2026-03-02T10:00:00Z, or epoch milliseconds, got {text!r}") from None
 
 
+def _check_rule_id(rule_id: str, stored: list[str]) -> None:
+    """An unknown --rule is most often a typo: say so, with the nearest stored rule id, instead of an empty list."""
+    if rule_id in stored:
+        return
+    import difflib
+    close = difflib.get_close_matches(rule_id, stored, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    known = ", ".join(stored) if stored else "none yet"
+    raise FundflowError(f"--rule: no warning of rule {rule_id!r} in the store{hint} (rules with warnings: {known})")
+
+
 def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     settings = load_settings(args.settings)
@@ -69,6 +80,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         where = WarningFilter(rule_id=args.rule, account=args.account, min_severity=args.severity,
                               since_ms=since, limit=args.limit)
         rows = store.select_warnings(where)
+        if not rows and args.rule is not None:
+            _check_rule_id(args.rule, store.rule_ids())
     except StoreError as exc:
         raise FundflowError(f"cannot read warnings from {url} (has the worker created the table yet?): {exc}") \
             from None

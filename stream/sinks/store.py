@@ -167,6 +167,11 @@ class WarningStore(ABC):
     def select_warnings(self, where: WarningFilter) -> list[dict[str, Any]]:
         return self.query(select_warnings_sql(self.database, where))
 
+    def rule_ids(self) -> list[str]:
+        """The rules that have warnings in the store, sorted."""
+        rows = self.query(f"SELECT DISTINCT rule_id FROM {identifier(self.database)}.{TABLE} ORDER BY rule_id")
+        return [str(row["rule_id"]) for row in rows]
+
     def newest_event_ms(self) -> int | None:
         """The event time of the newest stored warning: what "the last 2 hours" means for a ledger's warnings."""
         rows = self.query(f"SELECT count() AS n, max(event_ts_ms) AS newest FROM {identifier(self.database)}.{TABLE}")

@@ -197,5 +197,8 @@ def test_fundflow_warnings_command_reads_the_store_as_a_table_and_as_json(store,
     assert main(["warnings", "--store", url, "--json", "--since", "1500ms"]) == 0
     assert [json.loads(x)["subject"] for x in capsys.readouterr().out.splitlines()] == ["L-3", "L-2"]
 
+    assert main(["warnings", "--store", url, "--rule", "rapid-cashot"]) == 1
+    assert "did you mean 'rapid-cashout'?" in capsys.readouterr().err
+
     assert main(["warnings", "--store", url, "--since", "last tuesday"]) == 1
     assert "--since: expected a duration like 2h" in capsys.readouterr().err
