@@ -219,23 +219,32 @@ def _read_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: expected a mapping of setting: value, got {type(data).__name__}")
-    known = {f.name for f in fields(Settings)}
-    unknown = sorted(set(map(str, data)) - known)
+    known = sorted(f.name for f in fields(Settings))
+    unknown = sorted(set(map(str, data)) - set(known))
     if unknown:
-        raise SettingsError(f"{path}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(known))}")
+        import difflib
+        problems = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            problems.append(f"{path}: unknown setting {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        problems[-1] += f"; known settings: {', '.join(known)}"
+        raise SettingsError("\n".join(problems))      # one line per problem, so one problem is one line
     return data
 
 
 def _validated(settings: Settings, raw: Mapping[str, Any], *, source: str, env_names: bool = False) -> Settings:
     by_name = {f.name: f for f in fields(Settings)}
     parsed = {}
+    problems = []                  # every bad value at once, not one per start
     for key, value in raw.items():
         spec = by_name[key]
         label = f"{ENV_PREFIX}{key.upper()}" if env_names else key
         try:
             parsed[key] = spec.metadata["parse"](value)
         except (ValueError, TypeError, ArithmeticError) as exc:
-            raise SettingsError(f"{source}: {label}: {exc}") from None
+            problems.append(f"{source}: {label}: {exc}")
+    if problems:
+        raise SettingsError("\n".join(problems))
     result = replace(settings, **parsed)
     if result.allowed_lateness >= result.window:
         raise SettingsError(f"{source}: allowed_lateness must be shorter than window "

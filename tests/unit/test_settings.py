@@ -114,3 +114,18 @@ def test_tracer_choices_are_settings_with_checked_values():
     for name, value in (("FUNDFLOW_TRACER_POLICY", "random"), ("FUNDFLOW_TRACE_INFLOWS_ABOVE", "-5")):
         with pytest.raises(SettingsError, match=name):
             load_settings(env={name: value})
+
+
+def test_every_settings_problem_is_reported_at_once_with_a_hint_for_misspelt_keys(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("windw: 2h\nweb_prot: 80\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path, env={})
+    text = str(caught.value)
+    assert "unknown setting 'windw' (did you mean 'window'?)" in text
+    assert "unknown setting 'web_prot' (did you mean 'web_port'?)" in text
+    path.write_text("window: soon\nweb_port: http\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path, env={"FUNDFLOW_BROKER_URL": "nope://x"})
+    text = str(caught.value)
+    assert "window: expected a duration" in text and "web_port: expected a positive integer" in text
