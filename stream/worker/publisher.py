@@ -77,8 +77,8 @@ class Publisher:
                                         on_refused=self._dead_letter_warning(key, value, origin))
             if wait:
                 await confirmation
-            else:
-                confirmations.append(confirmation)
+            else:       # a task: it completes (or retries) even if the caller's batch is abandoned
+                confirmations.append(asyncio.ensure_future(confirmation))
         if outcome.dead_letter is not None:
             await self.send_dead_letter(outcome.dead_letter)
         return confirmations
