@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 RAW = "raw"
 BAD_WARNING = "bad_warning"
 UNSTORABLE_WARNING = "unstorable_warning"
+LEDGER_RETRY_S = 1.0
 STORM_FLUSH_INTERVAL_S = 5.0      # longest the page delivery loop sleeps between rounds
 
 
@@ -160,7 +161,16 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
                     warning = _decode(event.message.value)
                 except ValueError:
                     continue  # the ClickHouse agent dead-letters it; one letter per bad message is enough
-                if await pager.handle(warning) == QUEUED:
+                while True:
+                    try:
+                        outcome = await pager.handle(warning)
+                        break
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:  # noqa: BLE001 - the ledger (a local file) failed: wait, never drop
+                        log.exception("could not queue the page of %s; trying again", warning.warning_id)
+                        await asyncio.sleep(LEDGER_RETRY_S)
+                if outcome == QUEUED:
                     queued.set()
 
         wired.agents.append(app.agent(warnings_topic, name="fundflow.sink.pager", concurrency=1)(
