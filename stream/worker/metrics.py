@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -481,7 +482,6 @@ def _copy_worker_state(app, metrics: FundflowMetrics) -> None:
         metrics.rebuild_from_snapshot.set(1 if report.from_snapshot else 0)
     snapshots = getattr(app, "fundflow_snapshots", None)
     if snapshots is not None and snapshots.last_written_ms is not None:
-        import time
         metrics.snapshot_age.set(max(0.0, time.time() - snapshots.last_written_ms / 1000))
         metrics.snapshot_bytes.set(snapshots.last_size)
 
