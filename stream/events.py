@@ -18,6 +18,7 @@ import orjson
 
 from .errors import EventError
 from .money import MAX_UNITS, MINOR_PER_UNIT, format_minor, parse_amount_minor
+from .nesting import nested_deeper_than
 from .timefmt import MS_PER_DAY, format_ts, parse_rfc3339_ms
 
 # Anything before 2000 or after 2100 is a unit mistake (seconds for ms, ns for ms) or a default value.
@@ -149,7 +150,8 @@ def parse_event(raw: bytes | str | Mapping[str, Any], *, watermark: int | None =
         obj = raw
     if not isinstance(obj, Mapping):
         raise EventError(NOT_AN_OBJECT, f"expected a JSON object, got {_json_type(obj)}")
-    _check_depth(obj)
+    if nested_deeper_than(obj.values(), MAX_DEPTH):
+        raise EventError(TOO_DEEP, f"objects and arrays are nested more than {MAX_DEPTH} levels deep")
 
     event_id = _required_str(obj, "event_id", None)
     kind = obj.get("type")
@@ -161,18 +163,6 @@ def parse_event(raw: bytes | str | Mapping[str, Any], *, watermark: int | None =
         raise EventError(MISSING_FIELD, "missing field 'type' (expected 'disbursement' or 'transfer')", event_id=event_id)
     raise EventError(UNKNOWN_TYPE, f"unknown type {quote(kind)}; expected 'disbursement' or 'transfer'",
                      event_id=event_id)
-
-
-def _check_depth(obj: Mapping[str, Any]) -> None:
-    """Refuse nesting deeper than MAX_DEPTH, iteratively: a flat event (the usual case) costs one pass over its
-    values and no allocation."""
-    stack = [(value, 2) for value in obj.values() if isinstance(value, (dict, list, tuple, Mapping))]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise EventError(TOO_DEEP, f"objects and arrays are nested more than {MAX_DEPTH} levels deep")
-        children = value.values() if isinstance(value, Mapping) else value
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple, Mapping)))
 
 
 def _parse_disbursement(obj: Mapping[str, Any], event_id: str, watermark: int | None,

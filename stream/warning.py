@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import orjson
 
 from .money import format_minor, parse_amount_minor
+from .nesting import nested_deeper_than
 from .timefmt import format_ts, parse_rfc3339_ms
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -174,11 +175,6 @@ def _evidence(data: Mapping[str, Any]) -> Mapping[str, Any]:
     evidence = data.get("evidence") or {}
     if not isinstance(evidence, Mapping):
         raise ValueError(f"field 'evidence' must be an object, got {type(evidence).__name__}")
-    stack = [(value, 2) for value in evidence.values()]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > MAX_EVIDENCE_DEPTH:
-                raise ValueError(f"field 'evidence' is nested more than {MAX_EVIDENCE_DEPTH} levels deep")
-            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    if nested_deeper_than(evidence.values(), MAX_EVIDENCE_DEPTH):
+        raise ValueError(f"field 'evidence' is nested more than {MAX_EVIDENCE_DEPTH} levels deep")
     return evidence
