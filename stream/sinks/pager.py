@@ -151,9 +151,9 @@ class PagerSink:
             delivered = await self._deliver(body, warning.warning_id, [warning])
             if delivered is None:
                 break
-            self.ledger.mark([warning.warning_id], PAGED if delivered else DEAD_LETTERED, self.clock())
-            self.counts[PAGED if delivered else DEAD_LETTERED] = self.counts.get(PAGED if delivered else
-                                                                                 DEAD_LETTERED, 0) + 1
+            state = PAGED if delivered else DEAD_LETTERED
+            self.ledger.mark([warning.warning_id], state, self.clock())
+            self.counts[state] = self.counts.get(state, 0) + 1
             sent += delivered
         return sent
 
