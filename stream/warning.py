@@ -106,7 +106,7 @@ class EarlyWarning:
         return cls(
             warning_id=_text(data, "warning_id"), rule_id=_text(data, "rule_id"),
             rule_version=str(_field(data, "rule_version", (str, int))), kind=_text(data, "kind"),
-            severity=_text(data, "severity"), score=_score(data),
+            severity=_severity(data), score=_score(data),
             subject=_text(data, "subject"), accounts=_texts(data, "accounts"), loan_ids=_texts(data, "loan_ids"),
             txn_ids=_texts(data, "txn_ids"),
             amount=parse_amount_minor(amount) if amount not in ("0", "0.00", 0) else 0,
@@ -129,6 +129,13 @@ class EarlyWarning:
 
 MAX_WARNING_BYTES = 1_000_000     # what the outbox can carry; warnings built here stay far below it
 MAX_EVIDENCE_DEPTH = 16           # orjson refuses to encode deeper than 255; fundflow's own evidence is shallow
+
+
+def _severity(data: Mapping[str, Any]) -> str:
+    severity = _text(data, "severity")
+    if severity not in SEVERITY_RANK:
+        raise ValueError(f"expected a severity among {', '.join(SEVERITY_RANK)}, got {severity[:40]!r}")
+    return severity
 
 
 def _score(data: Mapping[str, Any]) -> float:

@@ -26,7 +26,7 @@ from ..sinks.pager import PagerConfig, PagerSink
 from ..sinks.store import open_store
 from ..clock import wall_clock_ms
 from ..sinks.writer import ClickHouseSink
-from ..warning import SEVERITY_RANK, EarlyWarning
+from ..warning import EarlyWarning
 from .deadletter import DeadLetter, Origin
 from .publisher import Publisher
 
@@ -53,12 +53,7 @@ def _decode(value: bytes | None) -> EarlyWarning:
     """A warning from the outbox; ValueError (with a bounded message) when the bytes are not one."""
     if value is None:
         raise ValueError("an empty record (tombstone)")
-    warning = EarlyWarning.from_json(value)
-    if warning.severity not in SEVERITY_RANK:
-        raise ValueError(f"expected a severity among {', '.join(SEVERITY_RANK)}, got {warning.severity!r}")
-    if not warning.warning_id or not warning.rule_id:
-        raise ValueError("warning_id and rule_id must not be empty")
-    return warning
+    return EarlyWarning.from_json(value)       # checks every field, severity and non-empty ids included
 
 
 def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.sleep,
