@@ -88,7 +88,7 @@ def run(ledger: Path, *, rules: Path, window_ms: int, lateness_ms: int, chunk: i
 
     def sample(lines: int) -> None:
         samples.append(Sample(lines, time.process_time() - cpu0, time.perf_counter() - wall0,
-                              detector.state.graph.edge_count, rss_bytes()))
+                              detector.edge_count, rss_bytes()))
 
     def sampled(lines: Iterable[bytes]) -> Iterator[bytes]:
         sample(0)
@@ -103,7 +103,7 @@ def run(ledger: Path, *, rules: Path, window_ms: int, lateness_ms: int, chunk: i
         report = replay_lines(sampled(handle), detector, lambda w: sink.write(w.to_json() + b"\n"))
     end = samples[-1]
     return OfflineResult(ledger=str(ledger), events=report.events, warnings=report.warnings,
-                         edges_at_end=detector.state.graph.edge_count, cpu_s=end.cpu_s, wall_s=end.wall_s,
+                         edges_at_end=detector.edge_count, cpu_s=end.cpu_s, wall_s=end.wall_s,
                          rss_start=rss_start, rss_end=end.rss,
                          peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, gc_s=gc_timer.total,
                          samples=samples)

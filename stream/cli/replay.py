@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from .argtypes import duration_ms
+from .argtypes import duration_ms, positive_whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--trace-inflows-above", default=None, metavar="AMOUNT",
                         help="also trace inflows of unknown origin of at least AMOUNT units, for ledgers "
                              "without disbursements (default: the trace_inflows_above setting, off)")
+    parser.add_argument("--partitions", type=positive_whole_number, default=1, metavar="N",
+                        help="split the detection state into N partitions by key, as N workers hold it, with "
+                             "every hop between them on an in-memory queue (default 1); the warnings are the "
+                             "same for every N")
     parser.add_argument("--show-bad", type=int, default=20, metavar="N", help="list at most N bad lines (20)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true",
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = replay_file(args.events, ruleset, out, window_ms=window, lateness_ms=lateness,
                              progress=not args.no_progress, max_bad_shown=max(args.show_bad, 0),
-                             tracer=TracerOptions.from_settings(settings))
+                             tracer=TracerOptions.from_settings(settings), partitions=args.partitions)
     finally:
         if args.out:
             out.close()

@@ -1,7 +1,15 @@
 """The Detector: one event in, early warnings out. Pure: no I/O, no wall clock unless one is injected.
 
-Per event: record it (graph, tracer, device index), then run every enabled rule whose kind can be completed by
-this event type, and turn what they find into `EarlyWarning`s:
+State is partitioned by key (`partitions`, 1 by default; see `state` and `hops`). Per event: the event goes to
+the partition of its first account, and every step that concerns another key is a hop queued to that key's
+partition: the sender records the transfer and takes the traced money, the receiver records it and deposits
+the money, a loan's borrower counts the pieces that left the ledger, a device counts the loans requested from
+it. At each step the kinds of that stage run on that partition's state; what they find is a candidate, queued
+to the partition of its cooldown key, where it is admitted and turned into an `EarlyWarning`. The queue is
+first in, first out and every message is handled by the partition that owns its key, reading only that key's
+state, so the sequence of steps, and the warnings, are the same for any partition count.
+
+Admission:
 
 - `rule.allow.ignores(event)` skips the rule for the event; findings whose primary account (first of
   `accounts`) is allow-listed are dropped.
@@ -24,7 +32,7 @@ from __future__ import annotations
 
 import gc
 import heapq
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -36,11 +44,14 @@ from ..rules.model import AllowList, Rule, RuleSet
 from ..rules.names import names_for
 from ..warning import (MAX_SUMMARY_CHARS, TRUNCATED_KEY, EarlyWarning, capped, capped_evidence,
                        make_warning_id)
+from ..events import Transfer
 from .finding import Finding
-from .graph import DEFAULT_LATENESS_MS, DEFAULT_WINDOW_MS, DUPLICATE, TOO_OLD
-from .kinds import KINDS, Kind
-from .state import DetectionState, SearchLimits
-from .tracer import TracerOptions
+from .graph import DEFAULT_LATENESS_MS, DEFAULT_WINDOW_MS, LATE, TOO_OLD, EventClock, sink_node
+from .hops import Borrowed, Candidate, Exited, Message, Received, Requested, Searching, Sent
+from .kinds import EXITED, KINDS, RECEIVED, REQUESTED, SENT, Kind
+from .partitioning import partition_of
+from .state import DetectionState, SearchLimits, device_keys
+from .tracer import TracerOptions, exits_by_loan
 
 
 # Events between two freezes of long-lived objects (see `freeze_long_lived_objects`); 0 (default) never freezes:
@@ -50,14 +61,15 @@ DEFAULT_FREEZE_GC_EVERY = 0
 
 @dataclass(frozen=True)
 class _Plan:
-    """The rule set compiled for dispatch: per event type, the (rule, kind) pairs to run, in rule-set order."""
+    """The rule set compiled for dispatch: per stage, the (rule, kind) pairs to run, in rule-set order."""
 
     rules: RuleSet
-    by_type: Mapping[str, tuple[tuple[Rule, Kind, AllowList | None], ...]]
+    by_stage: Mapping[str, tuple[tuple[Rule, Kind, AllowList | None], ...]]
 
 
 def _compile(rules: RuleSet) -> _Plan:
-    by_type: dict[str, list[tuple[Rule, Kind, AllowList | None]]] = {"disbursement": [], "transfer": []}
+    by_stage: dict[str, list[tuple[Rule, Kind, AllowList | None]]] = {SENT: [], RECEIVED: [], EXITED: [],
+                                                                      REQUESTED: []}
     for rule in rules.rules:
         kind = KINDS.get(rule.kind)
         if kind is None:
@@ -66,26 +78,38 @@ def _compile(rules: RuleSet) -> _Plan:
                             line=rule.source.line if rule.source else None, rule_id=rule.id)
         if not rule.enabled:
             continue
-        for event_type in sorted(kind.triggers):
-            by_type.setdefault(event_type, []).append((rule, kind, rule.allow if rule.allow else None))
-    return _Plan(rules=rules, by_type={name: tuple(pairs) for name, pairs in by_type.items()})
+        for stage in kind.stages:
+            by_stage[stage].append((rule, kind, rule.allow if rule.allow else None))
+    return _Plan(rules=rules, by_stage={name: tuple(pairs) for name, pairs in by_stage.items()})
+
+
+@dataclass(slots=True)
+class EventCounts:
+    events: int = 0
+    late: int = 0
+    too_old: int = 0
+    duplicates: int = 0
 
 
 class Detector:
     def __init__(self, rules: RuleSet, *, window_ms: int = DEFAULT_WINDOW_MS,
                  lateness_ms: int = DEFAULT_LATENESS_MS, clock: Callable[[], int] | None = None,
                  tracer: TracerOptions | None = None, limits: SearchLimits | None = None,
-                 freeze_gc_every: int = DEFAULT_FREEZE_GC_EVERY) -> None:
+                 freeze_gc_every: int = DEFAULT_FREEZE_GC_EVERY, partitions: int = 1) -> None:
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {partitions!r}")
         self._plan = _compile(rules)
         self._freeze_gc_every = freeze_gc_every
         self._until_freeze = freeze_gc_every
         self._clock = clock
-        self.state = DetectionState(window_ms=window_ms, lateness_ms=lateness_ms, tracer=tracer, limits=limits)
-        self._cooldowns: dict[tuple[str, str], int] = {}        # (rule id, key) -> event ts of the last warning
-        self._cooldown_expiry: list[tuple[int, str, str, int]] = []  # (expires at, rule id, key, emitted at)
+        self.event_clock = EventClock(window_ms, lateness_ms)
+        self.partitions = [DetectionState(self.event_clock, tracer=tracer, limits=limits)
+                           for _ in range(partitions)]
+        self.counts = EventCounts()
         self.warnings_by_rule: Counter[str] = Counter()
         self.suppressed_by_rule: Counter[str] = Counter()
         self.where_errors_by_rule: Counter[str] = Counter()
+        self._searches: dict[int, tuple[Rule, Event, object]] = {}    # multi-hop searches of the current event
 
     # -- public surface ------------------------------------------------------------------------------------
     @property
@@ -94,66 +118,114 @@ class Detector:
 
     @property
     def watermark(self) -> int | None:
-        return self.state.watermark
+        return self.event_clock.watermark
 
     def export_state(self) -> tuple:
         """Everything this detector learnt from events (not the rules): what a snapshot stores."""
-        return (self.state, self._cooldowns, self._cooldown_expiry)
+        return (self.event_clock, self.partitions, self.counts)
 
     def import_state(self, exported: tuple) -> None:
         """Continue from an exported state; the rules stay this detector's own."""
-        self.state, self._cooldowns, self._cooldown_expiry = exported
+        self.event_clock, self.partitions, self.counts = exported
 
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in a new rule set; graph, tracer and cooldowns are kept. Atomic: compiled first, then one
         assignment, so an event is checked against either the old or the new set, never a mix."""
         self._plan = _compile(rules)
 
+    def partition(self, key: str) -> DetectionState:
+        partitions = self.partitions
+        return partitions[partition_of(key, len(partitions))] if len(partitions) > 1 else partitions[0]
+
     def process(self, event: Event, detected_at: int | None = None) -> list[EarlyWarning]:
         """The warnings this event completes; `detected_at`, when given, is their detection time (the worker
         passes the Kafka timestamp of the record, so a replay of the log re-emits byte-identical warnings).
 
         An event older than the window is refused with `EventError(too_old)`: it can no longer be judged, and
-        the caller dead-letters it rather than drop it in silence. A duplicate event id (at-least-once delivery) is recorded once and raises nothing."""
-        verdict = self.state.apply(event)
+        the caller dead-letters it rather than drop it in silence. A duplicate event id (at-least-once delivery)
+        is recorded once and raises nothing."""
+        counts = self.counts
+        counts.events += 1
+        verdict = self.event_clock.classify(event.ts)
         if verdict == TOO_OLD:
-            cutoff = self.state.graph.cutoff
+            counts.too_old += 1
+            cutoff = self.event_clock.cutoff
             raise EventError(TOO_OLD_REASON, f"event time {format_ts(event.ts)} is older than the window, which "
                                              f"starts at {format_ts(cutoff) if cutoff is not None else '?'}",
                              event_id=event.event_id)
-        if verdict == DUPLICATE:
+        first: Message = (Sent(event.src, event) if isinstance(event, Transfer)
+                          else Borrowed(event.account, event))
+        home = self.partition(first.key)
+        home.catch_up()
+        if home.graph.holds(event):
+            counts.duplicates += 1
             return []
+        if verdict == LATE:
+            counts.late += 1
+        self.event_clock.advance(event.ts)
         if self._freeze_gc_every:
             self._until_freeze -= 1
             if self._until_freeze <= 0:
                 self._until_freeze = self._freeze_gc_every
                 freeze_long_lived_objects()
-        self._expire_cooldowns()
-        plan = self._plan
         warnings: list[EarlyWarning] = []
-        state = self.state
-        for rule, kind, allow in plan.by_type.get(event.type, ()):
-            if allow is not None and allow.ignores(event):
+        queue: deque[Message] = deque((first,))
+        self._searches: dict[int, tuple[Rule, Event, object]] = {}
+        while queue or self._searches:
+            if not queue:       # every branch of every search is back: what they found, in the order they began
+                searches, self._searches = self._searches, {}
+                for rule, trigger, search in searches.values():
+                    for finding in search.finish():
+                        queue.append(Candidate(self._cooldown_key(rule, finding), rule, trigger, finding))
                 continue
-            for finding in kind.detect(rule, event, state):
-                warning = self._admit(rule, event, finding, detected_at)
+            message = queue.popleft()
+            state = self.partition(message.key)
+            state.catch_up()
+            if isinstance(message, Sent):
+                self._sent(state, message, queue)
+            elif isinstance(message, Received):
+                self._received(state, message, queue)
+            elif isinstance(message, Exited):
+                state.tracer.record_exits(message.loan_id, message.pieces, message.transfer)
+                state.enter(EXITED, loan_id=message.loan_id)
+                self._run(EXITED, state, message.transfer, queue)
+            elif isinstance(message, Borrowed):
+                self._borrowed(state, message, queue)
+            elif isinstance(message, Requested):
+                self._requested(state, message, queue)
+            elif isinstance(message, Searching):
+                queue.extend(message.search.expand(state, message))
+            else:
+                warning = self._admit(state, message.rule, message.event, message.finding, detected_at)
                 if warning is not None:
                     warnings.append(warning)
         return warnings
 
     def stats(self) -> dict[str, object]:
-        graph = self.state.graph.stats()
-        tracer = self.state.tracer
+        counts = self.counts
+        partitions = self.partitions
+        graphs = [state.graph for state in partitions]
+        tracers = [state.tracer for state in partitions]
+        tracer_counters = {name: sum(getattr(tracer.counters, name) for tracer in tracers)
+                           for name in tracers[0].counters.__slots__}
         return {
-            "events": graph.events, "late": graph.late, "too_old": graph.too_old, "duplicates": graph.duplicates,
-            "nodes": graph.nodes, "edges": graph.edges, "evicted_edges": graph.evicted_edges,
-            "lots": tracer.lot_count, "loans": tracer.loan_count, "devices": len(self.state.devices),
-            "tracer": {name: getattr(tracer.counters, name) for name in tracer.counters.__slots__},
+            "events": counts.events, "late": counts.late, "too_old": counts.too_old,
+            "duplicates": counts.duplicates,
+            "nodes": sum(graph.node_count for graph in graphs), "edges": self.edge_count,
+            "evicted_edges": sum(graph.evicted_edges for graph in graphs),
+            "lots": sum(tracer.lot_count for tracer in tracers), "loans": sum(t.loan_count for t in tracers),
+            "devices": sum(len(state.devices) for state in partitions),
+            "tracer": tracer_counters,
             "watermark": self.watermark,
             "warnings": dict(sorted(self.warnings_by_rule.items())),
             "suppressed": dict(sorted(self.suppressed_by_rule.items())),
             "where_errors": dict(sorted(self._where_errors().items())),
         }
+
+    @property
+    def edge_count(self) -> int:
+        """Windowed edges held, over all partitions (an edge between two partitions is held by both)."""
+        return sum(state.graph.edge_count for state in self.partitions)
 
     def _where_errors(self) -> Counter[str]:
         """Failures this detector caught, plus those a compiled expression counted itself (it never raises)."""
@@ -164,8 +236,74 @@ class Detector:
                 errors[rule.id] += failures
         return errors
 
+    # -- the steps of an event -----------------------------------------------------------------------------
+    def _sent(self, state: DetectionState, message: Sent, queue: deque) -> None:
+        """At the sender: record the edge, take the traced money, run the sender's kinds, send it on."""
+        t = message.transfer
+        dst = sink_node(t)
+        external = t.channel != "p2p"
+        attrs = state.graph.insert_transfer(t)
+        allocation = state.tracer.take(t, dst, state.clock.cutoff)
+        if allocation.loan_amount:
+            attrs["loan"] = allocation.loan_amount
+            attrs["loans"] = allocation.loan_ids
+        before = state.provenance.inflows(t.src)
+        counterparties = state.graph.counterparty_count(t.src)
+        state.enter(SENT, allocation=allocation)
+        fired = self._run(SENT, state, t, queue)
+        queue.append(Received(dst, t, attrs, allocation, before, counterparties, fired))
+        if external and allocation.pieces:
+            for loan_id, pieces in exits_by_loan(allocation).items():
+                record_key = pieces[0].origin.account
+                queue.append(Exited(record_key, t, loan_id, tuple(pieces)))
+
+    def _received(self, state: DetectionState, message: Received, queue: deque) -> None:
+        """At the node the transfer lands on: record it, keep the money and its provenance, run its kinds."""
+        t = message.transfer
+        dst = message.key
+        state.graph.receive_transfer(t, message.attrs)
+        if t.channel == "p2p":
+            state.tracer.deposit(dst, message.allocation)
+        state.provenance.add(dst, t.src, t.event_id, message.attrs, message.before, message.sender_counterparties)
+        state.enter(RECEIVED, allocation=message.allocation, before=message.before,
+                    sender_counterparties=message.sender_counterparties, fired=message.fired)
+        self._run(RECEIVED, state, t, queue)
+
+    def _borrowed(self, state: DetectionState, message: Borrowed, queue: deque) -> None:
+        d = message.disbursement
+        state.graph.insert_disbursement(d)
+        state.tracer.disburse(d)
+        keys = device_keys(d)
+        if keys:
+            queue.append(Requested(keys[0], d, keys[1:], frozenset()))
+
+    def _requested(self, state: DetectionState, message: Requested, queue: deque) -> None:
+        d = message.disbursement
+        state.devices.add(message.key, d)
+        state.enter(REQUESTED, fired=message.fired, requester=message.key)
+        fired = self._run(REQUESTED, state, d, queue)
+        if message.later:
+            queue.append(Requested(message.later[0], d, message.later[1:], message.fired | fired))
+
+    def _run(self, stage: str, state: DetectionState, event: Event, queue: deque) -> frozenset[str]:
+        """The stage's kinds on the partition's state; candidates queued to their cooldown key. Returns the
+        rules that found something (a later stage of the same event may leave those out)."""
+        fired = []
+        for rule, kind, allow in self._plan.by_stage[stage]:
+            if allow is not None and allow.ignores(event):
+                continue
+            for found in kind.detect(rule, event, state):
+                if isinstance(found, Searching):        # a search that goes on at other keys
+                    self._searches.setdefault(id(found.search), (rule, event, found.search))
+                    queue.append(found)
+                    continue
+                fired.append(rule.id)
+                queue.append(Candidate(self._cooldown_key(rule, found), rule, event, found))
+        return frozenset(fired)
+
     # -- findings -> warnings ------------------------------------------------------------------------------
-    def _admit(self, rule: Rule, event: Event, finding: Finding, detected_at: int | None) -> EarlyWarning | None:
+    def _admit(self, state: DetectionState, rule: Rule, event: Event, finding: Finding,
+               detected_at: int | None) -> EarlyWarning | None:
         if finding.accounts and finding.accounts[0] in rule.allow.accounts:
             return None
         if rule.where is not None and not self._where(rule, event, finding):
@@ -173,12 +311,12 @@ class Detector:
         cooldown = rule.cooldown
         if cooldown.ms > 0:
             key = self._cooldown_key(rule, finding)
-            last = self._cooldowns.get((rule.id, key))
+            last = state.cooldowns.get((rule.id, key))
             if last is not None and abs(event.ts - last) < cooldown.ms:
                 self.suppressed_by_rule[rule.id] += 1
                 return None
-            self._cooldowns[(rule.id, key)] = event.ts
-            heapq.heappush(self._cooldown_expiry, (event.ts + cooldown.ms, rule.id, key, event.ts))
+            state.cooldowns[(rule.id, key)] = event.ts
+            heapq.heappush(state.cooldown_expiry, (event.ts + cooldown.ms, rule.id, key, event.ts))
         self.warnings_by_rule[rule.id] += 1
         cut: dict[str, int] = {}          # what the size caps left out (see stream.warning)
         accounts = capped(finding.accounts, "accounts", cut)
@@ -191,7 +329,8 @@ class Detector:
             warning_id=make_warning_id(rule.id, rule.version, incident_key(rule, finding, event.ts)),
             rule_id=rule.id, rule_version=rule.version, kind=rule.kind, severity=rule.severity,
             score=finding.score, subject=finding.subject, accounts=accounts, loan_ids=loan_ids,
-            txn_ids=txn_ids, amount=finding.amount, currency=self._currency(event, finding),
+            txn_ids=txn_ids, amount=finding.amount,
+            currency=finding.loan.currency if finding.loan is not None else event.currency,
             first_ts=finding.first_ts, event_ts=event.ts,
             detected_at=detected_at if detected_at is not None else (
                 self._clock() if self._clock is not None else event.ts),
@@ -199,40 +338,21 @@ class Detector:
         )
 
     def _where(self, rule: Rule, event: Event, finding: Finding) -> bool:
-        disbursement = self._disbursement_of(finding)
         try:
-            return rule.matches(names_for(event, disbursement))
+            return rule.matches(names_for(event, finding.loan))
         except Exception:  # noqa: BLE001 - an analyst's expression must not stop the stream
             self.where_errors_by_rule[rule.id] += 1
             return False
 
-    def _disbursement_of(self, finding: Finding) -> Disbursement | None:
-        if finding.loan_subject is None:
-            return None
-        record = self.state.tracer.loan(finding.loan_subject)
-        return record.disbursement if record is not None else None
-
-    def _currency(self, event: Event, finding: Finding) -> str:
-        disbursement = self._disbursement_of(finding)
-        return disbursement.currency if disbursement is not None else event.currency
-
     @staticmethod
     def _cooldown_key(rule: Rule, finding: Finding) -> str:
+        """The key a finding is admitted under: its cooldown key (`loan`, `account` or `subject`)."""
         subject = rule.cooldown.subject
         if subject == "loan":
             return finding.loan_subject or (finding.loan_ids[0] if finding.loan_ids else finding.subject)
         if subject == "account":
             return finding.accounts[0] if finding.accounts else finding.subject
         return finding.subject
-
-    def _expire_cooldowns(self) -> None:
-        """Forget cooldowns that ended before the window: no event still accepted could fall inside them."""
-        cutoff = self.state.graph.cutoff
-        heap = self._cooldown_expiry
-        while heap and cutoff is not None and heap[0][0] < cutoff:
-            _, rule_id, key, emitted_at = heapq.heappop(heap)
-            if self._cooldowns.get((rule_id, key)) == emitted_at:
-                del self._cooldowns[(rule_id, key)]
 
 
 def freeze_long_lived_objects() -> None:

@@ -7,7 +7,10 @@ version), severity, cooldown and the clock. That keeps every kind free of bookke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from ..events import Disbursement
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +25,4 @@ class Finding:
     summary: str                      # one line an analyst reads first
     evidence: Mapping[str, Any] = field(default_factory=dict)
     loan_subject: str | None = None   # the loan a `cooldown: {subject: loan}` dedupes on, if any
+    loan: "Disbursement | None" = None   # that loan's disbursement (what `where` and the currency read)

@@ -70,8 +70,11 @@ class GraphStats:
     evicted_edges: int
 
 
-class RollingGraph:
-    """The windowed graph plus its watermark. Not thread-safe; one per detector."""
+class EventClock:
+    """Event time as the whole detector sees it: the newest event time, the watermark and the window's start.
+
+    One per detector, shared by the graph of every partition, so that all partitions refuse and evict by the
+    same time whatever the partition count (docs/architecture.md, invariant 7)."""
 
     def __init__(self, window_ms: int = DEFAULT_WINDOW_MS, lateness_ms: int = DEFAULT_LATENESS_MS) -> None:
         if window_ms <= 0:
@@ -81,22 +84,8 @@ class RollingGraph:
                              f"got {lateness_ms!r}")
         self.window_ms = window_ms
         self.lateness_ms = lateness_ms
-        self.g = nx.MultiDiGraph()
         self.max_ts: int | None = None
-        # Expiry queues. In-order arrivals: a flat deque of ts, src_node, dst_node_or_None, key, four slots per
-        # entry (no tuple per edge: 48 bytes saved each). Late ones: a heap of (ts, seq, src, dst, key).
-        # dst None marks a disbursement record on src_node.
-        self._in_order: deque[int | str | None] = deque()
-        self._late: list[tuple[int, int, str, str | None, str]] = []
-        self._seq = 0
-        self.events = 0
-        self.late = 0
-        self.too_old = 0
-        self.duplicates = 0
-        self.evicted_edges = 0
-        self._live_edges = 0
 
-    # -- time ----------------------------------------------------------------------------------------------
     @property
     def watermark(self) -> int | None:
         return None if self.max_ts is None else self.max_ts - self.lateness_ms
@@ -117,28 +106,91 @@ class RollingGraph:
             return LATE
         return ACCEPTED
 
+    def advance(self, ts: int) -> bool:
+        """Take an accepted event's time; True when the window moved."""
+        if self.max_ts is None or ts > self.max_ts:
+            self.max_ts = ts
+            return True
+        return False
+
+
+class RollingGraph:
+    """The windowed graph of one partition (or of everything, with one partition). Not thread-safe.
+
+    With several partitions a transfer is recorded twice: by the partition of its sender (`insert_transfer`)
+    and by the partition of its receiver (`receive_transfer`, with the same attribute dict); a partition that
+    owns both records it once. Each partition reads only the adjacency of the accounts it owns."""
+
+    def __init__(self, window_ms: int = DEFAULT_WINDOW_MS, lateness_ms: int = DEFAULT_LATENESS_MS,
+                 clock: EventClock | None = None) -> None:
+        self.clock = clock if clock is not None else EventClock(window_ms, lateness_ms)
+        self.g = nx.MultiDiGraph()
+        # Expiry queues. In-order arrivals: a flat deque of ts, src_node, dst_node_or_None, key, four slots per
+        # entry (no tuple per edge: 48 bytes saved each). Late ones: a heap of (ts, seq, src, dst, key).
+        # dst None marks a disbursement record on src_node.
+        self._in_order: deque[int | str | None] = deque()
+        self._late: list[tuple[int, int, str, str | None, str]] = []
+        self._seq = 0
+        self.events = 0
+        self.late = 0
+        self.too_old = 0
+        self.duplicates = 0
+        self.evicted_edges = 0
+        self._live_edges = 0
+
+    # -- time ----------------------------------------------------------------------------------------------
+    @property
+    def window_ms(self) -> int:
+        return self.clock.window_ms
+
+    @property
+    def lateness_ms(self) -> int:
+        return self.clock.lateness_ms
+
+    @property
+    def max_ts(self) -> int | None:
+        return self.clock.max_ts
+
+    @property
+    def watermark(self) -> int | None:
+        return self.clock.watermark
+
+    @property
+    def cutoff(self) -> int | None:
+        return self.clock.cutoff
+
+    def classify(self, ts: int) -> str:
+        return self.clock.classify(ts)
+
     # -- updates -------------------------------------------------------------------------------------------
     def add(self, event: Event) -> str:
-        """Record an event; returns ACCEPTED, LATE, TOO_OLD or DUPLICATE. Advances the watermark and evicts."""
+        """Record an event in a graph of its own (one partition, its own clock); returns ACCEPTED, LATE, TOO_OLD
+        or DUPLICATE. Advances the watermark and evicts."""
         self.events += 1
         ts = event.ts
         verdict = self.classify(ts)
         if verdict == TOO_OLD:
             self.too_old += 1
             return TOO_OLD
-        if isinstance(event, Transfer):
-            if not self._add_transfer(event):
-                self.duplicates += 1
-                return DUPLICATE
-        elif not self._add_disbursement(event):
+        recorded = (self.insert_transfer(event) is not None if isinstance(event, Transfer)
+                    else self.insert_disbursement(event))
+        if not recorded:
             self.duplicates += 1
             return DUPLICATE
         if verdict == LATE:
             self.late += 1
-        if self.max_ts is None or ts > self.max_ts:
-            self.max_ts = ts
+        if self.clock.advance(ts):
             self.evict()
         return verdict
+
+    def holds(self, event: Event) -> bool:
+        """True if this event id is already recorded (at-least-once delivery), read from the partition that
+        owns the event's first account."""
+        if isinstance(event, Transfer):
+            keydict = self.g._succ.get(event.src, _NO_EDGES).get(sink_node(event))
+            return keydict is not None and event.event_id in keydict
+        node = self.g._node.get(event.account)
+        return bool(node) and any(record[3] == event.event_id for record in node.get("disb", ()))
 
     def _schedule(self, ts: int, src: str, dst: str | None, key: str) -> None:
         in_order = self._in_order
@@ -148,9 +200,10 @@ class RollingGraph:
             self._seq += 1      # the heap needs a tie-breaker; in-order entries do not (saves memory per edge)
             heapq.heappush(self._late, (ts, self._seq, src, dst, key))
 
-    def _add_transfer(self, t: Transfer) -> bool:
+    def insert_transfer(self, t: Transfer, attrs: dict | None = None) -> dict | None:
         """Insert the edge straight into NetworkX's adjacency dicts (what `add_edge` does, without its per-call
-        overhead); False if this event id is already there."""
+        overhead); returns its attribute dict, or None if this event id is already there. `attrs`: the dict the
+        sender's partition made (a receiving partition shares it rather than copying)."""
         g = self.g
         succ, pred, nodes = g._succ, g._pred, g._node
         # Interned: every edge and expiry slot of a node then shares one string object, instead of keeping the
@@ -163,23 +216,30 @@ class RollingGraph:
             nodes[src] = {}
         keydict = succ_src.get(dst)
         if keydict is not None and t.event_id in keydict:
-            return False
-        attrs = nodes.get(dst)
-        if attrs is None:
-            attrs = nodes[dst] = {} if channel == "p2p" else {"ext": True}
+            return None
+        node_attrs = nodes.get(dst)
+        if node_attrs is None:
+            node_attrs = nodes[dst] = {} if channel == "p2p" else {"ext": True}
             succ[dst] = {}
             pred[dst] = {}
         if channel == "merchant" and t.merchant_category is not None:
-            attrs["mcc"] = t.merchant_category
+            node_attrs["mcc"] = t.merchant_category
         if keydict is None:
             keydict = succ_src[dst] = pred[dst][src] = {}
-        channel = _CHANNELS.setdefault(channel, channel)   # one string object per channel name, not per edge
-        keydict[t.event_id] = {"ts": t.ts, "amount": t.amount, "channel": channel}
+        if attrs is None:
+            channel = _CHANNELS.setdefault(channel, channel)   # one string object per channel name, not per edge
+            attrs = {"ts": t.ts, "amount": t.amount, "channel": channel}
+        keydict[t.event_id] = attrs
         self._live_edges += 1
         self._schedule(t.ts, src, dst, t.event_id)
-        return True
+        return attrs
 
-    def _add_disbursement(self, d: Disbursement) -> bool:
+    def receive_transfer(self, t: Transfer, attrs: dict) -> None:
+        """The receiving partition's copy of a transfer its sender's partition recorded (a no-op when the same
+        partition owns both ends)."""
+        self.insert_transfer(t, attrs)
+
+    def insert_disbursement(self, d: Disbursement) -> bool:
         g = self.g
         if d.account not in g._node:
             g.add_node(d.account)
@@ -235,10 +295,6 @@ class RollingGraph:
         attrs = g._node.get(node)
         if attrs is not None and not g._succ[node] and not g._pred[node] and not attrs.get("disb"):
             g.remove_node(node)
-
-    def annotate(self, transfer: Transfer, **attrs: Any) -> None:
-        """Add attributes to a recorded transfer's edge (e.g. the loan money it carried)."""
-        self.g._succ[transfer.src][sink_node(transfer)][transfer.event_id].update(attrs)
 
     # -- reads (bounded by the caller's caps) ---------------------------------------------------------------
     # Kinds read the graph only through these queries, never NetworkX's adjacency dicts: one place knows the

@@ -1,7 +1,12 @@
-"""Everything detection remembers, updated once per event before any rule looks at it.
+"""What one partition of detection remembers, and the context of the message it is handling.
 
-Kinds only read this state (`detect(rule, event, state)` is a pure function of it), so rules can be swapped
-at any time without losing what was learnt, and every rule sees the same picture of the same event.
+A partition owns a set of keys (accounts, external sinks, devices and IPs, cooldown keys) and holds only their
+state: the graph edges touching its accounts, their lots, the records of loans they borrowed, the device index
+of its devices and IPs, and the cooldowns of its keys. The Detector routes each message (an event, or a hop one
+event sends to another key) to the partition of its key, brings the partition up to the shared event clock, and
+runs the kinds of that stage. Kinds only read this state and the message (`detect(rule, event, state)` is a pure
+function of them), and only for the message's own key: that is what makes the answer the same for any number
+of partitions (docs/architecture.md, invariant 7).
 """
 
 from __future__ import annotations
@@ -9,8 +14,9 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from ..events import Disbursement, Event, Transfer
-from .graph import DEFAULT_LATENESS_MS, DEFAULT_WINDOW_MS, DUPLICATE, TOO_OLD, RollingGraph, sink_node
+from ..events import Disbursement
+from .graph import EventClock, RollingGraph
+from .provenance import Inflow, Provenance
 from .tracer import Allocation, FundTracer, TracerOptions
 
 
@@ -47,18 +53,17 @@ class DeviceIndex:
         self._seq = 0
         self._cap = cap
 
-    def add(self, d: Disbursement) -> None:
+    def add(self, key: str, d: Disbursement) -> None:
         use = DeviceUse(ts=d.ts, account=d.account, loan_id=d.loan_id, event_id=d.event_id, amount=d.amount)
-        for key in device_keys(d):
-            uses = self._uses.get(key)
-            if uses is None:
-                self._uses[key] = [use]
-            else:
-                uses.append(use)
-                if len(uses) > self._cap:
-                    del uses[0]
-            self._seq += 1
-            heapq.heappush(self._expiry, (d.ts, self._seq, key))
+        uses = self._uses.get(key)
+        if uses is None:
+            self._uses[key] = [use]
+        else:
+            uses.append(use)
+            if len(uses) > self._cap:
+                del uses[0]
+        self._seq += 1
+        heapq.heappush(self._expiry, (d.ts, self._seq, key))
 
     def uses(self, key: str) -> tuple[DeviceUse, ...]:
         return tuple(self._uses.get(key, ()))
@@ -90,43 +95,77 @@ def device_keys(d: Disbursement) -> tuple[str, ...]:
 
 
 class DetectionState:
-    """The rolling graph, the fund tracer and the device index, plus what the current event did to them."""
+    """One partition's graph, tracer, device index, provenance and cooldowns, plus the message in hand."""
 
-    def __init__(self, *, window_ms: int = DEFAULT_WINDOW_MS, lateness_ms: int = DEFAULT_LATENESS_MS,
-                 tracer: TracerOptions | None = None, limits: SearchLimits | None = None) -> None:
-        self.graph = RollingGraph(window_ms, lateness_ms)
+    def __init__(self, clock: EventClock, *, tracer: TracerOptions | None = None,
+                 limits: SearchLimits | None = None) -> None:
+        self.clock = clock
+        self.graph = RollingGraph(clock=clock)
         self.tracer = FundTracer(tracer)
         self.limits = limits or SearchLimits()
         self.devices = DeviceIndex(self.limits.device_cap)
+        self.provenance = Provenance(clock.window_ms)
+        self.cooldowns: dict[tuple[str, str], int] = {}        # (rule id, key) -> event ts of the last warning
+        self.cooldown_expiry: list[tuple[int, str, str, int]] = []  # (expires at, rule id, key, emitted at)
+        self._caught_up_to: int | None = None
+        # The message in hand (set by the Detector before the kinds of a stage run).
+        self.stage = ""
         self.allocation: Allocation | None = None   # what the current transfer carried
+        self.before: Inflow | None = None           # the sender's inflows when it sent the current transfer
+        self.sender_counterparties = 0              # the sender's distinct counterparties then
+        self.fired: frozenset[str] = frozenset()    # rules that found something at an earlier stage of this event
+        self.loan_id: str | None = None             # exited: the loan whose pieces left
+        self.requester: str | None = None           # requested: the device or IP key
 
     @property
     def window_ms(self) -> int:
-        return self.graph.window_ms
+        return self.clock.window_ms
 
     @property
     def watermark(self) -> int | None:
-        return self.graph.watermark
+        return self.clock.watermark
 
-    def apply(self, event: Event) -> str:
-        """Record the event everywhere; returns the graph's verdict (accepted, late, too_old, duplicate)."""
-        self.allocation = None
-        verdict = self.graph.add(event)
-        if verdict == TOO_OLD or verdict == DUPLICATE:
-            return verdict
-        cutoff = self.graph.cutoff
-        if isinstance(event, Transfer):
-            dst = sink_node(event)
-            allocation = self.tracer.transfer(event, dst, external=event.channel != "p2p", cutoff=cutoff)
-            self.allocation = allocation
-            if allocation.pieces:
-                loan_amount = allocation.loan_amount
-                if loan_amount:
-                    self.graph.annotate(event, loan=loan_amount, loans=allocation.loan_ids)
-        else:
-            self.tracer.disburse(event)
-            self.devices.add(event)
-        if cutoff is not None:
-            self.tracer.expire(cutoff)
-            self.devices.expire(cutoff)
-        return verdict
+    def window_start(self, since: int) -> int:
+        """`since`, or the window's start when that is later: older state may not be trimmed yet everywhere."""
+        cutoff = self.clock.cutoff
+        return since if cutoff is None or since > cutoff else cutoff
+
+    def catch_up(self) -> None:
+        """Forget what left the window by the shared clock: done before every message this partition handles,
+        so what a kind sees does not depend on how long the partition was idle."""
+        cutoff = self.clock.cutoff
+        if cutoff is None or cutoff == self._caught_up_to:
+            return
+        self._caught_up_to = cutoff
+        self.graph.evict()
+        self.tracer.expire(cutoff)
+        self.devices.expire(cutoff)
+        self.provenance.expire(cutoff)
+        heap = self.cooldown_expiry
+        while heap and heap[0][0] < cutoff:
+            _, rule_id, key, emitted_at = heapq.heappop(heap)
+            if self.cooldowns.get((rule_id, key)) == emitted_at:
+                del self.cooldowns[(rule_id, key)]
+
+    def __getstate__(self) -> dict:
+        """What a snapshot keeps: the state, not the message in hand (which would also drag provenance into
+        pickle's recursion; see `Provenance.__getstate__`)."""
+        state = {name: getattr(self, name) for name in ("clock", "graph", "tracer", "limits", "devices",
+                                                          "provenance", "cooldowns", "cooldown_expiry",
+                                                          "_caught_up_to")}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.enter("")
+
+    def enter(self, stage: str, *, allocation: Allocation | None = None, before: Inflow | None = None,
+              sender_counterparties: int = 0, fired: frozenset[str] = frozenset(), loan_id: str | None = None,
+              requester: str | None = None) -> None:
+        self.stage = stage
+        self.allocation = allocation
+        self.before = before
+        self.sender_counterparties = sender_counterparties
+        self.fired = fired
+        self.loan_id = loan_id
+        self.requester = requester

@@ -71,6 +71,7 @@ class Origin:
     account: str       # the borrower, or the sender of the inflow
     ts: int
     amount: int
+    disbursement: Disbursement | None = None   # the loan itself (what `where` and currencies read), shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +187,8 @@ class FundTracer:
         if d.loan_id not in self._loans:
             self._loans[d.loan_id] = LoanRecord(d)
             self._push(self._loan_expiry, d.ts, d.loan_id)
-        origin = Origin(id=d.loan_id, is_loan=True, event_id=d.event_id, account=d.account, ts=d.ts, amount=d.amount)
+        origin = Origin(id=d.loan_id, is_loan=True, event_id=d.event_id, account=d.account, ts=d.ts, amount=d.amount,
+                        disbursement=d)
         lot = Lot(origin=origin, amount=d.amount, path=(), arrived=d.ts)
         self._add_lots(d.account, [lot])
         return lot
@@ -255,13 +257,17 @@ class FundTracer:
         return True
 
     def _record_exits(self, allocation: Allocation, t: Transfer) -> None:
+        for loan_id, pieces in exits_by_loan(allocation).items():
+            self.record_exits(loan_id, pieces, t)
+
+    def record_exits(self, loan_id: str, pieces: Iterable[Lot], t: Transfer) -> None:
+        """Pieces of one loan that left the ledger with `t`, counted against the loan's record (kept by the
+        partition of the borrower, which the pieces are reported back to)."""
+        record = self._loans.get(loan_id)
+        if record is None:
+            return
         cap = self.options.max_exits_per_loan
-        for piece in allocation.pieces:
-            if not piece.origin.is_loan:
-                continue
-            record = self._loans.get(piece.origin.id)
-            if record is None:
-                continue
+        for piece in pieces:
             if len(record.exits) >= cap:
                 record.exits_dropped += 1
                 continue
@@ -319,6 +325,15 @@ class FundTracer:
             else:
                 del self._holdings[account]
         return kept
+
+
+def exits_by_loan(allocation: Allocation) -> dict[str, list[Lot]]:
+    """The loan pieces of an allocation per loan id, in loan id order, pieces in allocation order."""
+    by_loan: dict[str, list[Lot]] = {}
+    for piece in allocation.pieces:
+        if piece.origin.is_loan:
+            by_loan.setdefault(piece.origin.id, []).append(piece)
+    return dict(sorted(by_loan.items()))
 
 
 # -- allocation policies: (lots, amount) -> ([(lot, amount taken)], lots left) ------------------------------------

@@ -205,9 +205,10 @@ def test_cooldown_memory_is_forgotten_once_outside_the_window():
     det = detector(rule("fan_in", params={"require_loan_money": False}, cooldown=Cooldown("subject", HOUR)),
                    window_ms=2 * HOUR, lateness_ms=0)
     run(det, [xfer(f"t{i}", f"S{i}", "C", 500, i) for i in range(5)])
-    assert len(det._cooldowns) == 1
+    state = det.partitions[0]
+    assert len(state.cooldowns) == 1
     run(det, [xfer("tick", "X", "Y", 1, 4 * 60)])          # cooldown ended at 1h04, window now starts at 2h
-    assert det._cooldowns == {} and det._cooldown_expiry == []
+    assert state.cooldowns == {} and state.cooldown_expiry == []
 
 
 def test_failures_of_a_compiled_where_are_counted_too():

@@ -17,7 +17,7 @@ HOUR = 3_600_000
 # Kinds of our own, so these tests pin the loader, not the shipped typologies.
 KINDS = {
     "cashout": Kind(
-        name="cashout", doc="test kind", triggers=frozenset({"transfer"}), detect=lambda *a: (),
+        name="cashout", doc="test kind", triggers=frozenset({"transfer"}), stages=("sent",), detect=lambda *a: (),
         params=(
             Param("within", duration, 2 * HOUR, "w", looser="higher", show=show_duration),
             Param("min_ratio", ratio, 0.7, "r", looser="lower"),
@@ -25,7 +25,8 @@ KINDS = {
             Param("max_hops", count(1, 10), 3, "h", looser="higher"),
             Param("sinks", string_set, frozenset({"6011"}), "s", show=show_set),
         )),
-    "burst": Kind(name="burst", doc="test kind", triggers=frozenset({"disbursement"}), detect=lambda *a: (),
+    "burst": Kind(name="burst", doc="test kind", triggers=frozenset({"disbursement"}), stages=("requested",),
+                  detect=lambda *a: (),
                   params=(Param("min_accounts", count(2), 3, "a", looser="lower"),)),
 }
 

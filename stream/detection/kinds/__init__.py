@@ -1,7 +1,14 @@
 """The typologies fundflow detects, one module each; `KINDS` is the registry the rule loader validates against.
 
-A kind is a name, its parameters (with defaults and docs), the event types that can complete it, and a pure
-`detect(rule, event, state)` that searches only the new event's neighbourhood and returns `Finding`s.
+A kind is a name, its parameters (with defaults and docs), the event types that can complete it, the stages it
+runs at, and a pure `detect(rule, event, state)` that searches only the new event's neighbourhood and returns
+`Finding`s. A stage is where in an event's path the kind looks, and so whose state it may read:
+
+- `sent`: at the transfer's sender (its edges, its lots, the pieces the transfer took);
+- `received`: at the node the transfer lands on (its edges, and what the transfer carried: pieces, the sender's
+  inflows and counterparty count);
+- `exited`: at a loan's borrower, when pieces of the loan left the ledger (the loan's record);
+- `requested`: at a device or IP key, when a loan was requested from it (its index).
 """
 
 from __future__ import annotations
@@ -24,8 +31,12 @@ class Kind:
     doc: str
     params: tuple[Param, ...]
     triggers: frozenset[str]                     # event types that can complete the pattern
+    stages: tuple[str, ...]                      # where it runs (see above), in this order
     detect: Callable[["Rule", "Event", "DetectionState"], Iterable["Finding"]]
 
+
+SENT, RECEIVED, EXITED, REQUESTED = "sent", "received", "exited", "requested"
+STAGES = (SENT, RECEIVED, EXITED, REQUESTED)
 
 KINDS: dict[str, Kind] = {}
 
@@ -44,7 +55,7 @@ def _register_builtin_kinds() -> None:
     for module in (rapid_cashout, layering, fan_in, fan_out, scatter_gather, gather_scatter, cycle,
                    device_burst):
         register(Kind(name=module.NAME, doc=(module.__doc__ or "").strip(), params=module.PARAMS,
-                      triggers=module.TRIGGERS, detect=module.detect))
+                      triggers=module.TRIGGERS, stages=module.STAGES, detect=module.detect))
 
 
 _register_builtin_kinds()

@@ -2,6 +2,16 @@
 most of its amount, within a window.
 
 Why it matters: round-tripping fakes turnover (to raise credit limits) or launders money back to its owner.
+
+Runs at the account the closing transfer lands on, and follows the chain backwards from the payer:
+
+- `in_time_order: true` (default): from provenance alone, through what each account had received when it sent
+  the next leg on. A chain in time order was booked in that order too, so nothing else is needed, and no
+  message leaves the partition. The busy-account cap applies to each account's counterparties when it sent.
+- `in_time_order: false`: the legs may have been booked in any order, so what an account received after it sent
+  counts too. The search then continues at each account's own partition (a `Searching` hop per account
+  visited) over its current inflows, and the best ring is chosen once every branch has come back. Costlier,
+  hence only when asked.
 """
 
 from __future__ import annotations
@@ -11,6 +21,8 @@ from typing import TYPE_CHECKING
 from ...events import Transfer
 from ...money import format_minor
 from ..finding import Finding
+from ..hops import Searching
+from ..provenance import walk
 from ._common import (Param, boolean, channels_param, count, format_elapsed, hours, loans_of,
                       max_counterparties_param, min_amount_param, ordered_unique, percent, ratio, too_busy,
                       within_param)
@@ -22,6 +34,7 @@ if TYPE_CHECKING:
 
 NAME = "cycle"
 TRIGGERS = frozenset({"transfer"})
+STAGES = ("received",)
 
 PARAMS = (
     Param("min_len", count(2, 8), 3,
@@ -39,8 +52,9 @@ PARAMS = (
                              "chance over long windows. 0: no limit."),
     Param("in_time_order", boolean, True,
           "Each transfer of the cycle comes after the one before it, so the same money can have gone round. "
-          "false: a ring of transfers within the window counts in any order (ledgers booked in daily batches, "
-          "or rings whose legs are paid from each account's own balance).", versioned_at_default=False),
+          "false: the timestamps of the legs may be in any order, as long as each leg was booked before the "
+          "next one was sent (ledgers booked in daily batches, or rings whose legs are paid from each account's "
+          "own balance).", versioned_at_default=False),
 )
 
 
@@ -53,71 +67,104 @@ def canonical(accounts: tuple[str, ...]) -> str:
     return ">".join(accounts[start:] + accounts[:start])
 
 
-def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
-    """On a transfer u -> v: is there an earlier time-respecting chain v -> ... -> u, so that v got its money
-    back? Searched backwards from u, at most `max_len` - 1 transfers deep, `branch_cap` neighbours per node and
-    `path_budget` edges in all."""
+def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list:
+    """At v, on a transfer u -> v: did v's money come back through an earlier chain v -> ... -> u? Searched
+    backwards from u, at most `max_len` - 1 transfers deep, `branch_cap` senders per account and `path_budget`
+    transfers in all. Returns findings, or (`in_time_order: false`) the hops that carry the search on."""
     if not isinstance(event, Transfer) or event.channel != "p2p":
         return []
     params = rule.params
-    channels, min_amount, min_ratio = params["channels"], params["min_amount"], params["min_ratio"]
-    if event.channel not in channels or event.amount < min_amount:
+    if event.channel not in params["channels"] or event.amount < params["min_amount"]:
         return []
-    graph, limits = state.graph, state.limits
-    home, closer = event.dst, event.src
-    if not graph.sender_count(closer) or graph.receiver_count(home) < 1:
+    graph = state.graph
+    home = event.dst
+    if state.before is None or graph.receiver_count(home) < 1:
         return []       # nothing ever reached the payer or left the payee: no chain to close
     busy_cap = params["max_counterparties"]
-    if too_busy(graph, home, busy_cap) or too_busy(graph, closer, busy_cap):
+    if too_busy(graph, home, busy_cap) or (busy_cap > 0 and state.sender_counterparties > busy_cap):
         return []
-    since = event.ts - params["within"]
-    min_len, max_len = params["min_len"], params["max_len"]
-    closing = (closer, home, event.event_id, {"ts": event.ts, "amount": event.amount})
-    found: list[list[tuple[str, str, str, dict]]] = []
-    budget = [limits.path_budget]
-    in_time_order = params["in_time_order"]
+    search = RingSearch(rule, event, state)
+    start = Searching(event.src, search, event.src, event.ts, ((event.src, home, event.event_id,
+                                                                   {"ts": event.ts, "amount": event.amount}),),
+                      frozenset({home, event.src}), event.amount, event.amount)
+    if not params["in_time_order"]:
+        return [start]
+    search.follow(start, state.before, hops=None)
+    return search.finish()
 
-    def search(node: str, until: int, chain: list, visited: set, low: int, high: int) -> None:
-        # chain: edges found so far, newest first (closing edge first)
-        for src, key, attrs in graph.in_edges(node, since, until, limits.branch_cap):
-            budget[0] -= 1
-            if budget[0] < 0 or len(found) >= MAX_CYCLES:
+
+class RingSearch:
+    """One closing transfer's search for rings: the budget, the rings found, and how to choose among them."""
+
+    def __init__(self, rule: "Rule", event: Transfer, state: "DetectionState") -> None:
+        params = rule.params
+        self.rule = rule
+        self.event = event
+        self.home = event.dst
+        self.since = state.window_start(event.ts - params["within"])
+        self.branch_cap = state.limits.branch_cap
+        self.budget = state.limits.path_budget
+        self.loan_ids = state.allocation.loan_ids if state.allocation is not None else ()
+        self.found: list[tuple[tuple[str, str, str, dict], ...]] = []
+
+    def expand(self, state: "DetectionState", hop: Searching) -> list[Searching]:
+        """At the partition of the account `hop` reached: its current inflows, unless it is too busy now."""
+        if hop.node != self.event.src and too_busy(state.graph, hop.node, self.rule.params["max_counterparties"]):
+            return []
+        hops: list[Searching] = []
+        self.follow(hop, state.provenance.inflows(hop.node), hops=hops)
+        return hops
+
+    def follow(self, at: Searching, inflows, hops: list | None) -> None:
+        """The inflows of `at.node` that extend its chain: rings are recorded; longer chains are followed in
+        place through provenance (`hops` None) or sent on as hops to the sender's partition."""
+        params = self.rule.params
+        channels, min_amount, min_ratio = params["channels"], params["min_amount"], params["min_ratio"]
+        min_len, max_len, busy_cap = params["min_len"], params["max_len"], params["max_counterparties"]
+        in_time_order = params["in_time_order"]
+        for inflow in walk(inflows, self.since, at.until, self.branch_cap):
+            self.budget -= 1
+            if self.budget < 0 or len(self.found) >= MAX_CYCLES:
                 return
-            if key == event.event_id or attrs["channel"] not in channels:
+            src, key, attrs = inflow.src, inflow.key, inflow.attrs
+            if key == self.event.event_id or attrs["channel"] not in channels:
                 continue
             amount = attrs["amount"]
-            lo, hi = min(low, amount), max(high, amount)
+            lo, hi = min(at.low, amount), max(at.high, amount)
             if lo < min_amount or lo < min_ratio * hi:
                 continue
-            edge = (src, node, key, attrs)
-            if src == home:
-                if len(chain) + 1 >= min_len:
-                    found.append([edge, *chain])
+            chain = ((src, at.node, key, attrs), *at.chain)       # newest first: the closing edge is last
+            if src == self.home:
+                if len(chain) >= min_len:
+                    self.found.append(chain)
                 continue
-            if src in visited or len(chain) + 2 > max_len or too_busy(graph, src, busy_cap):
+            if src in at.visited or len(chain) + 1 > max_len:
                 continue
-            visited.add(src)
-            search(src, attrs["ts"] if in_time_order else until, [edge, *chain], visited, lo, hi)
-            visited.discard(src)
+            following = Searching(src, self, src, attrs["ts"] if in_time_order else at.until, chain,
+                                  at.visited | {src}, lo, hi)
+            if hops is not None:
+                hops.append(following)
+            elif not (busy_cap > 0 and inflow.sender_counterparties > busy_cap):
+                self.follow(following, inflow.before, hops=None)
 
-    search(closer, event.ts, [closing], {home, closer}, event.amount, event.amount)
-    if not found:
-        return []
-    cycle = min(found, key=lambda edges: (len(edges), edges[0][3]["ts"], tuple(e[2] for e in edges)))
-    accounts = tuple(src for src, _, _, _ in cycle)
-    first_ts = min(attrs["ts"] for _, _, _, attrs in cycle)     # the first leg, when they are in time order
-    elapsed = event.ts - first_ts
-    amounts = [attrs["amount"] for _, _, _, attrs in cycle]
-    kept = event.amount / amounts[0]
-    allocation = state.allocation
-    loan_ids = tuple(sorted(set(loans_of(attrs for _, _, _, attrs in cycle[:-1]))
-                            | set(allocation.loan_ids if allocation is not None else ())))
-    return [Finding(
-        subject=canonical(accounts), accounts=accounts, loan_ids=loan_ids,
-        txn_ids=ordered_unique(key for _, _, key, _ in cycle), amount=min(amounts), first_ts=first_ts,
-        score=min(1.0, min(amounts) / max(amounts)),
-        summary=(f"{format_minor(amounts[0])} {event.currency} left {home} and came back "
-                 f"({percent(min(kept, 1.0))}) through {len(cycle)} transfers within {format_elapsed(elapsed)}"),
-        evidence={"paths": [list(accounts) + [home]], "hops": len(cycle), "elapsed_s": elapsed // 1000,
-                  "amounts": [format_minor(a) for a in amounts]},
-    )]
+    def finish(self) -> list[Finding]:
+        if not self.found:
+            return []
+        event, home = self.event, self.home
+        cycle = min(self.found, key=lambda edges: (len(edges), edges[0][3]["ts"], tuple(e[2] for e in edges)))
+        accounts = tuple(src for src, _, _, _ in cycle)
+        first_ts = min(attrs["ts"] for _, _, _, attrs in cycle)     # the first leg, when they are in time order
+        elapsed = event.ts - first_ts
+        amounts = [attrs["amount"] for _, _, _, attrs in cycle]
+        kept = event.amount / amounts[0]
+        loan_ids = tuple(sorted(set(loans_of(attrs for _, _, _, attrs in cycle[:-1])) | set(self.loan_ids)))
+        return [Finding(
+            subject=canonical(accounts), accounts=accounts, loan_ids=loan_ids,
+            txn_ids=ordered_unique(key for _, _, key, _ in cycle), amount=min(amounts), first_ts=first_ts,
+            score=min(1.0, min(amounts) / max(amounts)),
+            summary=(f"{format_minor(amounts[0])} {event.currency} left {home} and came back "
+                     f"({percent(min(kept, 1.0))}) through {len(cycle)} transfers within "
+                     f"{format_elapsed(elapsed)}"),
+            evidence={"paths": [list(accounts) + [home]], "hops": len(cycle), "elapsed_s": elapsed // 1000,
+                      "amounts": [format_minor(a) for a in amounts]},
+        )]

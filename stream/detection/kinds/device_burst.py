@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 NAME = "device_burst"
 TRIGGERS = frozenset({"disbursement"})
+STAGES = ("requested",)
 
 PARAMS = (
     Param("min_accounts", count(2), 3, "Fewest distinct borrower accounts sharing the device.", looser="lower"),
@@ -42,8 +43,9 @@ def keys_for(event: Disbursement, key: str) -> list[str]:
 
 
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
-    """On a disbursement: how many distinct borrowers got loans from the same device / IP in the window?"""
-    if not isinstance(event, Disbursement):
+    """At a device or IP key, on a loan requested from it: how many distinct borrowers got loans from it in the
+    window? With `key: device_or_ip` the IP is looked at only when the device found nothing."""
+    if not isinstance(event, Disbursement) or rule.id in state.fired:
         return []
     params = rule.params
     min_amount = params["min_amount"]
@@ -51,6 +53,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         return []
     since = event.ts - params["within"]
     for requester in keys_for(event, params["key"]):
+        if requester != state.requester:
+            continue
         uses = sorted((use for use in state.devices.uses(requester)
                        if since <= use.ts <= event.ts and use.amount >= min_amount),
                       key=lambda use: (use.ts, use.event_id))

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 NAME = "fan_in"
 TRIGGERS = frozenset({"transfer"})
+STAGES = ("received",)
 
 PARAMS = (
     Param("min_sources", count(2), 5, "Fewest distinct sending accounts.", looser="lower"),

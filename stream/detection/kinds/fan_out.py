@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 NAME = "fan_out"
 TRIGGERS = frozenset({"transfer"})
+STAGES = ("sent",)
 
 PARAMS = (
     Param("min_targets", count(2), 5, "Fewest distinct receiving accounts.", looser="lower"),

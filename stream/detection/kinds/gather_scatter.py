@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 NAME = "gather_scatter"
 TRIGGERS = frozenset({"transfer"})
+STAGES = ("sent", "received")
 
 PARAMS = (
     Param("min_sources", count(2), 5, "Fewest distinct accounts sending to M.", looser="lower"),
@@ -39,7 +40,8 @@ PARAMS = (
 
 
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
-    """On a transfer: is either of its accounts now a hub that gathered from many and scattered to many?"""
+    """On a transfer: is its sender (at the sender) or else its receiver (at the receiver) now a hub that
+    gathered from many and scattered to many?"""
     if not isinstance(event, Transfer):
         return []
     params = rule.params
@@ -49,8 +51,10 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     as_gather = event_qualifies(event, 0, channels, min_amount, False, 0.0)
     if not as_gather:
         return []
-    as_scatter = event_qualifies(event, loan_amount, channels, min_amount, require_loan, 0.0)
-    hubs = ([event.src] if as_scatter else []) + [sink_node(event)]
+    if state.stage == "sent":
+        hubs = [event.src] if event_qualifies(event, loan_amount, channels, min_amount, require_loan, 0.0) else []
+    else:
+        hubs = [] if rule.id in state.fired else [sink_node(event)]
     graph, cap = state.graph, state.limits.degree_cap
     since, until = event.ts - params["within"], event.ts
     for hub in hubs:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 NAME = "layering"
 TRIGGERS = frozenset({"transfer"})
+STAGES = ("sent",)
 
 PARAMS = (
     Param("min_hops", count(2, 10), 3, "Fewest consecutive transfers of the same money to call it layering.",
@@ -95,5 +96,6 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
                       "kept": round(kept, 4), "max_dwell_s": dwell // 1000,
                       "origin_amount": format_minor(origin.amount)},
             loan_subject=origin.id if origin.is_loan else None,
+            loan=origin.disbursement if origin.is_loan else None,
         ))
     return findings

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 NAME = "rapid_cashout"
 TRIGGERS = frozenset({"transfer"})
+STAGES = ("exited",)
 
 PARAMS = (
     within_param(hours(2), "Count only money that reached a sink within this long after the disbursement."),
@@ -47,16 +48,16 @@ def is_sink(channel: str, merchant_category: str | None, params) -> bool:
 
 
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
-    """On a transfer into a sink: for each loan it carried, the share of that loan that reached sinks in time."""
+    """At the borrower, when pieces of one of its loans left the ledger with a transfer into a sink: the share of
+    that loan that reached sinks in time."""
     params = rule.params
-    allocation = state.allocation
-    if allocation is None or not allocation.pieces or not isinstance(event, Transfer):
+    if state.loan_id is None or not isinstance(event, Transfer):
         return []
     if not is_sink(event.channel, event.merchant_category, params):
         return []
     within, max_hops, min_ratio = params["within"], params["max_hops"], params["min_ratio"]
     findings = []
-    for loan_id in allocation.loan_ids:
+    for loan_id in (state.loan_id,):
         record = state.tracer.loan(loan_id)
         if record is None:
             continue
@@ -89,6 +90,6 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
             evidence={"paths": [list(path) for path in paths], "hops": hops, "elapsed_s": elapsed // 1000,
                       "share": round(share, 4), "loan_amount": format_minor(loan.amount),
                       "sinks": list(sinks)},
-            loan_subject=loan_id,
+            loan_subject=loan_id, loan=loan,
         ))
     return findings

@@ -3,6 +3,9 @@ account C (A -> many -> C), within a window.
 
 Why it matters: splitting a sum across mules and regrouping it hides the direct A -> C link that a single
 transfer would show.
+
+Runs at C, from provenance: C's inflows, and for each what its sender had received before paying C. A leg
+A -> M counts when M had received it by the time M paid C (a leg booked after the gather it funds is not seen).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from ...events import Transfer
 from ...money import format_minor
 from ..finding import Finding
 from ..graph import sink_node
+from ..provenance import walk
 from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
                       loans_of, min_amount_param, min_total_param, require_loan_money_param, threshold_score,
                       within_param)
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 
 NAME = "scatter_gather"
 TRIGGERS = frozenset({"transfer"})
+STAGES = ("received",)
 
 PARAMS = (
     Param("min_intermediaries", count(2), 3, "Fewest distinct intermediaries between A and C.", looser="lower"),
@@ -36,8 +41,8 @@ PARAMS = (
 
 
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
-    """On a gather transfer X -> C: is there an A that sent to X and to enough other intermediaries that all
-    passed money on to C, in time order, within the window?"""
+    """At C, on a gather transfer X -> C: is there an A that sent to X and to enough other intermediaries that
+    all passed money on to C, in time order, within the window?"""
     if not isinstance(event, Transfer):
         return []
     params = rule.params
@@ -47,26 +52,36 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if not event_qualifies(event, loan_amount, channels, min_amount, require_loan, 0.0):
         return []
     graph, limits = state.graph, state.limits
-    via, collector = event.src, sink_node(event)
-    if graph.sender_count(collector) < params["min_intermediaries"] or not graph.sender_count(via):
+    collector = sink_node(event)
+    if graph.sender_count(collector) < params["min_intermediaries"] or state.before is None:
         return []       # not enough neighbours in the whole window: no scan
-    since, until = event.ts - params["within"], event.ts
-    origins = sorted({src for src, _, attrs in graph.in_edges(via, since, until, limits.degree_cap)
-                      if src != collector and edge_qualifies(attrs, channels, min_amount, False, 0.0)})
-    best = None
-    for origin in origins[:limits.branch_cap]:
-        legs = {}
-        for mid, key, attrs in graph.out_edges(origin, since, until, limits.branch_cap):
-            if mid == collector or mid in legs or not edge_qualifies(attrs, channels, min_amount, False, 0.0):
+    since, until = state.window_start(event.ts - params["within"]), event.ts
+    origins = sorted({leg.src for leg in walk(state.before, since, until, limits.degree_cap)
+                      if leg.src != collector and edge_qualifies(leg.attrs, channels, min_amount, False, 0.0)})
+    wanted = set(origins[:limits.branch_cap])
+    if not wanted:
+        return []
+    # origin -> intermediary -> (leg key, leg attrs, gather key, gather attrs): per intermediary its earliest
+    # gather into C, and of what it had received from the origin by then, the earliest leg.
+    found: dict[str, dict[str, tuple[str, dict, str, dict]]] = {}
+    for gather in walk(state.provenance.inflows(collector), since, until, limits.degree_cap):
+        mid, gattrs = gather.src, gather.attrs
+        if mid == collector or not edge_qualifies(gattrs, channels, min_amount, require_loan, 0.0):
+            continue
+        for leg in walk(gather.before, since, gattrs["ts"], limits.branch_cap):
+            origin = leg.src
+            if origin not in wanted or origin == mid or not edge_qualifies(leg.attrs, channels, min_amount, False,
+                                                                             0.0):
                 continue
-            between = graph.edges_between(mid, collector)
-            gathers = sorted((gattrs["ts"], gkey) for gkey, gattrs in between.items()
-                             if attrs["ts"] <= gattrs["ts"] <= until
-                             and edge_qualifies(gattrs, channels, min_amount, require_loan, 0.0))
-            if gathers:
-                gkey = gathers[0][1]
-                legs[mid] = (key, attrs, gkey, between[gkey])
-        if via not in legs or len(legs) < params["min_intermediaries"]:
+            legs = found.setdefault(origin, {})
+            known = legs.get(mid)
+            if known is None or ((gattrs["ts"], gather.key), (leg.attrs["ts"], leg.key)) < (
+                    (known[3]["ts"], known[2]), (known[1]["ts"], known[0])):
+                legs[mid] = (leg.key, leg.attrs, gather.key, gattrs)
+    best = None
+    for origin in sorted(found):
+        legs = found[origin]
+        if event.src not in legs or len(legs) < params["min_intermediaries"]:
             continue
         total = sum(gather["amount"] for _, _, _, gather in legs.values())
         if total < params["min_total"]:

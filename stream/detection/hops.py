@@ -1,0 +1,95 @@
+"""The messages detection sends between keys: one event starts at the key that owns its first account, and
+everything that crosses to another key travels as a hop addressed to that key.
+
+| message    | key                     | carries                                                        |
+|------------|-------------------------|----------------------------------------------------------------|
+| Sent       | the transfer's sender   | the transfer                                                   |
+| Received   | the node it lands on    | the edge, the traced pieces, the sender's inflows (provenance) |
+| Exited     | a loan's borrower       | the loan's pieces that left the ledger with the transfer       |
+| Borrowed   | the borrower            | the disbursement                                               |
+| Requested  | `device:<id>`, `ip:<a>` | the disbursement, the requester keys still to visit            |
+| Searching  | an account              | a search continued over that account's current inflows         |
+| Candidate  | the cooldown key        | a finding, to be admitted (allow-list, where, cooldown)        |
+
+Offline all partitions run in one process and a hop is a Python object. Nothing changes a hop or what it
+refers to once it is sent, so carrying a reference is the same as carrying a copy. (Not frozen dataclasses:
+their field-by-field `object.__setattr__` would cost more than the rest of a hop's life.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..events import Disbursement, Transfer
+from .provenance import Inflow
+from .tracer import Allocation, Lot
+
+if TYPE_CHECKING:
+    from ..rules.model import Rule
+    from .finding import Finding
+
+
+@dataclass(slots=True)
+class Sent:
+    key: str
+    transfer: Transfer
+
+
+@dataclass(slots=True)
+class Received:
+    key: str
+    transfer: Transfer
+    attrs: dict
+    allocation: Allocation
+    before: Inflow | None
+    sender_counterparties: int
+    fired: frozenset[str]
+
+
+@dataclass(slots=True)
+class Exited:
+    key: str
+    transfer: Transfer
+    loan_id: str
+    pieces: tuple[Lot, ...]
+
+
+@dataclass(slots=True)
+class Borrowed:
+    key: str
+    disbursement: Disbursement
+
+
+@dataclass(slots=True)
+class Requested:
+    key: str
+    disbursement: Disbursement
+    later: tuple[str, ...]
+    fired: frozenset[str]
+
+
+@dataclass(slots=True)
+class Searching:
+    """A multi-hop search reaching `node`: the search (which expands it and, once every branch is back, says
+    what it found), and the branch so far."""
+
+    key: str
+    search: Any
+    node: str
+    until: int
+    chain: tuple
+    visited: frozenset[str]
+    low: int
+    high: int
+
+
+@dataclass(slots=True)
+class Candidate:
+    key: str
+    rule: "Rule"
+    event: Transfer | Disbursement
+    finding: "Finding"
+
+
+Message = Sent | Received | Exited | Borrowed | Requested | Searching | Candidate

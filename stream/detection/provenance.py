@@ -1,0 +1,130 @@
+"""Provenance: what each account received, and what each of its senders had received before sending it.
+
+Kinds that look several transfers back (scatter_gather, cycle) cannot read other accounts' state once accounts
+live in different partitions. So every transfer carries its sender's recent inflows as they were when it was
+sent, and the receiver keeps them with the inflow. Following `before` from inflow to inflow walks the money's
+history backwards, as each step's sender knew it at the time: the same answer whichever partitions own the
+accounts, because nothing in it is read later from anyone else.
+
+The inflows of an account are a persistent linked list, newest first: a transfer carries the sender's head as it
+is, in O(1), and later inflows of the sender never change what an earlier transfer carried. Entries older than
+the window are trimmed per account a few times per window (each trim copies what is kept), so an account's list
+holds at most the window plus an eighth of it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Iterator
+
+
+class Inflow:
+    """One transfer as its receiver remembers it. `rest` is the receiver's earlier inflows (the list's tail)."""
+
+    __slots__ = ("src", "key", "attrs", "before", "sender_counterparties", "rest")
+
+    def __init__(self, src: str, key: str, attrs: dict, before: "Inflow | None", sender_counterparties: int,
+                 rest: "Inflow | None") -> None:
+        self.src = src
+        self.key = key                                   # the transfer's event id
+        self.attrs = attrs                               # the graph edge's attributes (ts, amount, channel...)
+        self.before = before                             # the sender's inflows when it sent this
+        self.sender_counterparties = sender_counterparties   # the sender's distinct counterparties then
+        self.rest = rest
+
+    def __reduce__(self):
+        raise TypeError("an Inflow is pickled with its Provenance (its lists can be deeper than pickle recurses)")
+
+
+def walk(head: Inflow | None, since: int, until: int, cap: int) -> Iterator[Inflow]:
+    """Inflows with since <= ts <= until, newest first, from no more than `cap` distinct senders at or after
+    `since`. Callers keep `since` inside the window: what is older is skipped, not counted, so whether an
+    account's list was trimmed yet changes nothing."""
+    seen: set[str] = set()
+    while head is not None:
+        ts = head.attrs["ts"]
+        if ts >= since:
+            src = head.src
+            if src not in seen:
+                if len(seen) >= cap:
+                    return
+                seen.add(src)
+            if ts <= until:
+                yield head
+        head = head.rest
+
+
+class Provenance:
+    """The inflow lists of the accounts one partition owns."""
+
+    def __init__(self, window_ms: int) -> None:
+        self._heads: dict[str, Inflow] = {}
+        self._trims: list[tuple[int, str]] = []     # (cutoff at which to trim next, account)
+        self._slack = max(1, window_ms // 8)
+
+    def inflows(self, account: str) -> Inflow | None:
+        return self._heads.get(account)
+
+    def add(self, account: str, src: str, key: str, attrs: dict, before: Inflow | None,
+            sender_counterparties: int) -> None:
+        head = self._heads.get(account)
+        if head is None:
+            heapq.heappush(self._trims, (attrs["ts"] + self._slack, account))
+        self._heads[account] = Inflow(src, key, attrs, before, sender_counterparties, head)
+
+    def expire(self, cutoff: int) -> None:
+        trims = self._trims
+        while trims and trims[0][0] < cutoff:
+            _, account = heapq.heappop(trims)
+            head = self._heads.get(account)
+            if head is None:
+                continue
+            kept = []
+            while head is not None:
+                if head.attrs["ts"] >= cutoff:
+                    kept.append(head)
+                head = head.rest
+            if not kept:
+                del self._heads[account]
+                continue
+            rest = None
+            for entry in reversed(kept):
+                rest = Inflow(entry.src, entry.key, entry.attrs, entry.before, entry.sender_counterparties, rest)
+            self._heads[account] = rest
+            heapq.heappush(trims, (min(entry.attrs["ts"] for entry in kept) + self._slack, account))
+
+    def __len__(self) -> int:
+        return len(self._heads)
+
+    # Pickled as a flat table (snapshots): the lists are linked, often thousands deep, and share their tails,
+    # while pickle recurses once per link.
+    def __getstate__(self) -> dict:
+        index: dict[int, int] = {}
+        rows: list[tuple] = []
+        pending = list(self._heads.values())
+        order: list[Inflow] = []
+        while pending:                       # every reachable entry once, without recursion
+            entry = pending.pop()
+            if entry is None or id(entry) in index:
+                continue
+            index[id(entry)] = len(order)
+            order.append(entry)
+            pending.append(entry.rest)
+            pending.append(entry.before)
+        for entry in order:
+            rows.append((entry.src, entry.key, entry.attrs, entry.sender_counterparties,
+                         -1 if entry.before is None else index[id(entry.before)],
+                         -1 if entry.rest is None else index[id(entry.rest)]))
+        return {"rows": rows, "heads": {account: index[id(head)] for account, head in self._heads.items()},
+                "trims": self._trims, "slack": self._slack}
+
+    def __setstate__(self, state: dict) -> None:
+        rows = state["rows"]
+        entries = [Inflow(src, key, attrs, None, counterparties, None)
+                   for src, key, attrs, counterparties, _, _ in rows]
+        for entry, (_, _, _, _, before, rest) in zip(entries, rows):
+            entry.before = entries[before] if before >= 0 else None
+            entry.rest = entries[rest] if rest >= 0 else None
+        self._heads = {account: entries[at] for account, at in state["heads"].items()}
+        self._trims = state["trims"]
+        self._slack = state["slack"]
