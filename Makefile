@@ -1,6 +1,7 @@
 # make test: install everything this checkout needs (virtualenv, package, ClickHouse server), run the tests.
 # make demo: the same setup, then the local end-to-end demo.
 # make bench: the benchmarks with their targets (BENCH_ARGS=--quick for a short run); see bench/README.md.
+# make partitions: replay --partitions 1, 2, 3, 8 on several ledgers; the warnings must be identical.
 # make faults: the long fault-injection run (kills, outages, poison) with its figures.
 # make fuzz: 1,000,000 mutated event lines through the parser and `fundflow replay` (FUZZ_LINES to change).
 SHELL := /bin/bash
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 
 FUZZ_LINES ?= 1000000
 
-.PHONY: setup clickhouse test demo bench faults fuzz clean
+.PHONY: setup clickhouse test demo bench partitions faults fuzz clean
 
 setup: $(VENV)/.installed clickhouse
 
@@ -42,6 +43,9 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+partitions: setup
+	$(BIN)/python -m bench.partitions $(BENCH_ARGS)
 
 faults: setup
 	FUNDFLOW_FAULTS=long $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_fault_injection.py
