@@ -28,7 +28,7 @@ import asyncio
 import heapq
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import EventError, FundflowError
@@ -121,11 +121,13 @@ class LogWindow:
 
     records: dict[tuple[str, int], list[LogRecord]]
     resume_at: dict[tuple[str, int], int]
+    topic_partitions: dict[str, int] = field(default_factory=dict)   # every input topic's partition count
 
 
 async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Sequence[tuple[str, int]], *,
                       span_ms: int, timeout_s: float = READ_TIMEOUT_S,
-                      starts: dict[tuple[str, int], int] | None = None) -> LogWindow:
+                      starts: dict[tuple[str, int], int] | None = None,
+                      input_topics: Sequence[str] = ()) -> LogWindow:
     """Per partition, the records from the window start (or from `starts`, a snapshot's positions) up to the
     group's committed offset (exclusive).
 
@@ -140,8 +142,11 @@ async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Seque
     await consumer.start()
     try:
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
+        await consumer.topics()            # metadata: how many partitions each input topic has
+        counts = {topic: len(consumer.partitions_for_topic(topic) or ())
+                  for topic in {*(tp.topic for tp in tps), *input_topics}}
         if not tps:
-            return LogWindow({}, {})
+            return LogWindow({}, {}, counts)
         consumer.assign(tps)
         beginnings = await consumer.beginning_offsets(tps)
         ranges: dict[Any, tuple[int, int]] = {}
@@ -181,7 +186,7 @@ async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Seque
             for tp in list(remaining):
                 if await consumer.position(tp) >= ranges[tp][1]:
                     remaining.discard(tp)
-        return LogWindow(out, resume_at)
+        return LogWindow(out, resume_at, counts)
     finally:
         await consumer.stop()
 
@@ -196,6 +201,14 @@ async def _window_start(consumer, tp, beginning: int, committed: int, span_ms: i
     found = await consumer.offsets_for_times({tp: lookup})
     at = found.get(tp)
     return max(beginning, at.offset) if at is not None else beginning
+
+
+def partitions_elsewhere(topic_partitions: dict[str, int], assigned: Iterable[tuple[str, int]]) -> list[str]:
+    """Input partitions this worker was not given (`topic[n]`): another member of the group holds them, and a
+    detector that sees only part of the ledger raises wrong warnings."""
+    mine = set(assigned)
+    return [f"{topic}[{partition}]" for topic, count in sorted(topic_partitions.items())
+            for partition in range(count) if (topic, partition) not in mine]
 
 
 class StateRecovery:
@@ -277,12 +290,24 @@ class StateRecovery:
                                    f"log after it")
         try:
             window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms,
-                                       starts=snapshot.positions if snapshot is not None else None)
+                                       starts=snapshot.positions if snapshot is not None else None,
+                                       input_topics=self.input_topics)
         except SnapshotRefused as exc:
             log.warning("snapshot not used: %s; rebuilding from the log window", exc)
             snapshot = None
-            window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms)
+            window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms,
+                                       input_topics=self.input_topics)
         read_s = time.monotonic() - started
+        elsewhere = partitions_elsewhere(window.topic_partitions, partitions)
+        if elsewhere:
+            detail = (f"holds {len(partitions)} of {len(partitions) + len(elsewhere)} input partitions; "
+                      f"{', '.join(elsewhere[:6])}{' ...' if len(elsewhere) > 6 else ''} are with another "
+                      f"worker of group {self.group_id}. Detection state is not spread over workers yet "
+                      f"(docs/partitioning.md): run one worker per group. Waiting for a rebalance that gives "
+                      f"this worker every input partition; nothing is detected or committed meanwhile")
+            log.error("not detecting: this worker %s", detail)
+            self._set_state(False, detail)
+            return None
         merged = merge_by_event_time(window.records.values())
         history = ((r.value, r.key, Origin(r.topic, r.partition, r.offset, r.timestamp), r.headers) for r in merged)
         positions = dict(window.resume_at)
