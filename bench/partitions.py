@@ -4,6 +4,10 @@
 present, the AMLSim ledger with its override. Each run is a fresh process; the warnings files are compared by
 SHA-256 (they must be identical for every N), and each run's CPU time is shown against N = 1 of the same ledger
 in the same call (what the hops cost). Not a timed test: it prints, and exits 1 only if some N differs.
+
+Then what limits scaling past a few workers, from the same detector with 16 and 64 partitions (in process):
+messages per input event, hops that cross from one partition to another, the busiest partition against the
+mean (skew), and the share of all messages that the hottest keys take.
 """
 
 from __future__ import annotations
@@ -68,7 +72,35 @@ def main(argv: list[str] | None = None) -> int:
                   f"{cpu / first_cpu:>6.2f}x  {'yes' if same else 'NO'}"
                   f"   ({time.perf_counter() - started:.0f} s wall)", flush=True)
     print(f"\ntarget: identical warnings for every N; {'MET' if not differ else f'NOT MET ({differ} runs differ)'}")
+    traffic(ledgers[0][1], (16,) if args.quick else (16, 64))
     return 1 if differ else 0
+
+
+def traffic(path: Path, counts: tuple[int, ...]) -> None:
+    from stream.detection.detector import Detector, Traffic
+    from stream.errors import EventError
+    from stream.events import parse_event
+    from stream.rules.loader import load_rules
+
+    events = [parse_event(line) for line in path.read_bytes().splitlines() if line.strip()]
+    ruleset = load_rules(REPO / "rules")
+    print(f"\nhop traffic, {path.name} ({len(events):,} events), default pack:")
+    print(f"{'partitions':>10} {'messages/event':>15} {'crossing/event':>15} {'busiest/mean':>13} "
+          f"{'top key':>8} {'top 10 keys':>12}  hottest key")
+    for count in counts:
+        detector = Detector(ruleset, partitions=count)
+        detector.traffic = seen = Traffic(count)
+        for event in events:
+            try:
+                detector.process(event)
+            except EventError:
+                continue
+        handled = sum(seen.handled)
+        hottest = seen.by_key.most_common(10)
+        top = [n for _, n in hottest]
+        print(f"{count:>10} {handled / seen.inputs:>15.2f} {seen.crossing / seen.inputs:>15.2f} "
+              f"{max(seen.handled) / (handled / count):>12.2f}x {top[0] / handled:>8.2%} {sum(top) / handled:>12.2%}  "
+              f"{hottest[0][0][:40]}")
 
 
 if __name__ == "__main__":

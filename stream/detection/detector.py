@@ -83,6 +83,25 @@ def _compile(rules: RuleSet) -> _Plan:
     return _Plan(rules=rules, by_stage={name: tuple(pairs) for name, pairs in by_stage.items()})
 
 
+class Traffic:
+    """What an event's steps cost between partitions: messages handled per partition, hops that crossed from one
+    partition to another, and messages per key (the hot keys)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.handled = [0] * partitions
+        self.crossing = 0
+        self.inputs = 0
+        self.by_key: Counter[str] = Counter()
+
+    def count(self, key: str, partition: int, sender: int) -> None:
+        self.handled[partition] += 1
+        self.by_key[key] += 1
+        if sender < 0:
+            self.inputs += 1
+        elif sender != partition:
+            self.crossing += 1
+
+
 @dataclass(slots=True)
 class EventCounts:
     events: int = 0
@@ -110,6 +129,7 @@ class Detector:
         self.suppressed_by_rule: Counter[str] = Counter()
         self.where_errors_by_rule: Counter[str] = Counter()
         self._searches: dict[int, tuple[Rule, Event, object]] = {}    # multi-hop searches of the current event
+        self.traffic: Traffic | None = None     # set to count what crosses partitions (bench/partitions.py)
 
     # -- public surface ------------------------------------------------------------------------------------
     @property
@@ -132,6 +152,9 @@ class Detector:
         """Swap in a new rule set; graph, tracer and cooldowns are kept. Atomic: compiled first, then one
         assignment, so an event is checked against either the old or the new set, never a mix."""
         self._plan = _compile(rules)
+
+    def _index(self, key: str) -> int:
+        return partition_of(key, len(self.partitions))
 
     def partition(self, key: str) -> DetectionState:
         partitions = self.partitions
@@ -171,16 +194,22 @@ class Detector:
         warnings: list[EarlyWarning] = []
         queue: deque[Message] = deque((first,))
         self._searches: dict[int, tuple[Rule, Event, object]] = {}
+        traffic = self.traffic
+        senders: deque[int] = deque((-1,))      # with `traffic`: the partition that queued each message
         while queue or self._searches:
             if not queue:       # every branch of every search is back: what they found, in the order they began
                 searches, self._searches = self._searches, {}
                 for rule, trigger, search in searches.values():
                     for finding in search.finish():
                         queue.append(Candidate(self._cooldown_key(rule, finding), rule, trigger, finding))
+                        senders.append(self._index(trigger.dst))
                 continue
             message = queue.popleft()
             state = self.partition(message.key)
             state.catch_up()
+            if traffic is not None:
+                index, queued = self._index(message.key), len(queue)
+                traffic.count(message.key, index, senders.popleft())
             if isinstance(message, Sent):
                 self._sent(state, message, queue)
             elif isinstance(message, Received):
@@ -199,6 +228,8 @@ class Detector:
                 warning = self._admit(state, message.rule, message.event, message.finding, detected_at)
                 if warning is not None:
                     warnings.append(warning)
+            if traffic is not None:
+                senders.extend([index] * (len(queue) - queued))
         return warnings
 
     def stats(self) -> dict[str, object]:
