@@ -38,13 +38,12 @@ from typing import Callable, Mapping
 
 from ..errors import EventError, RuleError
 from ..events import TOO_OLD as TOO_OLD_REASON
-from ..events import Disbursement, Event
+from ..events import Event, Transfer
 from ..timefmt import format_ts
 from ..rules.model import AllowList, Rule, RuleSet
 from ..rules.names import names_for
 from ..warning import (MAX_SUMMARY_CHARS, TRUNCATED_KEY, EarlyWarning, capped, capped_evidence,
                        make_warning_id)
-from ..events import Transfer
 from .finding import Finding
 from .graph import DEFAULT_LATENESS_MS, DEFAULT_WINDOW_MS, LATE, TOO_OLD, EventClock, sink_node
 from .hops import Borrowed, Candidate, Exited, Message, Received, Requested, Searching, Sent

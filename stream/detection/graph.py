@@ -21,7 +21,7 @@ import heapq
 from collections import deque
 from dataclasses import dataclass
 from sys import intern
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import networkx as nx
 
