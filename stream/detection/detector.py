@@ -292,9 +292,10 @@ class Detector:
         t = message.transfer
         dst = message.key
         state.graph.receive_transfer(t, message.attrs)
-        if t.channel == "p2p":
+        if t.channel == "p2p":       # money and provenance stay with accounts; an external node keeps neither
             state.tracer.deposit(dst, message.allocation)
-        state.provenance.add(dst, t.src, t.event_id, message.attrs, message.before, message.sender_counterparties)
+            state.provenance.add(dst, t.src, t.event_id, message.attrs, message.before,
+                                 message.sender_counterparties)
         state.enter(RECEIVED, allocation=message.allocation, before=message.before,
                     sender_counterparties=message.sender_counterparties, fired=message.fired)
         self._run(RECEIVED, state, t, queue)

@@ -1,5 +1,9 @@
 """Provenance: what each account received, and what each of its senders had received before sending it.
 
+Only transfers between accounts (p2p) are kept: an external node (a card, a merchant) passes nothing on, so no
+chain runs through it. scatter_gather and cycle, the kinds that read provenance, therefore count transfers
+between accounts only, whatever their `channels` list adds.
+
 Kinds that look several transfers back (scatter_gather, cycle) cannot read other accounts' state once accounts
 live in different partitions. So every transfer carries its sender's recent inflows as they were when it was
 sent, and the receiver keeps them with the inflow. Following `before` from inflow to inflow walks the money's
@@ -15,6 +19,7 @@ holds at most the window plus an eighth of it.
 from __future__ import annotations
 
 import heapq
+from array import array
 from typing import Iterator
 
 
@@ -96,35 +101,40 @@ class Provenance:
     def __len__(self) -> int:
         return len(self._heads)
 
-    # Pickled as a flat table (snapshots): the lists are linked, often thousands deep, and share their tails,
-    # while pickle recurses once per link.
+    # Pickled as flat columns (snapshots): the lists are linked, often thousands deep, and share their tails,
+    # while pickle recurses once per link. Links become indexes in two int arrays, which pickle as raw bytes.
     def __getstate__(self) -> dict:
         index: dict[int, int] = {}
-        rows: list[tuple] = []
-        pending = list(self._heads.values())
         order: list[Inflow] = []
+        pending = list(self._heads.values())
         while pending:                       # every reachable entry once, without recursion
             entry = pending.pop()
-            if entry is None or id(entry) in index:
+            if id(entry) in index:
                 continue
             index[id(entry)] = len(order)
             order.append(entry)
-            pending.append(entry.rest)
-            pending.append(entry.before)
-        for entry in order:
-            rows.append((entry.src, entry.key, entry.attrs, entry.sender_counterparties,
-                         -1 if entry.before is None else index[id(entry.before)],
-                         -1 if entry.rest is None else index[id(entry.rest)]))
-        return {"rows": rows, "heads": {account: index[id(head)] for account, head in self._heads.items()},
-                "trims": self._trims, "slack": self._slack}
+            if entry.rest is not None:
+                pending.append(entry.rest)
+            if entry.before is not None:
+                pending.append(entry.before)
+        return {
+            "src": [entry.src for entry in order], "key": [entry.key for entry in order],
+            "attrs": [entry.attrs for entry in order],
+            "counterparties": array("q", [entry.sender_counterparties for entry in order]),
+            "before": array("q", [-1 if entry.before is None else index[id(entry.before)] for entry in order]),
+            "rest": array("q", [-1 if entry.rest is None else index[id(entry.rest)] for entry in order]),
+            "heads": {account: index[id(head)] for account, head in self._heads.items()},
+            "trims": self._trims, "slack": self._slack,
+        }
 
     def __setstate__(self, state: dict) -> None:
-        rows = state["rows"]
-        entries = [Inflow(src, key, attrs, None, counterparties, None)
-                   for src, key, attrs, counterparties, _, _ in rows]
-        for entry, (_, _, _, _, before, rest) in zip(entries, rows):
-            entry.before = entries[before] if before >= 0 else None
-            entry.rest = entries[rest] if rest >= 0 else None
+        entries = [Inflow(src, key, attrs, None, counterparties, None) for src, key, attrs, counterparties
+                   in zip(state["src"], state["key"], state["attrs"], state["counterparties"])]
+        for entry, before, rest in zip(entries, state["before"], state["rest"]):
+            if before >= 0:
+                entry.before = entries[before]
+            if rest >= 0:
+                entry.rest = entries[rest]
         self._heads = {account: entries[at] for account, at in state["heads"].items()}
         self._trims = state["trims"]
         self._slack = state["slack"]
