@@ -194,19 +194,20 @@ class Detector:
         queue: deque[Message] = deque((first,))
         self._searches: dict[int, tuple[Rule, Event, object]] = {}
         traffic = self.traffic
-        senders: deque[int] = deque((-1,))      # with `traffic`: the partition that queued each message
+        senders: deque[int] | None = deque((-1,)) if traffic is not None else None   # who queued each message
         while queue or self._searches:
             if not queue:       # every branch of every search is back: what they found, in the order they began
                 searches, self._searches = self._searches, {}
                 for rule, trigger, search in searches.values():
                     for finding in search.finish():
                         queue.append(Candidate(self._cooldown_key(rule, finding), rule, trigger, finding))
-                        senders.append(self._index(trigger.dst))
+                        if senders is not None:
+                            senders.append(self._index(trigger.dst))
                 continue
             message = queue.popleft()
             state = self.partition(message.key)
             state.catch_up()
-            if traffic is not None:
+            if senders is not None:
                 index, queued = self._index(message.key), len(queue)
                 traffic.count(message.key, index, senders.popleft())
             if isinstance(message, Sent):
@@ -227,7 +228,7 @@ class Detector:
                 warning = self._admit(state, message.rule, message.event, message.finding, detected_at)
                 if warning is not None:
                     warnings.append(warning)
-            if traffic is not None:
+            if senders is not None:
                 senders.extend([index] * (len(queue) - queued))
         return warnings
 
