@@ -28,7 +28,7 @@ import asyncio
 import heapq
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import EventError, FundflowError
@@ -121,13 +121,11 @@ class LogWindow:
 
     records: dict[tuple[str, int], list[LogRecord]]
     resume_at: dict[tuple[str, int], int]
-    topic_partitions: dict[str, int] = field(default_factory=dict)   # every input topic's partition count
 
 
 async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Sequence[tuple[str, int]], *,
                       span_ms: int, timeout_s: float = READ_TIMEOUT_S,
-                      starts: dict[tuple[str, int], int] | None = None,
-                      input_topics: Sequence[str] = ()) -> LogWindow:
+                      starts: dict[tuple[str, int], int] | None = None) -> LogWindow:
     """Per partition, the records from the window start (or from `starts`, a snapshot's positions) up to the
     group's committed offset (exclusive).
 
@@ -142,11 +140,8 @@ async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Seque
     await consumer.start()
     try:
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
-        await consumer.topics()            # metadata: how many partitions each input topic has
-        counts = {topic: len(consumer.partitions_for_topic(topic) or ())
-                  for topic in {*(tp.topic for tp in tps), *input_topics}}
         if not tps:
-            return LogWindow({}, {}, counts)
+            return LogWindow({}, {})
         consumer.assign(tps)
         beginnings = await consumer.beginning_offsets(tps)
         ranges: dict[Any, tuple[int, int]] = {}
@@ -186,7 +181,7 @@ async def read_window(bootstrap: Sequence[str], group_id: str, partitions: Seque
             for tp in list(remaining):
                 if await consumer.position(tp) >= ranges[tp][1]:
                     remaining.discard(tp)
-        return LogWindow(out, resume_at, counts)
+        return LogWindow(out, resume_at)
     finally:
         await consumer.stop()
 
@@ -201,6 +196,19 @@ async def _window_start(consumer, tp, beginning: int, committed: int, span_ms: i
     found = await consumer.offsets_for_times({tp: lookup})
     at = found.get(tp)
     return max(beginning, at.offset) if at is not None else beginning
+
+
+async def partition_counts(bootstrap: Sequence[str], topics: Iterable[str]) -> dict[str, int]:
+    """How many partitions each topic has (broker metadata; a topic not there yet counts 0)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=list(bootstrap), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        return {topic: len(consumer.partitions_for_topic(topic) or ()) for topic in topics}
+    finally:
+        await consumer.stop()
 
 
 def partitions_elsewhere(topic_partitions: dict[str, int], assigned: Iterable[tuple[str, int]]) -> list[str]:
@@ -283,22 +291,8 @@ class StateRecovery:
 
     async def rebuild(self, generation: int, partitions: list[tuple[str, int]]) -> RebuildReport | None:
         started = time.monotonic()
-        snapshot = await self._usable_snapshot(set(partitions))
-        if snapshot is not None:
-            self._set_state(False, f"restoring {len(partitions)} input partitions from the snapshot of "
-                                   f"{(time.time() * 1000 - snapshot.written_ms) / 1000:.0f}s ago, replaying the "
-                                   f"log after it")
-        try:
-            window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms,
-                                       starts=snapshot.positions if snapshot is not None else None,
-                                       input_topics=self.input_topics)
-        except SnapshotRefused as exc:
-            log.warning("snapshot not used: %s; rebuilding from the log window", exc)
-            snapshot = None
-            window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms,
-                                       input_topics=self.input_topics)
-        read_s = time.monotonic() - started
-        elsewhere = partitions_elsewhere(window.topic_partitions, partitions)
+        # First, before any snapshot is loaded or log read: does this worker hold the whole input?
+        elsewhere = partitions_elsewhere(await partition_counts(self.bootstrap, self.input_topics), partitions)
         if elsewhere:
             detail = (f"holds {len(partitions)} of {len(partitions) + len(elsewhere)} input partitions; "
                       f"{', '.join(elsewhere[:6])}{' ...' if len(elsewhere) > 6 else ''} are with another "
@@ -308,6 +302,19 @@ class StateRecovery:
             log.error("not detecting: this worker %s", detail)
             self._set_state(False, detail)
             return None
+        snapshot = await self._usable_snapshot(set(partitions))
+        if snapshot is not None:
+            self._set_state(False, f"restoring {len(partitions)} input partitions from the snapshot of "
+                                   f"{(time.time() * 1000 - snapshot.written_ms) / 1000:.0f}s ago, replaying the "
+                                   f"log after it")
+        try:
+            window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms,
+                                       starts=snapshot.positions if snapshot is not None else None)
+        except SnapshotRefused as exc:
+            log.warning("snapshot not used: %s; rebuilding from the log window", exc)
+            snapshot = None
+            window = await read_window(self.bootstrap, self.group_id, partitions, span_ms=self.span_ms)
+        read_s = time.monotonic() - started
         merged = merge_by_event_time(window.records.values())
         history = ((r.value, r.key, Origin(r.topic, r.partition, r.offset, r.timestamp), r.headers) for r in merged)
         positions = dict(window.resume_at)
