@@ -153,11 +153,11 @@ class Detector:
         self._plan = _compile(rules)
 
     def _index(self, key: str) -> int:
-        return partition_of(key, len(self.partitions))
+        count = len(self.partitions)
+        return partition_of(key, count) if count > 1 else 0
 
     def partition(self, key: str) -> DetectionState:
-        partitions = self.partitions
-        return partitions[partition_of(key, len(partitions))] if len(partitions) > 1 else partitions[0]
+        return self.partitions[self._index(key)]
 
     def process(self, event: Event, detected_at: int | None = None) -> list[EarlyWarning]:
         """The warnings this event completes; `detected_at`, when given, is their detection time (the worker
