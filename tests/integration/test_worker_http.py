@@ -19,11 +19,13 @@ def test_readiness_waits_for_the_rebuild_and_metrics_follow_the_stream(kafka_bro
     names = worker.names
     try:
         worker.start()
-        answers: list[tuple[int, bool]] = []        # (status of /readyz, rebuild logged before the answer)
+        answers: list[tuple[int, bool]] = []        # (status of /readyz, rebuild logged when the answer came)
 
         def ready_after_rebuild():
-            rebuilt = "state rebuilt from" in worker.log_text()
+            # The log is read after the answer: the worker logs the rebuild before it turns ready, so a 200 read
+            # before the log (the other order) could see a rebuild finish in between and fail for nothing.
             status, body = http_get(f"{worker.base_url}/readyz")
+            rebuilt = "state rebuilt from" in worker.log_text()
             if status:
                 answers.append((status, rebuilt))
             return status == 200
