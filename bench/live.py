@@ -37,7 +37,7 @@ class LiveResult:
 
 def run(*, quick: bool, rules: Path, profile: Path | None = None) -> LiveResult:
     """`profile`: also sample the worker with py-spy while it drains the topic (collapsed stacks to that file)."""
-    from stream.produce import produce_file
+    from stream.offline.produce import produce_file
     from stream.settings import load_settings
 
     events = 30_000 if quick else 150_000
@@ -85,8 +85,8 @@ async def _bare_rate(bootstrap: str, topics: list[str], expected: int, rules: Pa
 
     handle = orjson.loads
     if rules is not None:
-        from stream.events import parse_event
-        from stream.replay import replay_detector
+        from stream.model.events import parse_event
+        from stream.offline.replay import replay_detector
         from stream.rules.loader import load_rules
 
         window, lateness = 72 * 3_600_000, 5 * 60_000

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 def traffic(path: Path, counts: tuple[int, ...]) -> None:
     from stream.detection.detector import Detector, Traffic
     from stream.errors import EventError
-    from stream.events import parse_event
+    from stream.model.events import parse_event
     from stream.rules.loader import load_rules
 
     events = [parse_event(line) for line in path.read_bytes().splitlines() if line.strip()]

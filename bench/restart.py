@@ -35,7 +35,7 @@ def run(*, quick: bool, rules: Path) -> RestartResult:
 
 
 def _restart(events: int, rules: Path, *, snapshots: bool) -> float:
-    from stream.produce import produce_file
+    from stream.offline.produce import produce_file
     from stream.settings import load_settings
 
     source = ledger(LedgerSpec(edges=events))

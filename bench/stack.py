@@ -1,4 +1,4 @@
-"""The live benchmarks' stack: a local broker and ClickHouse server (stream.devstack), and real `fundflow worker`
+"""The live benchmarks' stack: a local broker and ClickHouse server (stream.dev.devstack), and real `fundflow worker`
 processes configured through FUNDFLOW_* variables, watched through their /metrics page."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from stream.devstack import ClickHouseServer, KafkaBroker, free_port, start_clickhouse, start_kafka
+from stream.dev.devstack import ClickHouseServer, KafkaBroker, free_port, start_clickhouse, start_kafka
 
 FUNDFLOW = str(Path(sys.executable).with_name("fundflow"))
 # clickhouse-driver logs a traceback for every refused connection while the server is still starting.

@@ -1,14 +1,17 @@
 """fundflow: a streaming fund-flow monitor for consumer-credit ledgers.
 
-Layout: `events` (parsing), `detection/` (pure detector: rolling graph, fund tracer, typologies),
-`rules/` (the YAML rule language), `worker/` (Faust agents), `sinks/` (ClickHouse, pager webhook),
-`cli/` (the `fundflow` command). Detection imports no I/O code.
+The packages are the layers, inner first; each imports only the ones above it in this list:
+`model/` (events and their contract, warnings, money, time formats), `rules/` (the YAML rule language),
+`detection/` (the pure detector: partitioned state, rolling graph, fund tracer, kinds), `sinks/` (ClickHouse,
+pager webhook), `worker/` (the Faust worker and its composition), `offline/` (replay, rule tests, evaluate,
+produce), `simulate/` (labelled synthetic ledgers), `dev/` (the local stack and the demo), `cli/` (the
+`fundflow` command). Detection imports no I/O code.
 """
 
 from .errors import EventError, FundflowError, RuleError, SettingsError, SinkError
-from .events import Disbursement, Event, Transfer, parse_event
+from .model.events import Disbursement, Event, Transfer, parse_event
 from .settings import Settings, load_settings
-from .warning import EarlyWarning
+from .model.warning import EarlyWarning
 
 __all__ = ["Disbursement", "EarlyWarning", "Event", "EventError", "FundflowError", "RuleError",
            "Settings", "SettingsError", "SinkError", "Transfer", "load_settings", "parse_event"]

@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import yaml
 
 from .errors import SettingsError
-from .money import parse_amount_minor
-from .timefmt import format_duration_ms, parse_duration_ms
+from .model.money import parse_amount_minor
+from .model.timefmt import format_duration_ms, parse_duration_ms
 
 ENV_PREFIX = "FUNDFLOW_"
 SEVERITIES = ("info", "low", "medium", "high", "critical")

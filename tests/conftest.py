@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from stream import devstack
-from stream.devstack import free_port as _free_port
+from stream.dev import devstack
+from stream.dev.devstack import free_port as _free_port
 
 _INTEGRATION_DIR = Path(__file__).parent / "integration"
 _counter = itertools.count(1)

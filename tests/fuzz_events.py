@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stream.errors import EventError  # noqa: E402
-from stream.events import FIELD_MAX_LEN, MAX_MESSAGE_BYTES, Disbursement, parse_event  # noqa: E402
+from stream.model.events import FIELD_MAX_LEN, MAX_MESSAGE_BYTES, Disbursement, parse_event  # noqa: E402
 from stream.simulate import simulate  # noqa: E402
 from stream.simulate.params import SimParams  # noqa: E402
 

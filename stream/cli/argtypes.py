@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..timefmt import parse_duration_ms
+from ..model.timefmt import parse_duration_ms
 
 
 def whole_number(text: str) -> int:

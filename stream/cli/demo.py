@@ -9,7 +9,7 @@ from .argtypes import add_ledger_options, positive_whole_number, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..demo.run import DemoOptions
+    from ..dev.demo.run import DemoOptions
 
     defaults = DemoOptions()
     parser = subparsers.add_parser(
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo.run import DemoOptions, run_demo
+    from ..dev.demo.run import DemoOptions, run_demo
 
     options = DemoOptions(events_per_day=args.events_per_day, days=args.days, instances=args.instances,
                           seed=args.seed, workdir=args.workdir, keep=args.keep, store=args.store,

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
-    from ..evaluate import evaluate, read_warnings, render_table
+    from ..offline.evaluate import evaluate, read_warnings, render_table
     from ..simulate.truth import load_truth
 
     truth = load_truth(args.truth)

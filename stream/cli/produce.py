@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..produce import produce_file
+    from ..offline.produce import produce_file
 
     settings = load_settings(args.settings)
     if args.broker:

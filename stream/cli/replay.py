@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import FundflowError
-    from ..replay import replay_file
+    from ..offline.replay import replay_file
     from ..rules.loader import load_rules
     from ..detection.tracer import TracerOptions
     from ..settings import load_settings

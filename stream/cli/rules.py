@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from .argtypes import duration_ms
-from ..timefmt import format_duration_ms
+from ..model.timefmt import format_duration_ms
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,7 +77,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    from ..rules.testing import find_test_files, run_test_file
+    from ..offline.rule_tests import find_test_files, run_test_file
 
     files = find_test_files(args.paths)
     if not files:

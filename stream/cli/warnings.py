@@ -9,11 +9,11 @@ from typing import Callable, TextIO
 import orjson
 
 from ..errors import FundflowError
-from ..money import format_minor
+from ..model.money import format_minor
 from ..settings import SEVERITIES, load_settings
 from ..sinks.schema import row_to_warning_json
 from ..sinks.store import StoreError, WarningFilter, open_store
-from ..timefmt import format_ts, parse_duration_ms, parse_rfc3339_ms
+from ..model.timefmt import format_ts, parse_duration_ms, parse_rfc3339_ms
 
 SUMMARY_WIDTH = 60
 

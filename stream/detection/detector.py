@@ -37,12 +37,12 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from ..errors import EventError, RuleError
-from ..events import TOO_OLD as TOO_OLD_REASON
-from ..events import Event, Transfer
-from ..timefmt import format_ts
+from ..model.events import TOO_OLD as TOO_OLD_REASON
+from ..model.events import Event, Transfer
+from ..model.timefmt import format_ts
 from ..rules.model import AllowList, Rule, RuleSet
 from ..rules.names import names_for
-from ..warning import (MAX_SUMMARY_CHARS, TRUNCATED_KEY, EarlyWarning, capped, capped_evidence,
+from ..model.warning import (MAX_SUMMARY_CHARS, TRUNCATED_KEY, EarlyWarning, capped, capped_evidence,
                        make_warning_id)
 from .finding import Finding
 from .graph import DEFAULT_LATENESS_MS, DEFAULT_WINDOW_MS, LATE, TOO_OLD, EventClock, sink_node
@@ -350,7 +350,7 @@ class Detector:
             state.cooldowns[(rule.id, key)] = event.ts
             heapq.heappush(state.cooldown_expiry, (event.ts + cooldown.ms, rule.id, key, event.ts))
         self.warnings_by_rule[rule.id] += 1
-        cut: dict[str, int] = {}          # what the size caps left out (see stream.warning)
+        cut: dict[str, int] = {}          # what the size caps left out (see stream.model.warning)
         accounts = capped(finding.accounts, "accounts", cut)
         loan_ids = capped(finding.loan_ids, "loan_ids", cut)
         txn_ids = capped(finding.txn_ids, "txn_ids", cut)

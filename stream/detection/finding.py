@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
-    from ..events import Disbursement
+    from ..model.events import Disbursement
 
 
 @dataclass(frozen=True, slots=True)

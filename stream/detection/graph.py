@@ -25,8 +25,8 @@ from typing import Iterator, Mapping
 
 import networkx as nx
 
-from ..events import Disbursement, Event, Transfer
-from ..timefmt import MS_PER_HOUR, MS_PER_MINUTE
+from ..model.events import Disbursement, Event, Transfer
+from ..model.timefmt import MS_PER_HOUR, MS_PER_MINUTE
 
 DEFAULT_WINDOW_MS = 72 * MS_PER_HOUR
 DEFAULT_LATENESS_MS = 5 * MS_PER_MINUTE

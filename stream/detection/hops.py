@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..events import Disbursement, Transfer
+from ..model.events import Disbursement, Transfer
 from .provenance import Inflow
 from .tracer import Allocation, Lot
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from ..events import Disbursement
+from ..model.events import Disbursement
 from .graph import EventClock, RollingGraph
 from .provenance import Inflow, Provenance
 from .tracer import Allocation, FundTracer, TracerOptions

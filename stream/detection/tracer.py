@@ -30,7 +30,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ..events import Disbursement, Transfer
+from ..model.events import Disbursement, Transfer
 
 POLICIES = ("lifo", "fifo", "proportional")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..warning import SEVERITY_RANK
+from ..model.warning import SEVERITY_RANK
 from .model import Rule, RuleSet
 
 
@@ -129,7 +129,7 @@ def _param_direction(looser: str | None, before: Any, after: Any) -> str | None:
 
 
 def _cooldown(rule: Rule) -> str:
-    from ..timefmt import format_duration_ms
+    from ..model.timefmt import format_duration_ms
     return f"{rule.cooldown.subject} for {format_duration_ms(rule.cooldown.ms)}"
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from simpleeval import EvalWithCompoundTypes, InvalidExpression
 
-from ..events import Disbursement, Transfer
+from ..model.events import Disbursement, Transfer
 
 ROOTS = ("event", "disbursement", "transfer")
 MAX_LENGTH = 2000      # a filter longer than this is a program, not a filter

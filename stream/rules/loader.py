@@ -21,8 +21,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import orjson
 
 from ..errors import RuleError, RuleSetError
-from ..timefmt import format_duration_ms, parse_duration_ms
-from ..warning import SEVERITY_RANK
+from ..model.timefmt import format_duration_ms, parse_duration_ms
+from ..model.warning import SEVERITY_RANK
 from . import params as param_types
 from .expr import ExprError, compile_where
 from .model import AllowList, Cooldown, Rule, RuleSet, SourceLocation

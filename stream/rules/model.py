@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ..events import Event, Transfer
+from ..model.events import Event, Transfer
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Mapping
 
-from ..events import Disbursement, Event, Transfer
-from ..money import minor_to_decimal
+from ..model.events import Disbursement, Event, Transfer
+from ..model.money import minor_to_decimal
 
 
 class EventView:

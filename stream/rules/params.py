@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from ..timefmt import format_duration_ms, parse_duration_ms
+from ..model.timefmt import format_duration_ms, parse_duration_ms
 
 # Resolves a list reference (a bare name defined under `lists:`) to its items; raises KeyError if unknown.
 ListLookup = Callable[[str], tuple[str, ...]]
@@ -57,7 +57,7 @@ def count(minimum: int = 1, maximum: int | None = None) -> Callable[[Any, ListLo
 
 def money(value: Any, _lists: ListLookup | None = None) -> int:
     """A money threshold in units (e.g. 1000 or "1000.00") -> minor units; 0 allowed."""
-    from ..money import parse_amount_minor
+    from ..model.money import parse_amount_minor
     if isinstance(value, bool):
         raise ValueError(f"expected an amount like 1000 or \"1000.00\", got {value!r}")
     if value == 0 or value == "0":

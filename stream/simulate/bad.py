@@ -1,6 +1,6 @@
 """Malformed events on request (`--bad-events N`): the dead-letter path needs traffic too.
 
-Each one is refused by `stream.events.parse_event` for a known reason code, which the truth file records, so
+Each one is refused by `stream.model.events.parse_event` for a known reason code, which the truth file records, so
 a test can check that every bad event reached the dead-letter topic with the right reason.
 """
 

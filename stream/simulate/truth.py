@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from ..timefmt import format_ts, parse_rfc3339_ms
+from ..model.timefmt import format_ts, parse_rfc3339_ms
 from .params import SimulationError
 
 

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterator
 
-from ..warning import EarlyWarning
+from ..model.warning import EarlyWarning
 
 QUEUED = "queued"             # waiting for the webhook: delivered in order, retried until it answers
 PAGED = "paged"               # sent on its own

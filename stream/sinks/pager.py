@@ -21,7 +21,7 @@ from typing import Awaitable, Callable
 
 from ..errors import SinkError
 from ..settings import Settings
-from ..warning import SEVERITY_RANK, EarlyWarning
+from ..model.warning import SEVERITY_RANK, EarlyWarning
 from . import payloads
 from ..clock import wall_clock_ms
 from .base import RetriesExhausted, RetryPolicy, Sleep, StatusReport, no_report, retry_async

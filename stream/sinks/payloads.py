@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from ..timefmt import format_ts
-from ..warning import SEVERITY_RANK, EarlyWarning
+from ..model.timefmt import format_ts
+from ..model.warning import SEVERITY_RANK, EarlyWarning
 
 SIGNATURE_HEADER = "X-Fundflow-Signature"
 TIMESTAMP_HEADER = "X-Fundflow-Timestamp"

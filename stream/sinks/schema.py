@@ -11,9 +11,9 @@ from typing import Any, Mapping
 
 import orjson
 
-from ..money import format_minor
-from ..timefmt import format_ts
-from ..warning import SEVERITY_RANK, EarlyWarning
+from ..model.money import format_minor
+from ..model.timefmt import format_ts
+from ..model.warning import SEVERITY_RANK, EarlyWarning
 
 TABLE = "warnings"
 

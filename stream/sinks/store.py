@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import SinkError
-from ..warning import SEVERITY_RANK
+from ..model.warning import SEVERITY_RANK
 from .schema import COLUMNS, TABLE, WARNINGS_DDL
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Callable, Iterable, Sequence
 
-from ..warning import EarlyWarning
+from ..model.warning import EarlyWarning
 from ..clock import wall_clock_ms
 from .base import RetryPolicy, Sleep, StatusReport, no_report, retry_async
 from .schema import warning_to_row

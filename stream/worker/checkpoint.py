@@ -250,7 +250,8 @@ def _fundflow_version() -> str:
 def _detection_code() -> str:
     """A hash of the modules whose classes a snapshot pickles: a state written by other code is refused even
     when the version number did not change."""
-    from .. import detection, events
+    from .. import detection
+    from ..model import events
     digest = hashlib.sha256()
     for path in sorted(Path(detection.__file__).parent.rglob("*.py")) + [Path(events.__file__)]:
         digest.update(path.read_bytes())

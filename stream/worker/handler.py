@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from ..errors import EventError
-from ..events import Event, parse_event
-from ..warning import EarlyWarning
+from ..model.events import Event, parse_event
+from ..model.warning import EarlyWarning
 from .deadletter import DETECTOR_ERROR, DeadLetter, Origin
 
 log = logging.getLogger(__name__)

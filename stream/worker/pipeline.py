@@ -18,7 +18,7 @@ import logging
 import time
 from typing import Awaitable, Callable, Iterable, Sequence
 
-from ..jump_guard import JumpGuard, Verdict
+from ..detection.jump_guard import JumpGuard, Verdict
 from .alignment import EventTimeAligner
 from .deadletter import Origin
 from .handler import Accepted, DetectorLike, MessageHandler, Outcome

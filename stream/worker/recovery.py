@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import EventError, FundflowError
-from ..events import Event, parse_event
-from ..jump_guard import JumpGuard
+from ..model.events import Event, parse_event
+from ..detection.jump_guard import JumpGuard
 from .checkpoint import Snapshot, SnapshotRefused
 from .deadletter import Origin, normalize_headers
 from .handler import DetectorLike

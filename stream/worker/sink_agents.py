@@ -26,7 +26,7 @@ from ..sinks.pager import PagerConfig, PagerSink
 from ..sinks.store import open_store
 from ..clock import wall_clock_ms
 from ..sinks.writer import ClickHouseSink
-from ..warning import EarlyWarning
+from ..model.warning import EarlyWarning
 from .deadletter import DeadLetter, Origin
 from .publisher import Publisher
 
@@ -151,7 +151,7 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
         async def page_warnings(stream) -> None:
             # Deciding and queueing only (into the durable ledger): the offset is committed once the page is
             # queued, and a webhook outage never holds up this agent.
-            async for event in stream.events():
+            async for event in stream.model.events():
                 try:
                     warning = _decode(event.message.value)
                 except ValueError:

@@ -9,12 +9,12 @@ import json
 
 import pytest
 
-from stream import devstack
+from stream.dev import devstack
 from stream.sinks.base import RetryPolicy
 from stream.sinks.schema import COLUMNS, row_to_warning_json
 from stream.sinks.store import WarningFilter, open_store
 from stream.sinks.writer import ClickHouseSink
-from stream.warning import EarlyWarning, make_warning_id
+from stream.model.warning import EarlyWarning, make_warning_id
 
 T0 = 1_772_446_500_000  # 2026-03-02T10:15:00Z
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from stream.detection.detector import Detector
-from stream.replay import replay_lines
+from stream.offline.replay import replay_lines
 from stream.rules.loader import load_rules
 from stream.settings import load_settings
 from stream.sinks.schema import COLUMNS
@@ -168,7 +168,7 @@ def test_webhook_receiver_records_signed_pages_and_refuses_forged_ones():
     import urllib.error
     import urllib.request
 
-    from stream.demo.webhook import WebhookReceiver
+    from stream.dev.demo.webhook import WebhookReceiver
     from stream.sinks.payloads import signed_headers
 
     secret = "demo-secret"

@@ -2,7 +2,7 @@
 started again mid-run), a real HTTP webhook that fails, throttles and stalls, SIGKILLs of the worker, a broken
 rule file, and poison messages in the input topics.
 
-Checked at the end, against an offline replay (`stream.replay.replay_lines`, what `fundflow replay` runs) of
+Checked at the end, against an offline replay (`stream.offline.replay.replay_lines`, what `fundflow replay` runs) of
 exactly what was produced: the stored warning ids equal the replay's, no id is paged twice, every high
 warning is paged, every poison message is in the dead-letter topic with its reason, and no agent crashed.
 
@@ -24,9 +24,9 @@ from kafka import KafkaProducer
 from test_pager import SECRET, Webhook
 from worker_harness import copy_rules, make_worker_env, read_topic
 
-from stream import devstack
+from stream.dev import devstack
 from stream.detection.detector import Detector
-from stream.replay import replay_lines
+from stream.offline.replay import replay_lines
 from stream.rules.loader import load_rules
 from stream.settings import load_settings
 from stream.simulate import simulate
@@ -220,7 +220,7 @@ def test_kills_outages_a_failing_webhook_and_poison_lose_nothing(kafka_broker, t
 
 
 def _ts(event: dict) -> int:
-    from stream.timefmt import parse_rfc3339_ms
+    from stream.model.timefmt import parse_rfc3339_ms
     return parse_rfc3339_ms(event["ts"]) if isinstance(event["ts"], str) else int(event["ts"])
 
 

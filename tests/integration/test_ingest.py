@@ -35,7 +35,7 @@ WORKER_SCRIPT = textwrap.dedent("""
     import sys
     import orjson
     from stream.settings import load_settings
-    from stream.warning import EarlyWarning, make_warning_id
+    from stream.model.warning import EarlyWarning, make_warning_id
     from stream.worker.runner import run_worker
 
     class RecordingDetector:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from stream.devstack import create_topics
+from stream.dev.devstack import create_topics
 
 
 def test_kafka_broker_creates_partitioned_topics_and_round_trips(kafka_broker, unique):

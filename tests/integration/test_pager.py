@@ -17,7 +17,7 @@ from stream.sinks import payloads
 from stream.sinks.base import RetryPolicy
 from stream.sinks.dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, QUEUED, PageLedger
 from stream.sinks.pager import DUPLICATE, SKIPPED_SEVERITY, SKIPPED_TARGET, PagerConfig, PagerSink
-from stream.warning import EarlyWarning, make_warning_id
+from stream.model.warning import EarlyWarning, make_warning_id
 
 SECRET = "hook-s3cret"
 T0 = 1_772_448_000_000  # 2026-03-02T10:40:00.000Z, the start of a minute

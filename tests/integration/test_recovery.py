@@ -21,7 +21,7 @@ from worker_harness import (committed_everything, copy_rules, make_worker_env, m
                             warnings_in_topic)
 
 from stream.detection.detector import Detector
-from stream.events import parse_event
+from stream.model.events import parse_event
 from stream.rules.loader import load_rules
 from stream.settings import load_settings
 from stream.simulate import simulate

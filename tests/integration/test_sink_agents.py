@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from stream import devstack
+from stream.dev import devstack
 from stream.sinks.store import WarningFilter, open_store
-from stream.warning import EarlyWarning, make_warning_id
+from stream.model.warning import EarlyWarning, make_warning_id
 from stream.worker.deadletter import headers_dict
 from test_pager import SECRET, Webhook  # the recording webhook server of the pager tests
 from worker_harness import read_topic

@@ -7,7 +7,7 @@ from typing import Any
 from stream.errors import EventError
 from stream.detection.detector import Detector
 from stream.detection.kinds import KINDS
-from stream.events import Disbursement, Transfer
+from stream.model.events import Disbursement, Transfer
 from stream.rules.model import AllowList, Cooldown, Rule, RuleSet
 from stream.rules.params import apply_params
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stream.detection.detector import Detector
-from stream.events import parse_event
+from stream.model.events import parse_event
 from stream.rules.loader import load_rules
 from stream.simulate import simulate
 from stream.simulate.params import SimParams

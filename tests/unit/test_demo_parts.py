@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from stream.demo.cleanup import Cleanup
-from stream.demo.metrics import WorkerProgress, parse_samples, progress_from_samples
-from stream.demo.run import MARKER, DemoOptions, prepare_workdir
-from stream.demo.summary import evidence_path, most_severe, warnings_by_rule
-from stream.demo.worker import DemoError
+from stream.dev.demo.cleanup import Cleanup
+from stream.dev.demo.metrics import WorkerProgress, parse_samples, progress_from_samples
+from stream.dev.demo.run import MARKER, DemoOptions, prepare_workdir
+from stream.dev.demo.summary import evidence_path, most_severe, warnings_by_rule
+from stream.dev.demo.worker import DemoError
 
 PAGE = """\
 # HELP fundflow_events_consumed_total Input events accepted by the detector, per source topic.
@@ -99,7 +99,7 @@ def test_cleanup_stops_newest_first_once_and_survives_a_failing_stop():
 
 
 def test_worker_exit_is_described_in_words():
-    from stream.demo.worker import describe_exit
+    from stream.dev.demo.worker import describe_exit
     assert describe_exit(0) == "exit code 0"
     assert describe_exit(-9) == "ended by SIGKILL"
     assert describe_exit(None) == "still running"

@@ -11,7 +11,7 @@ from stream.detection.detector import Detector, incident_key
 from stream.detection.kinds import KINDS
 from stream.errors import EventError, RuleError
 from stream.rules.model import AllowList, Cooldown, RuleSet
-from stream.warning import make_warning_id
+from stream.model.warning import make_warning_id
 
 
 def cashout_story(loan="L-77", borrower="U1", start=0, tag=""):

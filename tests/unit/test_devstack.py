@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream import devstack
+from stream.dev import devstack
 
 
 def test_missing_clickhouse_names_the_apt_command(monkeypatch, tmp_path):

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from stream.cli import main
-from stream.evaluate import EvaluationError, WarningRef, evaluate, overlaps, read_warnings, warning_from_dict
+from stream.offline.evaluate import EvaluationError, WarningRef, evaluate, overlaps, read_warnings, warning_from_dict
 from stream.simulate.truth import Instance, Truth, TruthError, load_truth, truth_from_dict
-from stream.warning import EarlyWarning, make_warning_id
+from stream.model.warning import EarlyWarning, make_warning_id
 
 AMLSIM_TRUTH = Path("/work/shared/data/amlsim-12k/truth.json")
 
@@ -149,7 +149,7 @@ def test_cli_table_and_error_exit(tmp_path, capsys):
 def test_shipped_rule_pack_on_a_simulated_ledger():
     """The whole back-test loop an analyst runs: simulate, replay with the shipped rules, evaluate."""
     from stream.detection.detector import Detector
-    from stream.replay import replay_lines
+    from stream.offline.replay import replay_lines
     from stream.rules.loader import load_rules
     from stream.simulate import SimParams, simulate
 

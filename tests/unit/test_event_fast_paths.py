@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.errors import EventError
-from stream.events import BAD_AMOUNT, _parse_amount, _parse_text_ts
-from stream.money import parse_amount_minor
-from stream.timefmt import parse_rfc3339_ms
+from stream.model.events import BAD_AMOUNT, _parse_amount, _parse_text_ts
+from stream.model.money import parse_amount_minor
+from stream.model.timefmt import parse_rfc3339_ms
 
 
 def _outcome(parse, value):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from stream.errors import EventError
-from stream.events import (ABSURD_TIMESTAMP, BAD_AMOUNT, BAD_TIMESTAMP, FIELD_MAX_LEN, FIELD_TOO_LONG,
+from stream.model.events import (ABSURD_TIMESTAMP, BAD_AMOUNT, BAD_TIMESTAMP, FIELD_MAX_LEN, FIELD_TOO_LONG,
                            MALFORMED_JSON, MAX_DEPTH, MAX_MESSAGE_BYTES, MESSAGE_TOO_LARGE, MISSING_FIELD,
                            NOT_AN_OBJECT, SELF_TRANSFER, TOO_DEEP, UNKNOWN_TYPE, WRONG_TYPE, Disbursement, Transfer,
                            event_key, parse_event)

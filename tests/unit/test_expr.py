@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.events import parse_event
+from stream.model.events import parse_event
 from stream.rules.expr import ExprError, compile_where
 from stream.rules.names import names_for
 

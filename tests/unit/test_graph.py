@@ -97,7 +97,7 @@ def test_in_edges_reads_the_time_range_and_respects_the_cap():
 
 def test_external_parties_are_prefixed_once():
     from stream.detection.graph import sink_node
-    from stream.events import Transfer
+    from stream.model.events import Transfer
     plain = Transfer(event_id="t1", ts=1, src="U1", dst="6206350252599189", amount=100, channel="withdrawal")
     named = Transfer(event_id="t2", ts=1, src="U1", dst="card:6206350252599189", amount=100, channel="withdrawal")
     shop = Transfer(event_id="t3", ts=1, src="U1", dst="M1", amount=100, channel="merchant")

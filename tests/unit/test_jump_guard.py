@@ -1,4 +1,4 @@
-from stream.jump_guard import JumpGuard
+from stream.detection.jump_guard import JumpGuard
 
 DAY = 86_400_000
 T0 = 1_500_000_000_000

@@ -9,7 +9,7 @@ import pytest
 from stream.sinks import payloads
 from stream.sinks.pager import PagerConfig, retry_after_seconds
 from stream.settings import load_settings
-from stream.warning import EarlyWarning, make_warning_id
+from stream.model.warning import EarlyWarning, make_warning_id
 
 NOW_MS = 1_772_448_100_000  # 2026-03-02T10:41:40Z
 

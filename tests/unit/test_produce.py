@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from stream.produce import ProduceError, ProduceReport, Throttle, iter_lines, produce_file
+from stream.offline.produce import ProduceError, ProduceReport, Throttle, iter_lines, produce_file
 from stream.settings import load_settings
 
 

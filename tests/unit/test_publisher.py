@@ -9,7 +9,7 @@ import hashlib
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 
-from stream.warning import EarlyWarning
+from stream.model.warning import EarlyWarning
 from stream.worker.deadletter import (KEPT_PREFIX_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES, DeadLetter, Origin,
                                       headers_dict)
 from stream.worker.handler import Outcome

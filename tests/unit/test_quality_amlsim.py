@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stream.rules.loader import check_rules
-from stream.timefmt import parse_duration_ms
+from stream.model.timefmt import parse_duration_ms
 
 REPO = Path(__file__).resolve().parents[2]
 OVERRIDES = sorted((REPO / "bench" / "overrides").glob("*.override.yaml"))

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 
 from stream.cli import main
-from stream.replay import replay_file
+from stream.offline.replay import replay_file
 from stream.rules.loader import load_rules
-from stream.warning import EarlyWarning
+from stream.model.warning import EarlyWarning
 
 PACK = Path(__file__).resolve().parents[2] / "rules"
 HOUR = 3_600_000
@@ -114,12 +114,12 @@ def test_replay_can_trace_money_of_unknown_origin(tmp_path):
     path = tmp_path / "no-loans.jsonl"
     path.write_text("\n".join(lines) + "\n")
     from stream.detection.tracer import TracerOptions
-    from stream.replay import replay_detector
+    from stream.offline.replay import replay_detector
 
     def lots_after(tracer):
         detector = replay_detector(load_rules(PACK), window_ms=72 * HOUR, lateness_ms=5 * 60_000, tracer=tracer)
         for line in lines:
-            from stream.events import parse_event
+            from stream.model.events import parse_event
             detector.process(parse_event(line))
         return detector.stats()["lots"]
 

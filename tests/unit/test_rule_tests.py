@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stream.cli import main
-from stream.rules.testing import RuleTestError, load_test_file, run_test_file
+from stream.offline.rule_tests import RuleTestError, load_test_file, run_test_file
 
 PACK = Path(__file__).resolve().parents[2] / "rules"
 

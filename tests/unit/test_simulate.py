@@ -9,7 +9,7 @@ import pytest
 
 from stream.cli import main
 from stream.errors import EventError
-from stream.events import Disbursement, Transfer, parse_event
+from stream.model.events import Disbursement, Transfer, parse_event
 from stream.simulate import (LOOKALIKE_KINDS, PLANTED_KINDS, SimParams, SimulationError, load_truth, simulate,
                              write_ledger)
 from stream.simulate.world import BIG_TICKET, CASH_LIKE

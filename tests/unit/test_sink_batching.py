@@ -15,7 +15,7 @@ from stream.sinks.base import RetriesExhausted, RetryPolicy, retry_async
 from stream.sinks.schema import COLUMNS, WARNINGS_DDL, row_to_warning_json, warning_to_row
 from stream.sinks.store import StoreError, WarningFilter, WarningStore, literal, qualified_ddl, select_warnings_sql
 from stream.sinks.writer import ClickHouseSink, chunks, dedupe_batch
-from stream.warning import EarlyWarning, make_warning_id
+from stream.model.warning import EarlyWarning, make_warning_id
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, strategies as st
 
-from stream.money import MAX_MINOR, format_minor, minor_to_decimal, parse_amount_minor
-from stream.timefmt import format_duration_ms, format_ts, parse_duration_ms, parse_rfc3339_ms
+from stream.model.money import MAX_MINOR, format_minor, minor_to_decimal, parse_amount_minor
+from stream.model.timefmt import format_duration_ms, format_ts, parse_duration_ms, parse_rfc3339_ms
 
 TS_MS = 1_772_446_500_000  # 2026-03-02T10:15:00.000Z
 

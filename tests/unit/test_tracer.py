@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from detection_helpers import HOUR, at, disb, xfer
 
 from stream.detection.tracer import FundTracer, TracerOptions
-from stream.events import Disbursement, Transfer
+from stream.model.events import Disbursement, Transfer
 
 
 def move(tracer: FundTracer, t, external: bool = False, cutoff=None):

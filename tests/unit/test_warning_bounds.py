@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from detection_helpers import detector, disb, rule, run, xfer
 
-from stream.warning import MAX_EVIDENCE_TEXT, MAX_LIST_ITEMS, capped_evidence
+from stream.model.warning import MAX_EVIDENCE_TEXT, MAX_LIST_ITEMS, capped_evidence
 
 
 def test_a_fan_in_of_600_loans_gives_a_warning_of_bounded_size_that_says_what_was_cut():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from stream.warning import EarlyWarning, make_warning_id
+from stream.model.warning import EarlyWarning, make_warning_id
 from stream.worker.deadletter import DeadLetter, Origin, headers_dict, normalize_headers
 from stream.worker.handler import MessageHandler
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from stream.warning import EarlyWarning, make_warning_id
+from stream.model.warning import EarlyWarning, make_warning_id
 from stream.worker.alignment import EventTimeAligner
 from stream.worker.deadletter import Origin
 from stream.worker.handler import MessageHandler, Outcome

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from ...rules.params import Param
 
 if TYPE_CHECKING:
-    from ...events import Event
+    from ...model.events import Event
     from ...rules.model import Rule
     from ..finding import Finding
     from ..state import DetectionState

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ...events import Transfer
-from ...money import format_minor
+from ...model.events import Transfer
+from ...model.money import format_minor
 from ...rules.params import Param, boolean, count, duration, money, ratio, show_duration, show_set, string_set
-from ...timefmt import MS_PER_HOUR
+from ...model.timefmt import MS_PER_HOUR
 from ..finding import Finding
 
 # ISO 18245 merchant categories that turn credit into cash or near-cash: 6010 manual cash disbursement,

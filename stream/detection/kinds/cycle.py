@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...events import Transfer
-from ...money import format_minor
+from ...model.events import Transfer
+from ...model.money import format_minor
 from ..finding import Finding
 from ..hops import Searching
 from ..provenance import walk
@@ -28,7 +28,7 @@ from ._common import (Param, boolean, channels_param, count, format_elapsed, hou
                       within_param)
 
 if TYPE_CHECKING:
-    from ...events import Event
+    from ...model.events import Event
     from ...rules.model import Rule
     from ..state import DetectionState
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...events import Disbursement
-from ...money import format_minor
+from ...model.events import Disbursement
+from ...model.money import format_minor
 from ...rules.params import choice
 from ..finding import Finding
 from ._common import Param, count, format_elapsed, hours, min_amount_param, threshold_score, within_param
 
 if TYPE_CHECKING:
-    from ...events import Event
+    from ...model.events import Event
     from ...rules.model import Rule
     from ..state import DetectionState
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...events import Transfer
-from ...money import format_minor
+from ...model.events import Transfer
+from ...model.money import format_minor
 from ..finding import Finding
 from ..graph import sink_node
 from ._common import (Param, channels_param, count, format_elapsed, hours, max_counterparties_param, min_amount_param,
                       min_loan_share_param, min_total_param, percent, require_loan_money_param, star, within_param)
 
 if TYPE_CHECKING:
-    from ...events import Event
+    from ...model.events import Event
     from ...rules.model import Rule
     from ..state import DetectionState
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...events import Transfer
-from ...money import format_minor
+from ...model.events import Transfer
+from ...model.money import format_minor
 from ..finding import Finding
 from ..graph import sink_node
 from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
@@ -17,7 +17,7 @@ from ._common import (Param, channels_param, count, edge_qualifies, event_qualif
                       require_loan_money_param, threshold_score, too_busy, within_param)
 
 if TYPE_CHECKING:
-    from ...events import Event
+    from ...model.events import Event
     from ...rules.model import Rule
     from ..state import DetectionState
 

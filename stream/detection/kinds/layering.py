@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...money import format_minor
+from ...model.money import format_minor
 from ..finding import Finding
 from ..tracer import Hop, Lot
 from ._common import (Param, count, duration, format_elapsed, hours, min_amount_param, ordered_unique, percent,
                       ratio, require_loan_money_param, show_duration, within_param)
 
 if TYPE_CHECKING:
-    from ...events import Event
+    from ...model.events import Event
     from ...rules.model import Rule
     from ..state import DetectionState
 

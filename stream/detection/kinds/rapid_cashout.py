@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...events import Transfer
-from ...money import format_minor
+from ...model.events import Transfer
+from ...model.money import format_minor
 from ..finding import Finding
 from ._common import (CASH_LIKE_MCCS, Param, count, format_elapsed, hours, min_amount_param, ordered_unique,
                       percent, ratio, show_set, string_set, within_param)
 
 if TYPE_CHECKING:
-    from ...events import Event
+    from ...model.events import Event
     from ...rules.model import Rule
     from ..state import DetectionState
 

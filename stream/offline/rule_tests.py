@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import EventError, FundflowError, RuleSetError
-from ..events import Event, parse_event
-from ..timefmt import format_ts, parse_duration_ms, parse_rfc3339_ms
-from ..warning import EarlyWarning
-from .loader import TEST_SUFFIXES, load_rules
-from .model import RuleSet
-from .yamlsource import YamlSyntaxError, YList, YMap, load_yaml_file
+from ..model.events import Event, parse_event
+from ..model.timefmt import format_ts, parse_duration_ms, parse_rfc3339_ms
+from ..model.warning import EarlyWarning
+from ..rules.loader import TEST_SUFFIXES, load_rules
+from ..rules.model import RuleSet
+from ..rules.yamlsource import YamlSyntaxError, YList, YMap, load_yaml_file
 
 FILE_KEYS = ("rule_files", "overrides", "start", "window", "lateness", "tests")
 TEST_KEYS = ("name", "start", "window", "lateness", "events", "expect", "expect_none")

@@ -31,8 +31,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import orjson
 
-from .errors import FundflowError
-from .simulate.truth import Instance, Truth, optional_ts, string_list
+from ..errors import FundflowError
+from ..simulate.truth import Instance, Truth, optional_ts, string_list
 
 MIN_SHARED_ACCOUNTS = 2
 OVERLAP_RULE = ("shares >= 1 txn id, or >= 1 loan id, or >= 2 accounts with the instance")

@@ -15,7 +15,7 @@ from typing import Callable
 
 import orjson
 
-from ..sinks.payloads import verify
+from ...sinks.payloads import verify
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 

@@ -8,8 +8,8 @@ from typing import Any, Mapping, Sequence
 
 import orjson
 
-from ..evaluate import Evaluation, format_delay, format_percent
-from ..money import format_minor
+from ...offline.evaluate import Evaluation, format_delay, format_percent
+from ...model.money import format_minor
 
 TOP_SEVERE = 3
 MAX_PATH_HOPS = 8

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
-from .errors import EventError
-from .events import Event, parse_event
-from .jump_guard import JumpGuard, Verdict
-from .rules.model import RuleSet
-from .warning import EarlyWarning
+from ..errors import EventError
+from ..model.events import Event, parse_event
+from ..detection.jump_guard import JumpGuard, Verdict
+from ..rules.model import RuleSet
+from ..model.warning import EarlyWarning
 
 DEFAULT_MAX_BAD_SHOWN = 20
 GC_THRESHOLD = (50_000, 20, 10)     # see `tuned_collector` and docs/performance.md
@@ -182,7 +182,7 @@ def replay_detector(ruleset: RuleSet, *, window_ms: int, lateness_ms: int,
                     clock: Callable[[], int] | None = None, tracer: Any = None, partitions: int = 1) -> Any:
     """The Detector as replay runs it: every `FREEZE_GC_EVERY` events the window is frozen out of the collector's
     sight, otherwise its occasional full collections rescan all of it (seconds each at 3M edges)."""
-    from .detection.detector import Detector
+    from ..detection.detector import Detector
 
     return Detector(ruleset, window_ms=window_ms, lateness_ms=lateness_ms, clock=clock, tracer=tracer,
                     freeze_gc_every=FREEZE_GC_EVERY, partitions=partitions)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from ..errors import FundflowError
+from ...errors import FundflowError
 from .cleanup import stop_process_group
 from .metrics import WorkerProgress, fetch_progress
 

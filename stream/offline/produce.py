@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
-from .errors import EventError, FundflowError
-from .events import Disbursement, event_key, parse_event
-from .settings import Settings
+from ..errors import EventError, FundflowError
+from ..model.events import Disbursement, event_key, parse_event
+from ..settings import Settings
 
 MAX_LINES_LISTED = 5
 

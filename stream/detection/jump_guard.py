@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from .errors import EventError
-from .events import MAX_FUTURE_MS, check_not_ahead
+from ..errors import EventError
+from ..model.events import MAX_FUTURE_MS, check_not_ahead
 
 T = TypeVar("T")
 

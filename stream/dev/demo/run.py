@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import devstack
-from ..evaluate import evaluate, warning_from_dict
-from ..produce import produce_file
-from ..settings import Settings, load_settings
-from ..simulate import SimParams, load_truth, write_ledger
-from ..sinks.schema import TABLE, row_to_warning_json
-from ..sinks.store import DEFAULT_CHDB_DATABASE, WarningFilter, open_store
+from ...offline.evaluate import evaluate, warning_from_dict
+from ...offline.produce import produce_file
+from ...settings import Settings, load_settings
+from ...simulate import SimParams, load_truth, write_ledger
+from ...sinks.schema import TABLE, row_to_warning_json
+from ...sinks.store import DEFAULT_CHDB_DATABASE, WarningFilter, open_store
 from .cleanup import Cleanup
 from .summary import DemoFigures, render
 from .webhook import WebhookReceiver

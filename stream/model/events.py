@@ -16,7 +16,7 @@ from typing import Any, Mapping, Union
 
 import orjson
 
-from .errors import EventError
+from ..errors import EventError
 from .money import MAX_UNITS, MINOR_PER_UNIT, format_minor, parse_amount_minor
 from .nesting import nested_deeper_than
 from .timefmt import MS_PER_DAY, format_ts, parse_rfc3339_ms

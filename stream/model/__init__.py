@@ -1,0 +1,1 @@
+"""The domain types every layer shares: events and their contract, warnings, money, time formats."""

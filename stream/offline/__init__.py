@@ -1,0 +1,1 @@
+"""Runs of the detector over a recorded ledger (replay, rule tests), scoring, and publishing a ledger."""
