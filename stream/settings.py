@@ -16,11 +16,13 @@ from urllib.parse import urlparse
 import yaml
 
 from .errors import SettingsError
+from .model import defaults
 from .model.money import parse_amount_minor
+from .model.warning import SEVERITY_RANK
 from .model.timefmt import format_duration_ms, parse_duration_ms
 
 ENV_PREFIX = "FUNDFLOW_"
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+SEVERITIES = tuple(SEVERITY_RANK)     # lowest first
 
 
 def _duration(value: Any) -> int:
@@ -119,8 +121,13 @@ def _optional_text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
-def _setting(default: Any, parse, doc: str):
-    return field(default=default, metadata={"parse": parse, "doc": doc})
+def _setting(default: Any, parse, doc: str, shown: str | None = None):
+    return field(default=default, metadata={"parse": parse, "doc": doc, "shown": shown})
+
+
+def _duration_setting(default: str, doc: str):
+    """A span of time, stored as ms and shown the way it was written ("72h", not 259200000)."""
+    return _setting(parse_duration_ms(default), _duration, doc, shown=default)
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ class Settings:
     clickhouse_url: str = _setting("chdb://.fundflow/chdb", _clickhouse_url,
                                    "warning store: clickhouse://HOST:PORT/DB or chdb:///PATH (embedded)")
     clickhouse_batch_size: int = _setting(500, _positive_int, "rows per ClickHouse insert, at most")
-    clickhouse_batch_interval: int = _setting("1s", _duration, "longest a row waits before it is inserted")
+    clickhouse_batch_interval: int = _duration_setting("1s", "longest a row waits before it is inserted")
     webhook_url: str | None = _setting(None, _http_url, "pager webhook; unset = no paging")
     webhook_secret: str | None = _setting(None, _optional_text, "HMAC-SHA256 key signing webhook bodies")
     webhook_format: str = _setting("generic", _choice("generic", "pagerduty"), "payload format of pages")
@@ -145,32 +152,32 @@ class Settings:
     page_storm_limit: int = _setting(10, _positive_int, "pages per rule per minute before they are grouped")
     pagerduty_routing_key: str | None = _setting(None, _optional_text,
                                                  "PagerDuty Events API v2 routing key (webhook_format: pagerduty)")
-    webhook_timeout: int = _setting("10s", _duration, "longest wait for the pager webhook to answer")
-    sink_retry_initial: int = _setting("200ms", _duration, "first backoff of a sink retry (doubles each time)")
-    sink_retry_max: int = _setting("30s", _duration, "longest backoff between sink retries")
+    webhook_timeout: int = _duration_setting("10s", "longest wait for the pager webhook to answer")
+    sink_retry_initial: int = _duration_setting("200ms", "first backoff of a sink retry (doubles each time)")
+    sink_retry_max: int = _duration_setting("30s", "longest backoff between sink retries")
     rules_dir: str = _setting("rules", _text, "directory of YAML rule files (and overrides)")
-    window: int = _setting("72h", _duration, "event-time span of the rolling graph")
-    allowed_lateness: int = _setting("5m", _duration, "how late an event may be and still count as on time")
-    align_idle_after: int = _setting("250ms", _duration,
+    window: int = _duration_setting(defaults.WINDOW, "event-time span of the rolling graph")
+    allowed_lateness: int = _duration_setting(defaults.ALLOWED_LATENESS, "how late an event may be and still count as on time")
+    align_idle_after: int = _duration_setting("250ms",
                                      "an input partition silent this long (wall time) stops holding back "
                                      "the event-time alignment of the others")
     align_max_pending: int = _setting(200_000, _positive_int,
                                       "events the aligner may hold; beyond it the oldest go to the detector early")
-    rules_reload_interval: int = _setting("5s", _duration, "how often the worker checks rules_dir for changes")
-    tracer_policy: str = _setting("lifo", _choice("lifo", "fifo", "proportional"),
+    rules_reload_interval: int = _duration_setting("5s", "how often the worker checks rules_dir for changes")
+    tracer_policy: str = _setting(defaults.TRACER_POLICY, _choice(*defaults.TRACER_POLICIES),
                                   "which money an outflow spends first: the freshest (lifo), the oldest (fifo) "
                                   "or a share of each (proportional)")
     trace_inflows_above: int | None = _setting(None, _optional_amount,
                                                "also trace inflows of unknown origin at or above this amount "
                                                "(units, e.g. 5000); unset = trace loan money only")
     web_port: int = _setting(6066, _port, "worker HTTP port: /healthz, /readyz, /metrics")
-    broker_session_timeout: int = _setting("10s", _duration, "Kafka consumer session timeout")
-    broker_rebalance_timeout: int = _setting("10s", _duration, "Kafka consumer rebalance timeout")
-    broker_fetch_max_wait: int = _setting("100ms", _duration,
+    broker_session_timeout: int = _duration_setting("10s", "Kafka consumer session timeout")
+    broker_rebalance_timeout: int = _duration_setting("10s", "Kafka consumer rebalance timeout")
+    broker_fetch_max_wait: int = _duration_setting("100ms",
                                           "longest a fetch waits at the broker for new data (Kafka answers "
                                           "as soon as data arrives; some dev brokers wait it out)")
     data_dir: str = _setting(".fundflow", _text, "local state of the worker (page ledger, snapshots)")
-    snapshot_interval: int = _setting("60s", _duration,
+    snapshot_interval: int = _duration_setting("60s",
                                       "how often the worker snapshots its detection state to data_dir, so a "
                                       "restart replays only the log after it; 0 = never (every start replays "
                                       "the whole window)")
@@ -188,7 +195,6 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
     """Defaults, then the YAML file (if any), then `FUNDFLOW_*` variables: the last one wins."""
     env = os.environ if env is None else env
     settings = Settings()
-    settings = _validated(settings, _defaults_raw(), source="defaults")
     if path is not None:
         settings = _validated(settings, _read_file(Path(path)), source=str(path))
     known = {f.name for f in fields(Settings)}
@@ -200,10 +206,6 @@ def load_settings(path: str | os.PathLike | None = None, env: Mapping[str, str] 
         if key in known:
             from_env[key] = value
     return _validated(settings, from_env, source="environment", env_names=True)
-
-
-def _defaults_raw() -> dict[str, Any]:
-    return {f.name: f.default for f in fields(Settings) if f.default is not None}
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -255,4 +257,5 @@ def _validated(settings: Settings, raw: Mapping[str, Any], *, source: str, env_n
 
 def describe_settings() -> list[tuple[str, str, str, str]]:
     """(setting, environment variable, default, meaning) rows, for README and `--help`."""
-    return [(f.name, f"{ENV_PREFIX}{f.name.upper()}", str(f.default), f.metadata["doc"]) for f in fields(Settings)]
+    return [(f.name, f"{ENV_PREFIX}{f.name.upper()}", f.metadata["shown"] or str(f.default), f.metadata["doc"])
+            for f in fields(Settings)]

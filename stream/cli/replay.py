@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 
+from ..model import defaults
 from .argtypes import duration_ms, positive_whole_number
 
 
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="event-time window of the graph (default: the window setting, 72h)")
     parser.add_argument("--lateness", type=duration_ms, default=None, metavar="DURATION",
                         help="allowed lateness (default: the allowed_lateness setting, 5m)")
-    parser.add_argument("--tracer-policy", choices=("lifo", "fifo", "proportional"), default=None,
+    parser.add_argument("--tracer-policy", choices=defaults.TRACER_POLICIES, default=None,
                         help="which money an outflow spends first (default: the tracer_policy setting, lifo)")
     parser.add_argument("--trace-inflows-above", default=None, metavar="AMOUNT",
                         help="also trace inflows of unknown origin of at least AMOUNT units, for ledgers "

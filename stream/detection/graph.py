@@ -26,10 +26,8 @@ from typing import Iterator, Mapping
 import networkx as nx
 
 from ..model.events import Disbursement, Event, Transfer
-from ..model.timefmt import MS_PER_HOUR, MS_PER_MINUTE
-
-DEFAULT_WINDOW_MS = 72 * MS_PER_HOUR
-DEFAULT_LATENESS_MS = 5 * MS_PER_MINUTE
+from ..model.defaults import ALLOWED_LATENESS_MS as DEFAULT_LATENESS_MS
+from ..model.defaults import WINDOW_MS as DEFAULT_WINDOW_MS
 
 # Outcomes of `RollingGraph.add`.
 ACCEPTED = "accepted"

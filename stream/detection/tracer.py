@@ -30,9 +30,8 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ..model.defaults import TRACER_POLICIES as POLICIES
 from ..model.events import Disbursement, Transfer
-
-POLICIES = ("lifo", "fifo", "proportional")
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import EventError, FundflowError, RuleSetError
+from ..model import defaults
 from ..model.events import Event, parse_event
 from ..model.timefmt import format_ts, parse_duration_ms, parse_rfc3339_ms
 from ..model.warning import EarlyWarning
@@ -40,8 +41,8 @@ TEST_KEYS = ("name", "start", "window", "lateness", "events", "expect", "expect_
 EXPECT_KEYS = ("rule", "subject", "kind", "severity", "accounts", "loan_ids", "txn_ids", "amount", "currency")
 SET_FIELDS = ("accounts", "loan_ids", "txn_ids")
 DEFAULT_START = "2026-01-01T00:00:00Z"
-DEFAULT_WINDOW = "72h"
-DEFAULT_LATENESS = "5m"
+DEFAULT_WINDOW = defaults.WINDOW
+DEFAULT_LATENESS = defaults.ALLOWED_LATENESS
 
 
 class RuleTestError(FundflowError):

@@ -37,7 +37,7 @@ RULE_FILE_KEYS = ("lists", "allow", "rules")
 ALLOW_KEYS = ("accounts", "merchants", "pairs")
 COOLDOWN_KEYS = ("subject", "for")
 COOLDOWN_SUBJECTS = ("loan", "account", "subject")
-SEVERITIES = tuple(SEVERITY_RANK)
+SEVERITIES = tuple(SEVERITY_RANK)    # lowest first (stream.settings names the same tuple)
 # Notify targets the sinks understand. A misspelt target would silently never page, so others are refused.
 NOTIFY_TARGETS = ("pager",)
 RULE_SUFFIXES = (".yaml", ".yml")

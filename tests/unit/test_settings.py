@@ -129,3 +129,28 @@ def test_every_settings_problem_is_reported_at_once_with_a_hint_for_misspelt_key
         load_settings(path, env={"FUNDFLOW_BROKER_URL": "nope://x"})
     text = str(caught.value)
     assert "window: expected a duration" in text and "web_port: expected a positive integer" in text
+
+
+def test_every_default_already_has_its_field_type_and_loading_nothing_changes_nothing():
+    import typing
+
+    hints = typing.get_type_hints(Settings)
+    for spec in fields(Settings):
+        value = getattr(Settings(), spec.name)
+        allowed = typing.get_args(hints[spec.name]) or (hints[spec.name],)
+        assert isinstance(value, allowed), f"{spec.name} defaults to {value!r}, typed {hints[spec.name]}"
+    assert Settings().window == 72 * 3_600_000
+    assert Settings() == load_settings(None, env={})
+    shown = {row[0]: row[2] for row in describe_settings()}
+    assert shown["window"] == "72h" and shown["clickhouse_batch_interval"] == "1s"
+
+
+def test_shared_defaults_have_one_source():
+    from stream.detection.graph import DEFAULT_WINDOW_MS
+    from stream.detection.tracer import POLICIES
+    from stream.model import defaults
+    from stream.model.warning import SEVERITY_RANK
+    from stream.settings import SEVERITIES
+
+    assert DEFAULT_WINDOW_MS is defaults.WINDOW_MS and POLICIES is defaults.TRACER_POLICIES
+    assert SEVERITIES == tuple(SEVERITY_RANK)
