@@ -9,7 +9,8 @@ from typing import TextIO
 from ..clock import wall_clock_ms
 from ..errors import FundflowError
 from ..settings import load_settings
-from ..sinks.store import StoreError, open_store
+from ..sinks.store import StoreError
+from ..sinks.factory import open_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -12,7 +12,8 @@ from ..errors import FundflowError
 from ..model.money import format_minor
 from ..settings import SEVERITIES, load_settings
 from ..sinks.schema import row_to_warning_json
-from ..sinks.store import StoreError, WarningFilter, open_store
+from ..sinks.store import StoreError, WarningFilter
+from ..sinks.factory import open_store
 from ..model.timefmt import format_ts, parse_duration_ms, parse_rfc3339_ms
 
 SUMMARY_WIDTH = 60

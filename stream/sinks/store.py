@@ -11,8 +11,6 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
-from pathlib import Path
-from urllib.parse import urlparse
 
 from ..errors import SinkError
 from ..model.warning import SEVERITY_RANK
@@ -187,23 +185,3 @@ class WarningStore(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def open_store(url: str, *, create: bool = True) -> WarningStore:
-    """clickhouse://HOST:PORT/DB -> a server store; chdb:///PATH (or chdb://RELATIVE) -> an embedded one.
-
-    `create=False` is for readers: an embedded store that does not exist is an error, not an empty directory
-    left behind."""
-    parsed = urlparse(url)
-    if parsed.scheme == "chdb":
-        from .chdb_store import ChdbStore
-        path = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
-        if not create and not Path(path).is_dir():
-            raise StoreError(f"no embedded warning store at {path} (a worker creates it when it first starts)",
-                             retryable=False)
-        return ChdbStore(path)
-    if parsed.scheme in ("clickhouse", "clickhouses"):
-        from .clickhouse import NativeStore
-        return NativeStore(url)
-    raise StoreError(f"expected clickhouse://HOST:PORT/DB or chdb:///PATH as the warning store, got {url!r}",
-                     retryable=False)

@@ -12,7 +12,8 @@ import pytest
 from stream.dev import devstack
 from stream.sinks.base import RetryPolicy
 from stream.sinks.schema import COLUMNS, row_to_warning_json
-from stream.sinks.store import WarningFilter, open_store
+from stream.sinks.store import WarningFilter
+from stream.sinks.factory import open_store
 from stream.sinks.writer import ClickHouseSink
 from stream.model.warning import EarlyWarning, make_warning_id
 

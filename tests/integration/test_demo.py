@@ -21,7 +21,8 @@ from stream.offline.replay import replay_lines
 from stream.rules.loader import load_rules
 from stream.settings import load_settings
 from stream.sinks.schema import COLUMNS
-from stream.sinks.store import WarningFilter, open_store
+from stream.sinks.store import WarningFilter
+from stream.sinks.factory import open_store
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--events-per-day", "1500", "--days", "3", "--instances", "2", "--seed", "11", "--no-progress"]

@@ -31,7 +31,7 @@ from stream.rules.loader import load_rules
 from stream.settings import load_settings
 from stream.simulate import simulate
 from stream.simulate.params import SimParams
-from stream.sinks.store import open_store
+from stream.sinks.factory import open_store
 from stream.worker.deadletter import headers_dict
 
 DAY_MS = 86_400_000

@@ -22,12 +22,13 @@ from ...offline.produce import produce_file
 from ...settings import Settings, load_settings
 from ...simulate import SimParams, load_truth, write_ledger
 from ...sinks.schema import TABLE, row_to_warning_json
-from ...sinks.store import DEFAULT_CHDB_DATABASE, WarningFilter, open_store
+from ...sinks.store import DEFAULT_CHDB_DATABASE, WarningFilter
+from ...sinks.factory import open_store
 from .cleanup import Cleanup
 from .summary import DemoFigures, render
 from .webhook import WebhookReceiver
-from .worker import (READY_TIMEOUT_S, DemoError, FollowResult, WorkerProcess, describe_exit, follow, start_worker,
-                     wait_ready)
+from ..worker_process import WorkerProcess, describe_exit
+from .worker import READY_TIMEOUT_S, DemoError, FollowResult, follow, start_worker, wait_ready
 
 MARKER = ".fundflow-demo"
 STORES = ("chdb", "server")
@@ -176,7 +177,7 @@ def _run(options: DemoOptions, steps: _Steps, cleanup: Cleanup, err: TextIO) -> 
     worker = start_worker(env, workdir / "logs" / "worker.log", web_port, settings_file=options.settings_file)
     cleanup.add("worker", worker.stop)
     steps.say(f"worker: `fundflow worker` started (pid {worker.process.pid}, consumer group {app_id}, "
-              f"metrics {worker.metrics_url})")
+              f"metrics {worker.url('/metrics')})")
     waited = wait_ready(worker, timeout_s=READY_TIMEOUT_S)
     steps.say(f"worker ready after {waited:.1f} s (partitions assigned, store and webhook reachable)")
 
