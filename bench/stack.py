@@ -4,22 +4,17 @@ processes configured through FUNDFLOW_* variables, watched through their /metric
 from __future__ import annotations
 
 import logging
-import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from stream.dev import promtext
 from stream.dev.devstack import ClickHouseServer, KafkaBroker, free_port, start_clickhouse, start_kafka
+from stream.dev.worker_process import WorkerProcess, worker_command, worker_env
 
 FUNDFLOW = str(Path(sys.executable).with_name("fundflow"))
 # clickhouse-driver logs a traceback for every refused connection while the server is still starting.
@@ -54,7 +49,7 @@ class Worker:
     settings: dict[str, str] = field(default_factory=dict)
     name: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
     web_port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
+    process: WorkerProcess | None = None
 
     def __post_init__(self) -> None:
         self.topics = {"disbursements_topic": f"{self.name}.disbursements",
@@ -74,57 +69,27 @@ class Worker:
         return self.data_dir / "worker.log"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FUNDFLOW_")}
-        env.update({f"FUNDFLOW_{k.upper()}": v for k, v in self.values.items()})
-        return env
+        return worker_env(self.values)
 
     def start(self) -> None:
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([FUNDFLOW, "worker", "--loglevel", "warning"], env=self.env(),
-                                            stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
-
-    def metrics(self) -> str:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as response:
-                return response.read().decode()
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return ""
+        self.process = WorkerProcess.start(self.env(), self.log_path, self.web_port,
+                                           command=worker_command(loglevel="warning"), cwd=self.data_dir)
 
     def ready(self) -> bool:
         """/readyz answers 200."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
+        return self.process is not None and self.process.ready()
 
     def total(self, name: str) -> float:
         """Sum of every sample of metric `name` (all labels); 0 when the page is not up yet."""
-        pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
-        return sum(float(value) for value in pattern.findall(self.metrics()))
+        return promtext.total(self.process.metrics(), name) if self.process is not None else 0.0
 
     def check_alive(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"worker exited with {self.process.returncode}:\n{tail}")
+        if self.process is not None and not self.process.alive():
+            raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.process.log_tail()}")
 
     def wait_until(self, condition, what: str, timeout_s: float, poll_s: float = 0.05):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.check_alive()
-            value = condition()
-            if value:
-                return value
-            time.sleep(poll_s)
-        raise TimeoutError(f"worker {self.name}: no {what} after {timeout_s:.0f} s; log tail:\n"
-                           f"{self.log_path.read_text(errors='replace')[-3000:]}")
+        return self.process.wait_for(condition, what, timeout_s, poll_s=poll_s)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            self.process.stop()

@@ -1,11 +1,12 @@
 """fundflow: a streaming fund-flow monitor for consumer-credit ledgers.
 
-The packages are the layers, inner first; each imports only the ones above it in this list:
-`model/` (events and their contract, warnings, money, time formats), `rules/` (the YAML rule language),
-`detection/` (the pure detector: partitioned state, rolling graph, fund tracer, kinds), `sinks/` (ClickHouse,
-pager webhook), `worker/` (the Faust worker and its composition), `offline/` (replay, rule tests, evaluate,
-produce), `simulate/` (labelled synthetic ledgers), `dev/` (the local stack and the demo), `cli/` (the
-`fundflow` command). Detection imports no I/O code.
+The packages are the layers, inner first; each imports only the ones before it in this list
+(tests/unit/test_house.py checks it): `model/` (events and their contract, warnings, money, time formats) with
+`settings`, `errors` and `clock`; `rules/` (the YAML rule language); `detection/` (the pure detector:
+partitioned state, rolling graph, fund tracer, kinds); `sinks/` (ClickHouse, pager webhook); `worker/` (the
+Faust worker, wired in `worker/compose.py`); `simulate/` (labelled synthetic ledgers); `offline/` (replay, rule
+tests, evaluate, produce); `dev/` (the local stack, worker processes, the demo); `cli/` (the `fundflow`
+command). Detection imports no I/O code.
 """
 
 from .errors import EventError, FundflowError, RuleError, SettingsError, SinkError

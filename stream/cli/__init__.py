@@ -1,19 +1,20 @@
 """The `fundflow` console script: one sub-command per module in this package.
 
 Each command module exposes `register(subparsers)` which adds its parser and sets `func` to a callable
-taking the parsed arguments and returning an exit code.
+taking the parsed arguments and returning an exit code. The modules import what their command runs inside
+the command, so `fundflow --help` does not load the worker or the detector.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
 from ..errors import FundflowError
+from . import demo, evaluate, produce, replay, rules, simulate, store, warnings, worker
 
-COMMAND_MODULES = ("worker", "produce", "replay", "rules", "simulate", "evaluate", "demo", "warnings", "store")
+COMMANDS = (worker, produce, replay, rules, simulate, evaluate, demo, warnings, store)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,14 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "given after the command)")
     parser.add_argument("--version", action="version", version=f"fundflow {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue
-            raise
-        module.register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 

@@ -1,7 +1,7 @@
-"""The Faust worker: input topics in, warnings (the outbox) and dead letters out.
+"""The Faust side of the worker: the app, its input agents, timers and rebalance and shutdown callbacks.
 
 Decisions live in `MessageHandler`, ordering and state generations in `Pipeline`, rebuilds in
-`recovery`, rule reloads in `reload`; this module only wires Kafka to them. One agent per input topic,
+`recovery`, rule reloads in `reload`; `compose` builds them and calls these functions to wire Kafka to them. One agent per input topic,
 concurrency 1, so each partition's events reach the aligner in log order (docs/architecture.md, invariant 1); the aligner then
 releases them to the detector in event-time order across partitions. A warning is acknowledged by the
 broker before the next event is detected, so a crash can re-emit a warning (same id, sinks dedupe) but
@@ -11,7 +11,6 @@ never lose one.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from pathlib import Path
@@ -20,47 +19,25 @@ from typing import Any, Callable
 import faust
 
 from ..settings import Settings
-from .alignment import EventTimeAligner
 from .deadletter import DeadLetter, Origin, normalize_headers
-from .handler import DetectorLike, MessageHandler
+from .handler import MessageHandler
 from .pipeline import Pipeline
 from .publisher import Publisher
 from .recovery import StateRecovery
 from .reload import RuleReloader
-from .checkpoint import Compatibility, SnapshotWriter, read_snapshot, snapshot_path
+from .checkpoint import SnapshotWriter
 from .transport import WorkerApp
+from .tuning import ALIGN_TICK_S, CONSUME_BATCH, CONSUME_WITHIN_S, SHUTDOWN_FLUSH_TIMEOUT_S, SNAPSHOT_CHECK_S
 from ..clock import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
 RAW = "raw"  # input values are parsed by parse_event, not by Faust, so bad bytes reach the dead-letter path
-SINK_HOOK_MODULE = "stream.worker.sink_agents"
-METRICS_HOOK_MODULE = "stream.worker.metrics"
-ALIGN_TICK_S = 0.1          # how often held events are re-checked, so an idle source releases the others
-SHUTDOWN_FLUSH_TIMEOUT_S = 10.0
-CONSUME_BATCH = 500         # input messages handed to the pipeline at once, at most
-CONSUME_WITHIN_S = 0.02     # longest an agent waits to fill a batch
-SNAPSHOT_CHECK_S = 1.0     # how often the snapshot timer looks for a moment between batches
 WORKER_ERROR = "worker_error"   # dead-letter reason of a batch the pipeline failed on
 
-DetectorSource = DetectorLike | Callable[[], DetectorLike]
-
-
-def monotonic_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
-
-
-def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: bool = True,
-              app_id: str | None = None, rules: RuleReloader | None = None) -> faust.App:
-    """A configured Faust app whose agents feed the detector. The app is returned unstarted.
-
-    `detector` is a factory of fresh detectors (each partition assignment rebuilds one from the log) or,
-    for tests that record what reaches it, one instance that is reused. With `rules`, the rules directory
-    is watched and reloaded every `rules_reload_interval`.
-
-    Exposes `app.fundflow_handler` (counters), `app.fundflow_pipeline`, `app.fundflow_recovery` and
-    `app.fundflow_rules` for the health and metrics pages.
-    """
+def make_app(settings: Settings, app_id: str | None = None) -> WorkerApp:
+    """The Faust app with fundflow's broker, consumer and web settings; agents, timers and pages are added by
+    `stream.worker.compose`."""
     datadir = Path(settings.data_dir) / "worker"
     datadir.parent.mkdir(parents=True, exist_ok=True)   # Faust creates only the last level
     app = WorkerApp(
@@ -80,40 +57,12 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
         consumer_auto_offset_reset="earliest",
     )
     app.fetch_max_wait_ms = settings.broker_fetch_max_wait
-    make_detector = _detector_factory(detector)
-    handler = MessageHandler(make_detector())
-    publisher = Publisher(_raw_topic(app, settings.warnings_topic), _raw_topic(app, settings.deadletter_topic))
-    publish = publisher.publish
+    return app
 
-    pipeline = Pipeline(
-        handler, publish=publish,
-        make_aligner=lambda: EventTimeAligner(idle_after_ms=settings.align_idle_after,
-                                              max_pending=settings.align_max_pending, clock=monotonic_ms),
-        metrics=lambda: getattr(app, "fundflow_metrics", None))
-    input_topics = (settings.disbursements_topic, settings.transfers_topic)
 
-    def report_state(rebuilt: bool, detail: str) -> None:
-        health = getattr(app, "fundflow_health", None)
-        if health is not None:
-            health.mark_state_rebuilt(rebuilt, detail)
-
-    snapshots = None
-    if settings.snapshot_interval > 0:
-        snapshots = SnapshotWriter(snapshot_path(settings.data_dir, app.conf.id),
-                                   Compatibility.current(app.conf.id, detection_settings(settings)))
-    recovery = StateRecovery(pipeline, make_detector, bootstrap=settings.broker_bootstrap, group_id=app.conf.id,
-                             input_topics=input_topics, span_ms=settings.window + settings.allowed_lateness,
-                             on_state=report_state,
-                             load_snapshot=(lambda partitions: read_snapshot(snapshots.path, snapshots.compatibility,
-                                                                             partitions)) if snapshots else None)
-    app.fundflow_snapshots = snapshots
-    app.fundflow_handler = handler
-    app.fundflow_publisher = publisher
-    app.fundflow_settings = settings
-    app.fundflow_pipeline = pipeline
-    app.fundflow_recovery = recovery
-    app.fundflow_rules = rules
-
+def add_input_agents(app: faust.App, settings: Settings, pipeline: Pipeline, publisher: Publisher,
+                     handler: MessageHandler) -> None:
+    """One agent per input topic, concurrency 1: each partition's events reach the aligner in log order."""
     async def consume(stream) -> None:
         # Batches amortize the per-message cost of the agent loop; `within` bounds the wait a quiet topic adds.
         async for events in stream.take_events(CONSUME_BATCH, within=CONSUME_WITHIN_S):
@@ -130,8 +79,8 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
 
     for topic_name, agent_name in ((settings.disbursements_topic, "disbursements"),
                                    (settings.transfers_topic, "transfers")):
-        app.agent(_raw_topic(app, topic_name), name=f"fundflow.{agent_name}", concurrency=1)(
-            _named(consume, f"consume_{agent_name}"))
+        app.agent(raw_topic(app, topic_name), name=f"fundflow.{agent_name}", concurrency=1)(
+            named_agent(consume, f"consume_{agent_name}"))
 
     async def release_aligned() -> None:
         try:
@@ -143,24 +92,31 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
 
     app.timer(ALIGN_TICK_S, name="fundflow.align")(release_aligned)
 
+
+def add_snapshots(app: faust.App, settings: Settings, pipeline: Pipeline, snapshots: SnapshotWriter) -> Callable[[], bool]:
+    """Take a snapshot every snapshot_interval, between batches; returns the function that takes one now."""
     def snapshot_now() -> bool:
         taken = pipeline.checkpoint()
         return taken is not None and snapshots.start(*taken, now_ms=wall_clock_ms())
 
-    if snapshots is not None:
-        last_snapshot = [time.monotonic()]
+    last_snapshot = [time.monotonic()]
 
-        async def take_snapshot() -> None:
-            # Checked every second, taken once the interval is over and the pipeline is between batches.
-            try:
-                snapshots.poll()
-                if time.monotonic() - last_snapshot[0] >= settings.snapshot_interval / 1000 and snapshot_now():
-                    last_snapshot[0] = time.monotonic()
-            except Exception:  # noqa: BLE001 - a failed snapshot costs restart time, never detection
-                log.exception("taking a snapshot failed; the previous one stays")
+    async def take_snapshot() -> None:
+        # Checked every second, taken once the interval is over and the pipeline is between batches.
+        try:
+            snapshots.poll()
+            if time.monotonic() - last_snapshot[0] >= settings.snapshot_interval / 1000 and snapshot_now():
+                last_snapshot[0] = time.monotonic()
+        except Exception:  # noqa: BLE001 - a failed snapshot costs restart time, never detection
+            log.exception("taking a snapshot failed; the previous one stays")
 
-        app.timer(SNAPSHOT_CHECK_S, name="fundflow.snapshot")(take_snapshot)
+    app.timer(SNAPSHOT_CHECK_S, name="fundflow.snapshot")(take_snapshot)
+    return snapshot_now
 
+
+def add_lifecycle(app: faust.App, pipeline: Pipeline, recovery: StateRecovery, snapshots: SnapshotWriter | None,
+                  snapshot_now: Callable[[], bool] | None) -> None:
+    """Rebalances go to the recovery; shutdown writes the last snapshot, then flushes what the aligner holds."""
     async def on_assigned(_sender: Any, assigned: Any, **_: Any) -> None:
         await recovery.on_assigned(assigned)
 
@@ -171,7 +127,7 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
         await recovery.stop()
         if not pipeline.is_open:
             return        # state not rebuilt: what is held belongs to the next run's rebuild
-        if snapshots is not None:
+        if snapshots is not None and snapshot_now is not None:
             # Before the flush: the flush detects held events ahead of partitions that have not caught up, an
             # order no replay of the log would take. The snapshot keeps them as held, so the restart detects
             # them again in event-time order (re-publishing the same warning ids) and carries on from there.
@@ -179,7 +135,7 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
                 snapshots.cancel()         # an older periodic write in progress: superseded by this one
                 if snapshot_now():
                     snapshots.wait()
-            except Exception:  # noqa: BLE001 - see take_snapshot
+            except Exception:  # noqa: BLE001 - see add_snapshots
                 log.exception("the shutdown snapshot failed; the next start replays from the previous one")
         started = time.monotonic()
         try:
@@ -193,25 +149,14 @@ def build_app(settings: Settings, detector: DetectorSource, *, attach_sinks: boo
     app.on_partitions_revoked.connect(on_revoked)
     app.on_before_shutdown.connect(on_shutdown)
 
-    if rules is not None:
-        rules.apply = pipeline.replace_rules
 
-        async def reload_rules() -> None:
-            rules.check()       # logs what changed or every error; counters are read by /metrics
+def add_rule_reloads(app: faust.App, settings: Settings, pipeline: Pipeline, rules: RuleReloader) -> None:
+    rules.apply = pipeline.replace_rules
 
-        app.timer(settings.rules_reload_interval / 1000, name="fundflow.rules.reload")(reload_rules)
+    async def reload_rules() -> None:
+        rules.check()       # logs what changed or every error; counters are read by /metrics
 
-    if attach_sinks:
-        _call_hook(SINK_HOOK_MODULE, "attach_sinks", app, settings)
-    _call_hook(METRICS_HOOK_MODULE, "attach_metrics", app, settings)
-    return app
-
-
-def _detector_factory(detector: DetectorSource) -> Callable[[], DetectorLike]:
-    if hasattr(detector, "process"):
-        instance = detector
-        return lambda: instance      # type: ignore[return-value]
-    return detector                  # type: ignore[return-value]
+    app.timer(settings.rules_reload_interval / 1000, name="fundflow.rules.reload")(reload_rules)
 
 
 async def _dead_letter_batch(publisher: Publisher, handler: MessageHandler, batch: list, exc: Exception) -> None:
@@ -226,37 +171,18 @@ async def _dead_letter_batch(publisher: Publisher, handler: MessageHandler, batc
                                                     origin=origin, original_headers=headers))
 
 
-def detection_settings(settings: Settings) -> dict:
-    """The settings that shape detection state: a snapshot written under others is refused."""
-    return {"window": settings.window, "allowed_lateness": settings.allowed_lateness,
-            "tracer_policy": settings.tracer_policy, "trace_inflows_above": settings.trace_inflows_above}
-
-
 def _record_ms(timestamp: float | None) -> int:
     """Faust gives a record's Kafka timestamp in float seconds; detection wants the exact epoch ms."""
     return int(round(timestamp * 1000)) if timestamp is not None and timestamp >= 0 else -1
 
 
-def _raw_topic(app: faust.App, name: str):
+def raw_topic(app: faust.App, name: str):
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer=RAW, value_serializer=RAW)
 
 
-def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+def named_agent(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Faust names agents after their function; two agents need two distinct functions."""
     async def agent(stream):
         await fn(stream)
     agent.__name__ = agent.__qualname__ = name
     return agent
-
-
-def _call_hook(module_name: str, function_name: str, app: faust.App, settings: Settings) -> None:
-    """Optional extensions (sinks, metrics pages) plug in here when their module exists."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return
-        raise
-    hook = getattr(module, function_name, None)
-    if hook is not None:
-        hook(app, settings)

@@ -1,4 +1,4 @@
-"""Liveness and readiness of the worker, and the bodies of its /healthz, /readyz and /metrics pages.
+"""Liveness and readiness of the worker, and the bodies of its /healthz and /readyz pages.
 
 Live means the process runs its event loop: an orchestrator restarts a worker that is not. Ready means
 it is worth routing to and rolling past: detector state rebuilt from the log window (docs/architecture.md, invariant 6) and
@@ -14,9 +14,6 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, replace
-
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .metrics import Registry
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -89,10 +86,6 @@ def readyz_page(snapshot: HealthSnapshot) -> PageResponse:
                   for sink in sorted(snapshot.sinks, key=lambda s: s.name)},
     }
     return PageResponse(200 if readiness.ready else 503, JSON_CONTENT_TYPE, _json(body))
-
-
-def metrics_page(registry: Registry) -> PageResponse:
-    return PageResponse(200, METRICS_CONTENT_TYPE, registry.render())
 
 
 def _json(body: dict) -> str:

@@ -22,10 +22,11 @@ from ..detection.jump_guard import JumpGuard, Verdict
 from .alignment import EventTimeAligner
 from .deadletter import Origin
 from .handler import Accepted, DetectorLike, MessageHandler, Outcome
+from .metrics import FundflowMetrics
+from .tuning import YIELD_EVERY
 
 log = logging.getLogger(__name__)
 
-YIELD_EVERY = 500
 Publish = Callable[..., Awaitable[object]]   # publish(outcome, wait=True) -> acks still pending (wait=False)
 Message = tuple[bytes | None, bytes | None, Origin, tuple[tuple[str, bytes], ...]]   # value, key, origin, headers
 
@@ -33,7 +34,7 @@ Message = tuple[bytes | None, bytes | None, Origin, tuple[tuple[str, bytes], ...
 class Pipeline:
     def __init__(self, handler: MessageHandler, *, publish: Publish,
                  make_aligner: Callable[[], EventTimeAligner], monotonic: Callable[[], float] = time.monotonic,
-                 metrics: Callable[[], object | None] = lambda: None) -> None:
+                 metrics: FundflowMetrics | None = None) -> None:
         self.handler = handler
         self.aligner: EventTimeAligner[Accepted] = make_aligner()
         self._make_aligner = make_aligner
@@ -224,7 +225,7 @@ class Pipeline:
     # -- detection and publishing --------------------------------------------------------------------------
     async def _drain(self, items: Sequence[Accepted], acks: list | None = None) -> None:
         """Detect and publish; with `acks`, the broker acknowledgements are collected instead of awaited."""
-        metrics = self._metrics()
+        metrics = self._metrics
         for item in items:
             outcome = self.handler.detect(item)
             if acks is None:
@@ -233,6 +234,6 @@ class Pipeline:
                 acks.extend(await self._publish(outcome, wait=False) or ())
             if metrics is not None:
                 for warning in outcome.warnings:
-                    metrics.warnings.inc(rule_id=warning.rule_id, severity=warning.severity)
+                    metrics.warnings.labels(rule_id=warning.rule_id, severity=warning.severity).inc()
                 if item.arrived:
                     metrics.processing_latency.observe(max(0.0, self._monotonic() - item.arrived))

@@ -38,11 +38,10 @@ from .checkpoint import Snapshot, SnapshotRefused
 from .deadletter import Origin, normalize_headers
 from .handler import DetectorLike
 from .pipeline import Pipeline
+from .tuning import READ_TIMEOUT_S, RETRY_DELAY_S
 
 log = logging.getLogger(__name__)
 
-READ_TIMEOUT_S = 120.0
-RETRY_DELAY_S = 2.0
 
 
 class RecoveryError(FundflowError):

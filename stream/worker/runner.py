@@ -5,8 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..errors import FundflowError
+import faust
+
+from ..detection.detector import Detector
+from ..detection.tracer import TracerOptions
+from ..rules.loader import load_rules
 from ..settings import Settings
+from .compose import build_worker
 from .handler import DetectorLike
 from .reload import RuleReloader
 from .topics import ensure_topics
@@ -14,26 +19,11 @@ from .topics import ensure_topics
 log = logging.getLogger(__name__)
 
 
-def _detection_modules():
-    """Imported here, not at module level, so the worker machinery loads (and is tested) on its own."""
-    try:
-        from ..detection.detector import Detector
-        from ..rules.loader import load_rules
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("stream.detection.detector", "stream.rules.loader"):
-            raise
-        raise FundflowError(f"this build has no {exc.name} module, so the worker has no detector to run") from None
-    return Detector, load_rules
-
-
 def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], RuleReloader]:
     """A factory of fresh detectors over the running rules, and the reloader that keeps those rules current.
 
     The rules are loaded once here, so a broken rules directory stops the start with every error listed.
     """
-    detector_class, load_rules = _detection_modules()
-    from ..detection.tracer import TracerOptions
-
     def load() -> object:
         # with the window, so a rule that looks further back than the graph remembers is refused
         return load_rules(settings.rules_dir, window_ms=settings.window)
@@ -43,7 +33,7 @@ def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], Ru
     tracer = TracerOptions.from_settings(settings)
 
     def make_detector() -> DetectorLike:
-        return detector_class(rules.current, window_ms=settings.window, lateness_ms=settings.allowed_lateness,
+        return Detector(rules.current, window_ms=settings.window, lateness_ms=settings.allowed_lateness,
                               tracer=tracer)   # detected_at: the Kafka timestamp of the completing record
 
     return make_detector, rules
@@ -55,18 +45,14 @@ def run_worker(settings: Settings, detector: DetectorLike | Callable[[], Detecto
 
     Without `detector`, the production detector over `rules_dir` runs, and the rules are hot-reloaded.
     """
-    import faust
-
-    from .app import build_app
-
     rules = None
     if detector is None:
         detector, rules = build_production(settings)
     created = ensure_topics(settings)
     if created:
         log.info("created topics %s", ", ".join(created))
-    app = build_app(settings, detector, app_id=app_id, rules=rules)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = faust.Worker(build_worker(settings, detector, app_id=app_id, rules=rules).app, loglevel=loglevel,
+                          quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,20 +24,20 @@ from ..settings import Settings
 from ..sinks.base import RetryPolicy, RetryStopped, Sleep
 from ..sinks.dedupe import QUEUED, PageLedger
 from ..sinks.pager import PagerConfig, PagerSink
-from ..sinks.store import open_store
+from ..sinks.factory import open_store
 from ..clock import wall_clock_ms
 from ..sinks.writer import ClickHouseSink
 from ..model.warning import EarlyWarning
+from .app import named_agent, raw_topic
 from .deadletter import DeadLetter, Origin
+from .health import HealthTracker
 from .publisher import Publisher
+from .tuning import LEDGER_RETRY_S, STORM_FLUSH_INTERVAL_S
 
 log = logging.getLogger(__name__)
 
-RAW = "raw"
 BAD_WARNING = "bad_warning"
 UNSTORABLE_WARNING = "unstorable_warning"
-LEDGER_RETRY_S = 1.0
-STORM_FLUSH_INTERVAL_S = 5.0      # longest the page delivery loop sleeps between rounds
 
 
 @dataclass
@@ -56,28 +57,24 @@ def _decode(value: bytes | None) -> EarlyWarning:
     return EarlyWarning.from_json(value)       # checks every field, severity and non-empty ids included
 
 
-def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.sleep,
-                 clock: Callable[[], int] = wall_clock_ms) -> SinkAgents:
-    """Add the ClickHouse agent (always) and the pager agent (when webhook_url is set) to `app`."""
-    warnings_topic = app.topic(settings.warnings_topic, key_type=bytes, value_type=bytes,
-                               key_serializer=RAW, value_serializer=RAW)
-    deadletter_topic = app.topic(settings.deadletter_topic, key_type=bytes, value_type=bytes,
-                                 key_serializer=RAW, value_serializer=RAW)
+def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, health: HealthTracker,
+                 sleep: Sleep = asyncio.sleep, clock: Callable[[], int] = wall_clock_ms) -> SinkAgents:
+    """Add the ClickHouse agent (always) and the pager agent (when webhook_url is set) to `app`. Sinks report
+    whether their destination answers to `health`, and dead-letter what they cannot deliver through
+    `publisher`."""
+    warnings_topic = raw_topic(app, settings.warnings_topic)
     policy = RetryPolicy.from_settings(settings)
     store = open_store(settings.clickhouse_url)
     # Closed at interpreter exit, after Faust's loop has stopped: an embedded chDB session left to the
     # interpreter's teardown can crash the process on its way out.
     atexit.register(store.close)
     sink = ClickHouseSink(store, batch_size=settings.clickhouse_batch_size, policy=policy, sleep=sleep, clock=clock,
-                          stopping=lambda: bool(app.should_stop), on_status=_reporter(app, CLICKHOUSE))
+                          stopping=lambda: bool(app.should_stop), on_status=partial(health.set_sink, CLICKHOUSE))
     wired = SinkAgents(clickhouse=sink, pager=None)
     # By default Faust waits, on stop and on rebalance, until every message in flight is acknowledged: with
     # ClickHouse down that wait never ends. Without it Faust commits what is acknowledged (stored) and
     # re-reads the rest after the restart or rebalance; every fundflow consumer tolerates re-reads.
     app.conf.stream_wait_empty = False
-    app.fundflow_sinks = wired
-
-    publisher = Publisher(warnings_topic, deadletter_topic)
 
     async def send_dead_letter(key: bytes | None, value: bytes | None, reason: str, error: str,
                                origin: Origin) -> None:
@@ -133,7 +130,7 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
                 await asyncio.Event().wait()  # nothing more to do until the worker cancels the agent
 
     store_agent = app.agent(warnings_topic, name="fundflow.sink.clickhouse", concurrency=1)(
-        _named(store_warnings, "store_warnings"))
+        named_agent(store_warnings, "store_warnings"))
     wired.agents.append(store_agent)
 
     if settings.webhook_url:
@@ -144,14 +141,14 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
 
         pager = PagerSink(PagerConfig.from_settings(settings), PageLedger.in_data_dir(settings.data_dir),
                           page_dead_letter, policy=RetryPolicy.from_settings(settings), sleep=sleep, clock=clock,
-                          on_status=_reporter(app, PAGER), stopping=lambda: bool(app.should_stop))
+                          on_status=partial(health.set_sink, PAGER), stopping=lambda: bool(app.should_stop))
         wired.pager = pager
         queued = asyncio.Event()
 
         async def page_warnings(stream) -> None:
             # Deciding and queueing only (into the durable ledger): the offset is committed once the page is
             # queued, and a webhook outage never holds up this agent.
-            async for event in stream.model.events():
+            async for event in stream.events():
                 try:
                     warning = _decode(event.message.value)
                 except ValueError:
@@ -169,7 +166,7 @@ def attach_sinks(app: faust.App, settings: Settings, *, sleep: Sleep = asyncio.s
                     queued.set()
 
         wired.agents.append(app.agent(warnings_topic, name="fundflow.sink.pager", concurrency=1)(
-            _named(page_warnings, "page_warnings")))
+            named_agent(page_warnings, "page_warnings")))
 
         async def deliver_pages() -> None:
             """Send the queue, then the storm summaries that are due; wait for a new page or the next round."""
@@ -200,16 +197,6 @@ CLICKHOUSE = "clickhouse"
 PAGER = "pager"
 
 
-def _reporter(app: faust.App, name: str) -> Callable[[bool, str], None]:
-    """Sink reachability to the worker's health (read by /readyz); the health tracker is attached after the
-    sinks, so it is looked up when a sink reports."""
-    def report(reachable: bool, detail: str) -> None:
-        health = getattr(app, "fundflow_health", None)
-        if health is not None:
-            health.set_sink(name, reachable, detail)
-    return report
-
-
 def _release_unstored(events) -> None:
     """Let a stopping worker go without storing (ClickHouse down) and without losing the batch.
 
@@ -221,11 +208,3 @@ def _release_unstored(events) -> None:
         event.message.acked = True
     log.warning("stopping with %d warnings not yet delivered: left uncommitted, re-read at next start",
                 len(events))
-
-
-def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """Faust names agents after their function; give each a distinct, readable name."""
-    async def agent(stream):
-        await fn(stream)
-    agent.__name__ = agent.__qualname__ = name
-    return agent

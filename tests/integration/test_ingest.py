@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import textwrap
 import time
@@ -22,6 +21,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from stream.worker.deadletter import headers_dict
+from stream.dev.worker_process import WorkerProcess
 from worker_harness import wait_for_worker
 
 PARTITIONS = 3
@@ -102,8 +102,8 @@ def _read_received(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def _wait_for(condition, what: str, worker: subprocess.Popen, log_path: Path, deadline_s: float = DEADLINE_S):
-    return wait_for_worker(condition, what, worker, lambda: log_path.read_text(errors="replace"), deadline_s)
+def _wait_for(condition, what: str, worker: WorkerProcess, deadline_s: float = DEADLINE_S):
+    return wait_for_worker(worker, condition, what, deadline_s)
 
 
 def _consume_all(bootstrap: str, topic: str, expected: int, deadline_s: float = DEADLINE_S) -> list:
@@ -143,9 +143,8 @@ def test_worker_routes_good_events_to_detector_and_bad_ones_to_deadletter(kafka_
     script.write_text(WORKER_SCRIPT)
     accounts = [f"U{1000 + i}" for i in range(8)]
 
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen([sys.executable, str(script), str(received_path)], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, cwd=tmp_path)
+    worker = WorkerProcess.start(env, log_path, 0, command=[sys.executable, str(script), str(received_path)],
+                                 cwd=tmp_path)
     ledger = Ledger(kafka_broker.bootstrap)
     try:
         # The worker creates its topics at start; wait for them rather than racing it.
@@ -155,7 +154,7 @@ def test_worker_routes_good_events_to_detector_and_bad_ones_to_deadletter(kafka_
                 return {disb, xfer, names["deadletter_topic"], names["warnings_topic"]} <= consumer.topics()
             finally:
                 consumer.close()
-        _wait_for(topics_exist, "the worker to create its topics", worker, log_path)
+        _wait_for(topics_exist, "the worker to create its topics", worker)
 
         # Phase 1: good events on both topics, many accounts, so every partition gets some.
         for n in range(24):
@@ -164,7 +163,7 @@ def test_worker_routes_good_events_to_detector_and_bad_ones_to_deadletter(kafka_
             ledger.good(xfer, _transfer(n, accounts[n % 8], accounts[(n + 3) % 8], ts + 500))
         phase1 = set(ledger.placed)
         _wait_for(lambda: phase1 <= {r["event_id"] for r in _read_received(received_path)},
-                  "phase 1 events at the detector", worker, log_path)
+                  "phase 1 events at the detector", worker)
 
         # Phase 2: one of every kind of bad message, interleaved with good ones.
         ts = BASE_TS + 60_000
@@ -200,7 +199,7 @@ def test_worker_routes_good_events_to_detector_and_bad_ones_to_deadletter(kafka_
         received = _wait_for(
             lambda: (lambda rows: rows if every_good <= {r["event_id"] for r in rows} else None)(
                 _read_received(received_path)),
-            "every good event at the detector", worker, log_path)
+            "every good event at the detector", worker)
 
         # Exactly the good events, each once, and in log order within every partition.
         ids = [r["event_id"] for r in received]
@@ -238,14 +237,8 @@ def test_worker_routes_good_events_to_detector_and_bad_ones_to_deadletter(kafka_
         assert worker.poll() is None, "the worker must survive bad input"
     finally:
         ledger.producer.close()
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-    assert worker.returncode == 0, log_path.read_text(errors="replace")[-4000:]
+        worker.stop()
+    assert worker.returncode == 0, worker.log_tail(80)
 
 
 def test_produce_sends_valid_lines_unchanged_and_reports_refusals(kafka_broker, tmp_path, unique, capsys,

@@ -9,7 +9,7 @@ import signal
 
 from conftest import free_port as another_port
 from test_recovery import reference_warnings
-from worker_harness import committed_everything, copy_rules, http_get, make_worker_env, produce, warning_ids
+from worker_harness import committed_everything, copy_rules, make_worker_env, produce, warning_ids
 
 from stream.simulate import simulate
 from stream.simulate.params import SimParams
@@ -31,13 +31,15 @@ def test_a_worker_holding_part_of_the_input_does_not_detect_and_says_why(kafka_b
         second = worker.start(web_port=str(second_port), data_dir=str(tmp_path / "second"),
                               clickhouse_url=f"chdb://{tmp_path / 'chdb-second'}")
 
-        def reasons(port: int) -> str:
-            status, body = http_get(f"http://127.0.0.1:{port}/readyz")
+        first = worker.runs[0]
+
+        def reasons(process) -> str:
+            status, body = process.get("/readyz")
             return " ".join(json.loads(body)["reasons"]) if status == 503 and body else ""
 
-        worker.wait_for(lambda: "input partitions" in reasons(free_port) and "input partitions" in reasons(
-            second_port), "both workers to report that they hold only part of the input")
-        assert "run one worker per group" in reasons(free_port)
+        worker.wait_for(lambda: "input partitions" in reasons(first) and "input partitions" in reasons(
+            second), "both workers to report that they hold only part of the input")
+        assert "run one worker per group" in reasons(first)
         produce(worker.bootstrap, names, events)
         # Split, neither detects: no warning and no committed offset while both are in the group.
         worker.wait_for(lambda: "not detecting: this worker holds" in worker.log_text(0)

@@ -8,23 +8,21 @@ from __future__ import annotations
 import collections
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import pytest
 from kafka import KafkaProducer
 
 from stream.dev import devstack
-from stream.sinks.store import WarningFilter, open_store
+from stream.sinks.store import WarningFilter
+from stream.sinks.factory import open_store
 from stream.model.warning import EarlyWarning, make_warning_id
 from stream.worker.deadletter import headers_dict
 from test_pager import SECRET, Webhook  # the recording webhook server of the pager tests
-from worker_harness import read_topic
+from stream.dev.worker_process import WorkerProcess
+from worker_harness import read_topic, wait_for_worker
 
 DEADLINE_S = 60.0
 PARTITIONS = 2
@@ -65,40 +63,31 @@ def _pageable(warnings) -> set[str]:
 
 
 class Worker:
-    def __init__(self, tmp_path: Path, env: dict) -> None:
+    """The sink test's worker script, restarted between phases, on the shared worker-process controller."""
+
+    def __init__(self, tmp_path: Path, env: dict, web_port: int) -> None:
         self.script = tmp_path / "worker.py"
         self.script.write_text(WORKER_SCRIPT)
-        self.tmp_path, self.env, self.process, self.runs = tmp_path, env, None, 0
+        self.tmp_path, self.env, self.web_port, self.runs = tmp_path, env, web_port, 0
+        self.process: WorkerProcess | None = None
 
     def start(self) -> None:
         self.runs += 1
-        self.log = self.tmp_path / f"worker-{self.runs}.log"
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen([sys.executable, str(self.script)], env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT, cwd=self.tmp_path)
+        self.process = WorkerProcess.start(self.env, self.tmp_path / f"worker-{self.runs}.log", self.web_port,
+                                           command=[sys.executable, str(self.script)], cwd=self.tmp_path)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            self.process.stop(timeout_s=30)
 
     def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+        return self.process.log_tail(80) if self.process else ""
+
+    def readyz(self) -> tuple[int, str]:
+        return self.process.get("/readyz", timeout_s=5)
 
     def wait_for(self, condition, what: str, deadline_s: float = DEADLINE_S):
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"worker exited with {self.process.returncode} waiting for {what}\n{self.log_tail()}")
-            result = condition()
-            if result:
-                return result
-            time.sleep(0.1)
-        pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}\n{self.log_tail()}")
+        return wait_for_worker(self.process, condition, what, deadline_s)
 
 
 def _stored_ids(url: str) -> list[str] | None:
@@ -107,16 +96,6 @@ def _stored_ids(url: str) -> list[str] | None:
             return [r["warning_id"] for r in store.select_warnings(WarningFilter(limit=10_000))]
     except Exception:  # server down or table not created yet: not there yet
         return None
-
-
-def _readyz(port: int) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return 0, ""
 
 
 def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restarts(kafka_broker, tmp_path, unique,
@@ -141,7 +120,7 @@ def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restar
            "FUNDFLOW_SINK_RETRY_INITIAL": "100ms", "FUNDFLOW_SINK_RETRY_MAX": "500ms",
            "FUNDFLOW_WEBHOOK_URL": webhook.url, "FUNDFLOW_WEBHOOK_SECRET": SECRET,
            "FUNDFLOW_PAGE_MIN_SEVERITY": "high", "FUNDFLOW_PAGE_STORM_LIMIT": "100"}
-    worker = Worker(tmp_path, env)
+    worker = Worker(tmp_path, env, free_port)
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all", linger_ms=5)
 
     def produce(warnings) -> None:
@@ -162,7 +141,7 @@ def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restar
         sent += phase1
         worker.wait_for(lambda: set(_stored_ids(url) or ()) == {w.warning_id for w in sent}, "phase 1 rows")
         worker.wait_for(lambda: set(paged_ids()) == _pageable(sent), "phase 1 pages")
-        worker.wait_for(lambda: _readyz(free_port)[0] == 200, "/readyz 200 with ClickHouse and the webhook up")
+        worker.wait_for(lambda: worker.readyz()[0] == 200, "/readyz 200 with ClickHouse and the webhook up")
 
         # Phase 2: ClickHouse stops mid-stream; pages keep flowing; rows arrive once it is back.
         clickhouse.stop()
@@ -171,13 +150,13 @@ def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restar
         sent += phase2
         worker.wait_for(lambda: set(paged_ids()) == _pageable(sent), "phase 2 pages while ClickHouse is down")
         assert _stored_ids(url) is None, "ClickHouse should be down"
-        worker.wait_for(lambda: _readyz(free_port)[0] == 503, "/readyz 503 while ClickHouse is down")
-        assert "clickhouse" in _readyz(free_port)[1]
+        worker.wait_for(lambda: worker.readyz()[0] == 503, "/readyz 503 while ClickHouse is down")
+        assert "clickhouse" in worker.readyz()[1]
         clickhouse = devstack.start_clickhouse(workdir=ch_dir, **ports)
         servers.append(clickhouse)
         worker.wait_for(lambda: set(_stored_ids(url) or ()) == {w.warning_id for w in sent}, "phase 2 rows")
-        worker.wait_for(lambda: _readyz(free_port)[0] == 200, "/readyz 200 once ClickHouse is back")
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{free_port}/metrics", timeout=5).read().decode()
+        worker.wait_for(lambda: worker.readyz()[0] == 200, "/readyz 200 once ClickHouse is back")
+        metrics = worker.process.metrics_text()
         assert 'fundflow_sink_deliveries_total{sink="pager"}' in metrics
         assert 'fundflow_sink_failures_total{sink="clickhouse"}' in metrics
 

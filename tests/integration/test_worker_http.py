@@ -10,7 +10,7 @@ import time
 
 from kafka import KafkaProducer
 from test_reload import loan_cashed_out
-from worker_harness import copy_rules, http_get, make_worker_env, metric, produce
+from worker_harness import copy_rules, make_worker_env, metric, produce
 
 
 
@@ -24,7 +24,7 @@ def test_readiness_waits_for_the_rebuild_and_metrics_follow_the_stream(kafka_bro
         def ready_after_rebuild():
             # The log is read after the answer: the worker logs the rebuild before it turns ready, so a 200 read
             # before the log (the other order) could see a rebuild finish in between and fail for nothing.
-            status, body = http_get(f"{worker.base_url}/readyz")
+            status, body = worker.runs[-1].get("/readyz")
             rebuilt = "state rebuilt from" in worker.log_text()
             if status:
                 answers.append((status, rebuilt))
@@ -32,7 +32,7 @@ def test_readiness_waits_for_the_rebuild_and_metrics_follow_the_stream(kafka_bro
         worker.wait_for(ready_after_rebuild, "/readyz to answer 200")
         assert answers[0][0] == 503, "the first answer must come before the state is rebuilt"
         assert all(rebuilt for status, rebuilt in answers if status == 200)
-        assert http_get(f"{worker.base_url}/healthz")[0] == 200
+        assert worker.runs[-1].get("/healthz")[0] == 200
 
         produce(worker.bootstrap, names, loan_cashed_out(0, "4900.00") + loan_cashed_out(1, "4950.00"))
         producer = KafkaProducer(bootstrap_servers=worker.bootstrap)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import urllib.error
@@ -18,6 +17,8 @@ import urllib.request
 from kafka import KafkaProducer
 
 from stream.worker.metrics import CONTENT_TYPE
+from stream.dev import promtext
+from stream.dev.worker_process import WorkerProcess
 from worker_harness import wait_for_worker
 
 DEADLINE_S = 60.0
@@ -39,6 +40,9 @@ WORKER_SCRIPT = textwrap.dedent("""
             self.graph_nodes += 1
             return []
 
+        def stats(self):
+            return {"nodes": self.graph_nodes}
+
     sys.exit(run_worker(load_settings(None), QuietDetector(), loglevel="warning"))
 """)
 
@@ -51,16 +55,12 @@ def get(url: str) -> tuple[int, str, str]:
         return exc.code, exc.headers["Content-Type"], exc.read().decode()
 
 
-def wait_for(condition, what: str, worker: subprocess.Popen, log_path) -> None:
-    wait_for_worker(condition, what, worker, lambda: log_path.read_text(errors="replace"), DEADLINE_S,
-                    tolerate=(urllib.error.URLError, ConnectionError, OSError))
+def wait_for(condition, what: str, worker: WorkerProcess) -> None:
+    wait_for_worker(worker, condition, what, DEADLINE_S, tolerate=(urllib.error.URLError, ConnectionError, OSError))
 
 
-def sample(body: str, line_prefix: str) -> float | None:
-    for line in body.splitlines():
-        if line.startswith(line_prefix + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+def sample(body: str, name: str, **labels: str) -> float | None:
+    return promtext.value(promtext.parse_samples(body), name, **labels)
 
 
 def test_health_readiness_and_metrics_pages(kafka_broker, tmp_path, unique, free_port):
@@ -76,10 +76,9 @@ def test_health_readiness_and_metrics_pages(kafka_broker, tmp_path, unique, free
     script.write_text(WORKER_SCRIPT)
     log_path = tmp_path / "worker.log"
     base = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen([sys.executable, str(script)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    worker = WorkerProcess.start(env, log_path, port, command=[sys.executable, str(script)])
     try:
-        wait_for(lambda: get(base + "/healthz")[0] == 200, "/healthz to answer 200", worker, log_path)
+        wait_for(lambda: get(base + "/healthz")[0] == 200, "/healthz to answer 200", worker)
         status, content_type, body = get(base + "/healthz")
         assert content_type == "application/json" and json.loads(body) == {"status": "ok"}
 
@@ -93,30 +92,23 @@ def test_health_readiness_and_metrics_pages(kafka_broker, tmp_path, unique, free
         producer.flush()
         producer.close()
 
-        topic_sample = f'fundflow_events_consumed_total{{topic="{names["transfers_topic"]}"}}'
-        wait_for(lambda: sample(get(base + "/metrics")[2], topic_sample) == good,
-                 "the consumed-events counter to reach 5", worker, log_path)
+        wait_for(lambda: sample(get(base + "/metrics")[2], "fundflow_events_consumed_total",
+                                topic=names["transfers_topic"]) == good,
+                 "the consumed-events counter to reach 5", worker)
         status, content_type, body = get(base + "/metrics")
         assert status == 200 and content_type == CONTENT_TYPE
-        assert sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                   if line.startswith("fundflow_deadlettered_total{")) == 1
+        assert promtext.total(promtext.parse_samples(body), "fundflow_deadlettered_total") == 1
         assert sample(body, "fundflow_watermark_seconds") == (BASE_TS + (good - 1) * 1000) / 1000
         assert sample(body, "fundflow_graph_nodes") == good
         assert "# TYPE fundflow_processing_latency_seconds histogram" in body
         # the ClickHouse sink (embedded chDB here) reports its own counts: no warnings, so nothing stored
-        assert sample(body, 'fundflow_sink_deliveries_total{sink="clickhouse"}') == 0
-        assert sample(body, 'fundflow_sink_failures_total{sink="clickhouse"}') == 0
+        assert sample(body, "fundflow_sink_deliveries_total", sink="clickhouse") == 0
+        assert sample(body, "fundflow_sink_failures_total", sink="clickhouse") == 0
 
-        wait_for(lambda: get(base + "/readyz")[0] == 200, "/readyz to answer 200 once caught up", worker,
-                 log_path)
+        wait_for(lambda: get(base + "/readyz")[0] == 200, "/readyz to answer 200 once caught up", worker)
         status, _, body = get(base + "/readyz")
         assert json.loads(body)["reasons"] == []
-        lags = [line for line in get(base + "/metrics")[2].splitlines() if line.startswith("fundflow_consumer_lag{")]
-        assert lags and all(line.endswith(" 0.0") for line in lags), lags
+        lags = [s.value for s in promtext.parse_samples(get(base + "/metrics")[2]) if s.name == "fundflow_consumer_lag"]
+        assert lags and all(lag == 0 for lag in lags), lags
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        worker.stop(timeout_s=30)

@@ -6,15 +6,8 @@ Every wait polls with a deadline and fails with the worker's log tail, so a fail
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -22,34 +15,17 @@ from typing import Any, Callable
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from stream.dev import promtext
+from stream.dev.worker_process import WorkerFailed, WorkerProcess, worker_env
+
 RULES = Path(__file__).resolve().parents[2] / "rules"
 PARTITIONS = 3
 DEADLINE_S = 45.0
-FUNDFLOW = str(Path(sys.executable).with_name("fundflow"))
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, ""
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:
-    """One sample's value from Prometheus exposition text, or None when absent."""
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        match = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
-        if not match or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', match.group(3) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(match.group(4))
-    return None
+    """One sample's value from a /metrics page's text, or None when absent (or no page)."""
+    return promtext.value(promtext.parse_samples(text), name, **labels) if text else None
 
 
 @dataclass
@@ -61,7 +37,7 @@ class WorkerEnv:
     names: dict[str, str]
     tmp_path: Path
     web_port: int
-    runs: list[subprocess.Popen] = field(default_factory=list)
+    runs: list[WorkerProcess] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -70,61 +46,40 @@ class WorkerEnv:
     def log_path(self, run: int) -> Path:
         return self.tmp_path / f"worker-{run}.log"
 
-    def start(self, **overrides: str) -> subprocess.Popen:
+    def start(self, **overrides: str) -> WorkerProcess:
         env = {**self.env, **{f"FUNDFLOW_{k.upper()}": v for k, v in overrides.items()}}
-        run = len(self.runs)
-        with open(self.log_path(run), "wb") as log:
-            process = subprocess.Popen([FUNDFLOW, "worker", "--loglevel", "info"], env=env, stdout=log,
-                                       stderr=subprocess.STDOUT, cwd=self.tmp_path)
+        web_port = int(overrides.get("web_port", self.web_port))
+        process = WorkerProcess.start(env, self.log_path(len(self.runs)), web_port, cwd=self.tmp_path)
         self.runs.append(process)
         return process
 
     def log_text(self, run: int = -1) -> str:
-        run = run % len(self.runs) if self.runs else 0
-        path = self.log_path(run)
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.runs[run % len(self.runs)].log_text() if self.runs else ""
 
     def wait_for(self, condition: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
         def figures() -> str:
             return "metrics:\n" + "\n".join(line for line in self.metrics().splitlines()
                                              if line.startswith("fundflow_") and "_bucket" not in line)
-        return wait_for_worker(condition, what, self.runs[-1], self.log_text, deadline_s, diagnose=figures)
+        return wait_for_worker(self.runs[-1], condition, what, deadline_s, diagnose=figures)
 
     def metrics(self) -> str:
-        status, body = http_get(f"{self.base_url}/metrics")
-        return body if status == 200 else ""
+        return self.runs[-1].metrics_text() if self.runs else ""
 
     def ready(self) -> bool:
-        return http_get(f"{self.base_url}/readyz")[0] == 200
+        return bool(self.runs) and self.runs[-1].ready()
 
     def stop_all(self) -> None:
         for process in self.runs:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            process.stop()
 
 
-def wait_for_worker(condition: Callable[[], Any], what: str, worker: subprocess.Popen, log_text: Callable[[], str],
-                    deadline_s: float = DEADLINE_S, *, tolerate: tuple[type[BaseException], ...] = (),
-                    diagnose: Callable[[], str] = lambda: "") -> Any:
-    """Poll `condition` until it returns something true; fail with the worker's log if the worker exits or the
-    deadline passes. Exceptions in `tolerate` (a page not served yet) count as not yet."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            pytest.fail(f"worker exited with {worker.returncode} while waiting for {what}\n{log_text()[-5000:]}")
-        try:
-            result = condition()
-        except tolerate:
-            result = None
-        if result:
-            return result
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}\n{log_text()[-5000:]}\n{diagnose()}")
+def wait_for_worker(worker: WorkerProcess, condition: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S,
+                    *, tolerate: tuple[type[BaseException], ...] = (), diagnose: Callable[[], str] = lambda: "") -> Any:
+    """`worker.wait_for`, failing the test (with the worker's log) instead of raising."""
+    try:
+        return worker.wait_for(condition, what, deadline_s, tolerate=tolerate, diagnose=diagnose)
+    except WorkerFailed as exc:
+        pytest.fail(str(exc))
 
 
 def copy_rules(tmp_path: Path) -> Path:
@@ -147,9 +102,7 @@ def make_worker_env(kafka_broker, tmp_path: Path, unique, web_port: int, rules_d
               "web_port": str(web_port), "data_dir": str(tmp_path / "data"), "rules_dir": str(rules_dir),
               "broker_session_timeout": "6s", "broker_rebalance_timeout": "6s",
               "clickhouse_url": f"chdb://{tmp_path / 'chdb'}", **settings}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNDFLOW_")}
-    env.update({f"FUNDFLOW_{k.upper()}": v for k, v in values.items()})
-    return WorkerEnv(bootstrap=kafka_broker.bootstrap, env=env, names=names, tmp_path=tmp_path, web_port=web_port)
+    return WorkerEnv(bootstrap=kafka_broker.bootstrap, env=worker_env(values), names=names, tmp_path=tmp_path, web_port=web_port)
 
 
 def produce(bootstrap: str, names: dict[str, str], events: list[dict]) -> None:

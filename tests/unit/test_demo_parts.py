@@ -23,7 +23,6 @@ fundflow_sink_deliveries_total{sink="clickhouse"} 5.0
 fundflow_sink_deliveries_total{sink="pager"} 99.0
 fundflow_sink_failures_total{sink="clickhouse"} 1.0
 fundflow_processing_latency_seconds_bucket{le="+Inf"} 312.0
-not a sample line
 """
 
 
@@ -35,8 +34,10 @@ def test_metrics_page_gives_the_counters_the_demo_follows():
     assert progress.handled == 314
 
 
-def test_an_empty_page_is_no_progress():
+def test_an_empty_page_is_no_progress_and_a_garbled_one_is_refused():
     assert progress_from_samples(parse_samples("")) == WorkerProgress()
+    with pytest.raises(ValueError):
+        parse_samples("not a sample line\n")
 
 
 def row(warning_id, rule_id="r", severity="high", rank=3, score=0.5, amount=100, ts=1, evidence=None, kind="k"):
@@ -99,7 +100,7 @@ def test_cleanup_stops_newest_first_once_and_survives_a_failing_stop():
 
 
 def test_worker_exit_is_described_in_words():
-    from stream.dev.demo.worker import describe_exit
+    from stream.dev.worker_process import describe_exit
     assert describe_exit(0) == "exit code 0"
     assert describe_exit(-9) == "ended by SIGKILL"
     assert describe_exit(None) == "still running"

@@ -4,7 +4,7 @@ otherwise adds up to Faust's fixed 1.5 s to every warning's delay)."""
 import asyncio
 
 from stream.settings import load_settings
-from stream.worker.app import build_app
+from stream.worker.compose import build_worker
 
 
 class QuietDetector:
@@ -17,7 +17,7 @@ class QuietDetector:
 def test_fetch_wait_setting_reaches_the_worker_consumer(tmp_path):
     async def built_consumer_wait() -> int:
         settings = load_settings(env={"FUNDFLOW_BROKER_FETCH_MAX_WAIT": "123ms", "FUNDFLOW_DATA_DIR": str(tmp_path)})
-        app = build_app(settings, QuietDetector(), attach_sinks=False)
+        app = build_worker(settings, QuietDetector(), with_sinks=False).app
         consumer = app.consumer._thread._create_worker_consumer(app.transport)
         try:
             return consumer._fetch_max_wait_ms

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import signal
-import subprocess
 import threading
 from typing import Callable
 
@@ -86,22 +84,3 @@ class Cleanup:
 
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
-def stop_process_group(process: subprocess.Popen, timeout_s: float = 20.0) -> int | None:
-    """SIGTERM the child's process group (started with start_new_session), wait, then SIGKILL it."""
-    if process.poll() is not None:
-        return process.returncode
-    _kill_group(process.pid, signal.SIGTERM)
-    try:
-        return process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(process.pid, signal.SIGKILL)
-        return process.wait(timeout=timeout_s)
-
-
-def _kill_group(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass

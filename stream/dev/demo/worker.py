@@ -7,9 +7,6 @@ FUNDFLOW_* variables, in its own process group so it can be stopped with everyth
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,12 +15,11 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from ...errors import FundflowError
-from .cleanup import stop_process_group
+from ..worker_process import WorkerProcess, worker_command
 from .metrics import WorkerProgress, fetch_progress
 
 POLL_INTERVAL_S = 0.25
 STABLE_POLLS = 3            # counters unchanged this many polls in a row: the run is over
-STOP_TIMEOUT_S = 20.0        # Faust's own shutdown, aligner flush included, takes a few seconds
 READY_TIMEOUT_S = 90.0
 
 
@@ -32,54 +28,11 @@ class DemoError(FundflowError):
     """A step of the demo failed; the message says which and where its log is."""
 
 
-@dataclass
-class WorkerProcess:
-    process: subprocess.Popen
-    log_path: Path
-    metrics_url: str
-
-    @property
-    def readyz_url(self) -> str:
-        return self.metrics_url.rsplit("/", 1)[0] + "/readyz"
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no worker log)"
-        return "\n".join(text.splitlines()[-lines:]) or "(empty worker log)"
-
-    def stop(self) -> int | None:
-        return stop_process_group(self.process, STOP_TIMEOUT_S)
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"ended by {name}"
-    return f"exit code {code}"
-
-
 def start_worker(env: Mapping[str, str], log_path: Path, web_port: int, *, settings_file: str | None = None,
                  cwd: Path | None = None) -> WorkerProcess:
     """Start `fundflow worker` with `env` added to this process's environment; output goes to `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "stream.cli"]     # the same installation, even off PATH
-    if settings_file:
-        command += ["--settings", settings_file]
-    command += ["worker", "--loglevel", "info"]
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   env={**os.environ, **env}, cwd=cwd, start_new_session=True)
-    return WorkerProcess(process, log_path, f"http://127.0.0.1:{web_port}/metrics")
+    return WorkerProcess.start({**os.environ, **env}, log_path, web_port,
+                               command=worker_command(settings_file=settings_file), cwd=cwd, append_log=True)
 
 
 def wait_ready(worker: WorkerProcess, *, timeout_s: float, clock: Callable[[], float] = time.monotonic,
@@ -95,7 +48,7 @@ def wait_ready(worker: WorkerProcess, *, timeout_s: float, clock: Callable[[], f
             raise DemoError(f"the worker exited with code {worker.process.returncode} while starting; end of "
                             f"{worker.log_path}:\n{worker.log_tail()}")
         try:
-            with urllib.request.urlopen(worker.readyz_url, timeout=2.0) as response:
+            with urllib.request.urlopen(worker.url("/readyz"), timeout=2.0) as response:
                 if response.status == 200:
                     return clock() - started
         except urllib.error.HTTPError as exc:
@@ -129,7 +82,7 @@ def follow(worker: WorkerProcess, expected: int, *, timeout_s: float, since: flo
         if not worker.alive():
             raise DemoError(f"the worker exited with code {worker.process.returncode}; end of "
                             f"{worker.log_path}:\n{worker.log_tail()}")
-        progress = fetch_progress(worker.metrics_url)
+        progress = fetch_progress(worker.url("/metrics"))
         now = clock()
         if progress is not None:
             on_progress(progress)

@@ -1,0 +1,20 @@
+"""The worker's inner timings and batch sizes, in one place: values no setting reaches, because changing them
+changes no outcome, only how often the loops wake and how much they take at once."""
+
+# input agents (app.py)
+CONSUME_BATCH = 500             # input messages handed to the pipeline at once, at most
+CONSUME_WITHIN_S = 0.02         # longest an agent waits to fill a batch
+ALIGN_TICK_S = 0.1              # how often held events are re-checked, so an idle source releases the others
+SNAPSHOT_CHECK_S = 1.0          # how often the snapshot timer looks for a moment between batches
+SHUTDOWN_FLUSH_TIMEOUT_S = 10.0  # longest the aligner's held events may take to detect and publish at shutdown
+
+# the pipeline (pipeline.py)
+YIELD_EVERY = 500               # replayed events between two yields to the event loop during a rebuild
+
+# rebuilding state (recovery.py)
+READ_TIMEOUT_S = 120.0          # longest a rebuild reads the log back before it gives up and retries
+RETRY_DELAY_S = 2.0             # pause before a failed rebuild is tried again
+
+# sinks (sink_agents.py)
+LEDGER_RETRY_S = 1.0            # pause before queueing a page again when the page ledger (a local file) failed
+STORM_FLUSH_INTERVAL_S = 5.0    # longest the page delivery loop sleeps between rounds
