@@ -13,7 +13,8 @@ import sys
 
 from ..errors import FundflowError
 
-COMMAND_MODULES = ("worker", "produce", "replay", "rules", "simulate", "evaluate", "demo", "warnings", "store")
+COMMAND_MODULES = ("worker", "produce", "replay", "replay_diff", "rules", "simulate", "evaluate", "demo", "warnings",
+                   "store")
 
 
 def build_parser() -> argparse.ArgumentParser:
