@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -48,30 +49,22 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import FundflowError
     from ..offline.replay import replay_file
     from ..rules.loader import load_rules
-    from ..detection.tracer import TracerOptions
     from ..settings import load_settings
 
     overrides = {name: value for name, value in (("tracer_policy", args.tracer_policy),
                                                   ("trace_inflows_above", args.trace_inflows_above))
                  if value is not None}
     settings = load_settings(args.settings).with_overrides(**overrides)
-    window = args.window if args.window is not None else settings.window
-    lateness = args.lateness if args.lateness is not None else settings.allowed_lateness
-    if lateness >= window:
-        raise FundflowError("--lateness must be shorter than --window")
-    if args.events.is_dir():
-        raise FundflowError(f"{args.events}: is a directory; give a ledger file (.jsonl or .jsonl.gz)")
-    if not args.events.is_file():
-        raise FundflowError(f"{args.events}: no such file")
-    ruleset = load_rules(args.rules or [Path(settings.rules_dir)], args.overrides, window_ms=window)
+    options = detector_options(settings, window=args.window, lateness=args.lateness)
+    check_ledger(args.events)
+    ruleset = load_rules(args.rules or [Path(settings.rules_dir)], args.overrides, window_ms=options["window_ms"])
     try:
         out = open(args.out, "wb") if args.out else sys.stdout.buffer
     except OSError as exc:
         raise FundflowError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
     try:
-        report = replay_file(args.events, ruleset, out, window_ms=window, lateness_ms=lateness,
-                             progress=not args.no_progress, max_bad_shown=max(args.show_bad, 0),
-                             tracer=TracerOptions.from_settings(settings), partitions=args.partitions)
+        report = replay_file(args.events, ruleset, out, progress=not args.no_progress,
+                             max_bad_shown=max(args.show_bad, 0), partitions=args.partitions, **options)
     finally:
         if args.out:
             out.close()
@@ -86,3 +79,25 @@ def run(args: argparse.Namespace) -> int:
                             f"before were written")
     return 0
 
+
+def detector_options(settings: Any, *, window: int | None = None, lateness: int | None = None) -> dict[str, Any]:
+    """How `replay_file` runs the detector under these settings (window, lateness, tracer), so every command
+    that replays a ledger (`replay`, `rules diff --replay`) runs it alike; `window` and `lateness` override."""
+    from ..detection.tracer import TracerOptions
+    from ..errors import FundflowError
+
+    window = window if window is not None else settings.window
+    lateness = lateness if lateness is not None else settings.allowed_lateness
+    if lateness >= window:
+        raise FundflowError("--lateness must be shorter than --window")
+    return {"window_ms": window, "lateness_ms": lateness, "tracer": TracerOptions.from_settings(settings)}
+
+
+def check_ledger(path: Path) -> None:
+    """A ledger that is not there is one line naming it, before any rule is loaded."""
+    from ..errors import FundflowError
+
+    if path.is_dir():
+        raise FundflowError(f"{path}: is a directory; give a ledger file (.jsonl or .jsonl.gz)")
+    if not path.is_file():
+        raise FundflowError(f"{path}: no such file")

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from .argtypes import duration_ms
 from ..model.timefmt import format_duration_ms
@@ -39,10 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     diff = commands.add_parser(
         "diff", help="compare two rule packs",
         description="Rules added, removed and changed between OLD and NEW; for each changed threshold whether the "
-                    "rule now fires more (loosened) or less (tightened).")
+                    "rule now fires more (loosened) or less (tightened). With --replay LEDGER, also what the change "
+                    "does: the ledger replayed under each pack, and by rule the warnings NEW adds, drops and "
+                    "changes.")
     diff.add_argument("old", type=Path, metavar="OLD", help="rule directory or file")
     diff.add_argument("new", type=Path, metavar="NEW", help="rule directory or file")
-    diff.add_argument("--exit-code", action="store_true", help="exit 1 when the packs differ")
+    diff.add_argument("--exit-code", action="store_true",
+                      help="exit 1 when the packs differ (with --replay: or the warnings do)")
+    diff.add_argument("--replay", type=Path, default=None, metavar="LEDGER",
+                      help="also replay LEDGER (.jsonl[.gz]) under each pack, as `fundflow replay` does with the "
+                           "settings' window, lateness and tracer, and report by rule the warnings NEW adds, "
+                           "drops and changes (the report of `fundflow replay-diff`)")
     diff.set_defaults(func=run_diff)
 
     kinds = commands.add_parser("kinds", help="list the kinds and their parameters (markdown)",
@@ -98,11 +106,53 @@ def run_diff(args: argparse.Namespace) -> int:
     from ..rules.loader import load_kinds, load_rules
 
     kinds = load_kinds()
-    old = load_rules(args.old, kinds=kinds)
-    new = load_rules(args.new, kinds=kinds)
+    replay = None
+    if args.replay is not None:
+        from ..settings import load_settings
+        from .replay import check_ledger, detector_options
+
+        check_ledger(args.replay)
+        replay = detector_options(load_settings(args.settings))
+    window = replay["window_ms"] if replay else None       # replayed rules are checked against the window
+    old = load_rules(args.old, kinds=kinds, window_ms=window)
+    new = load_rules(args.new, kinds=kinds, window_ms=window)
     result = diff_rulesets(old, new, kinds)
     print(result.render())
-    return 1 if args.exit_code and not result.empty else 0
+    differ = not result.empty
+    if replay is not None:
+        differ = _replay_diff(args, old, new, replay) or differ
+    return 1 if args.exit_code and differ else 0
+
+
+def _replay_diff(args: argparse.Namespace, old: Any, new: Any, options: dict[str, Any]) -> bool:
+    """Replay the ledger under each pack and print what NEW changes in the warnings; True when it changes any.
+    Each pack's cooldowns let warnings of an edited rule be matched by incident (stream/offline/warning_diff.py)."""
+    from ..offline.warning_diff import diff_warnings
+
+    print(f"\n== warnings of {args.replay}, replayed under {args.old} and under {args.new}")
+    old_warnings = _replayed(args.replay, old, args.old, options)
+    new_warnings = _replayed(args.replay, new, args.new, options)
+    result = diff_warnings(old_warnings, new_warnings,
+                           old_cooldowns={rule.id: rule.cooldown.ms for rule in old.rules},
+                           new_cooldowns={rule.id: rule.cooldown.ms for rule in new.rules})
+    print(result.render(str(args.old), str(args.new)))
+    return not result.empty
+
+
+def _replayed(ledger: Path, ruleset: Any, name: Path, options: dict[str, Any]) -> list:
+    """The warnings `fundflow replay LEDGER --rules NAME` would write, read back as a warnings file is."""
+    import io
+
+    from ..errors import FundflowError
+    from ..offline.replay import replay_file
+    from ..offline.warnings_file import parse_warning_lines
+
+    out = io.BytesIO()
+    report = replay_file(ledger, ruleset, out, **options)
+    if report.read_error:
+        raise FundflowError(f"{ledger}: {report.read_error}; no comparison made")
+    print(f"under {name}: {report.events} events, {report.bad} bad lines skipped, {report.warnings} warnings")
+    return parse_warning_lines(out.getvalue().splitlines(), f"the replay of {ledger} under {name}")
 
 
 def run_kinds(args: argparse.Namespace) -> int:

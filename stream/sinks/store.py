@@ -165,6 +165,22 @@ class WarningStore(ABC):
     def select_warnings(self, where: WarningFilter) -> list[dict[str, Any]]:
         return self.query(select_warnings_sql(self.database, where))
 
+    def warning_by_id(self, warning_id: str) -> dict[str, Any] | None:
+        """The stored row of one warning (the copy inserted last, as FINAL keeps), or None."""
+        rows = self.query(f"SELECT {', '.join(COLUMNS)} FROM {identifier(self.database)}.{TABLE} FINAL "
+                          f"WHERE warning_id = {literal(warning_id)} ORDER BY inserted_ms DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def warning_ids_starting(self, prefix: str, limit: int = 4) -> list[str]:
+        """Stored warning ids that begin with `prefix`, sorted: what an analyst who copied part of an id meant.
+        `substring` (not LIKE, whose wildcards would need escaping; not startsWith, missing from older servers)
+        compares the first bytes."""
+        size = len(prefix.encode())
+        rows = self.query(f"SELECT DISTINCT warning_id FROM {identifier(self.database)}.{TABLE} "
+                          f"WHERE substring(warning_id, 1, {size}) = {literal(prefix)} "
+                          f"ORDER BY warning_id LIMIT {int(limit)}")
+        return [str(row["warning_id"]) for row in rows]
+
     def rule_ids(self) -> list[str]:
         """The rules that have warnings in the store, sorted."""
         rows = self.query(f"SELECT DISTINCT rule_id FROM {identifier(self.database)}.{TABLE} ORDER BY rule_id")

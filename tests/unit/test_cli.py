@@ -8,7 +8,7 @@ from stream.cli import main
 
 def test_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "stream.cli", "--help"], capture_output=True, text=True, check=True)
-    for command in ("worker", "produce", "replay", "rules", "simulate", "evaluate", "demo", "warnings"):
+    for command in ("worker", "produce", "replay", "replay-diff", "rules", "simulate", "evaluate", "demo", "warnings"):
         assert command in out.stdout
 
 
