@@ -7,6 +7,17 @@ class FundflowError(Exception):
     """Base of every error fundflow raises on purpose."""
 
 
+# How long a command waits for a server before it says the server is not answering: long enough for a busy
+# server on a slow network, short enough that a wrong address is reported while the operator still waits.
+CONNECT_TIMEOUT_S = 5
+
+
+def not_answering(what: str, address: str, detail: object) -> str:
+    """The one wording of a server that cannot be reached, so every command names it the same way:
+    'the broker at kafka://h:9092 is not answering (...)'."""
+    return f"the {what} at {address} is not answering ({detail})"
+
+
 class EventError(FundflowError):
     """An input event was refused.
 

@@ -105,8 +105,7 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         if not rows and args.rule is not None:
             _check_rule_id(args.rule, store.rule_ids())
     except StoreError as exc:
-        raise FundflowError(f"cannot read warnings from {url} (has the worker created the table yet?): {exc}") \
-            from None
+        raise FundflowError(f"cannot read warnings: {exc}{_hint(exc)}") from None
     finally:
         store.close()
     if args.json:
@@ -118,6 +117,13 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 
 
 LIST_ONLY = ("rule", "account", "severity", "since")
+
+
+def _hint(exc: StoreError) -> str:
+    """A store that answers but has no warnings table is one no worker has written to yet."""
+    text = str(exc)
+    return " (has a worker written to this store yet?)" if "UNKNOWN_TABLE" in text or "doesn't exist" in text \
+        else ""
 
 
 def run_show(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
@@ -141,8 +147,7 @@ def run_show(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
         if row is None:
             raise FundflowError(_unknown_id(wanted, store, url))
     except StoreError as exc:
-        raise FundflowError(f"cannot read warnings from {url} (has the worker created the table yet?): {exc}") \
-            from None
+        raise FundflowError(f"cannot read warnings: {exc}{_hint(exc)}") from None
     finally:
         store.close()
     stored = row_to_warning_json(row)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
-from ..errors import EventError, FundflowError
+from ..errors import CONNECT_TIMEOUT_S, EventError, FundflowError, not_answering
 from ..model.events import Disbursement, event_key, parse_event
 from ..settings import Settings
 
@@ -123,9 +123,9 @@ def produce_file(path: Path, settings: Settings, *, rate: float | None = None, l
     if own_producer:
         try:
             producer = KafkaProducer(bootstrap_servers=settings.broker_bootstrap, acks="all", linger_ms=20,
-                                     client_id="fundflow-produce")
+                                     client_id="fundflow-produce", bootstrap_timeout_ms=CONNECT_TIMEOUT_S * 1000)
         except KafkaError as exc:
-            raise ProduceError(f"cannot connect to the broker at {settings.broker_url} ({exc})") from None
+            raise ProduceError(not_answering("broker", settings.broker_url, exc)) from None
     report = ProduceReport()
     throttle = Throttle(rate)
     failures: list[BaseException] = []

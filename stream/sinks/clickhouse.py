@@ -10,10 +10,10 @@ import logging
 from typing import Any, Sequence
 from urllib.parse import urlparse
 
+from ..errors import CONNECT_TIMEOUT_S, not_answering
 from .schema import COLUMNS, TABLE
 from .store import StoreError, WarningStore, identifier, qualified_ddl
 
-CONNECT_TIMEOUT_S = 5
 SEND_RECEIVE_TIMEOUT_S = 30
 # Server error codes that no retry can fix (bad SQL or types): reported as non-retryable.
 _PERMANENT_CODES = {27, 36, 41, 43, 44, 47, 53, 62, 70, 72, 117}
@@ -35,6 +35,7 @@ class NativeStore(WarningStore):
                              retryable=False) from None
         self.port = port or (9440 if parsed.scheme == "clickhouses" else 9000)
         self.database = parsed.path.strip("/") or "default"
+        self.address = f"{parsed.scheme}://{self.host}:{self.port}/{self.database}"   # never the password
         identifier(self.database)
         self.user = parsed.username or "default"
         self.password = parsed.password or ""
@@ -55,11 +56,11 @@ class NativeStore(WarningStore):
         try:
             return self._client.execute(sql, params, **kwargs)
         except ServerException as exc:
-            raise StoreError(f"ClickHouse at {self.host}:{self.port} refused the query: {exc.message[:300]}",
+            raise StoreError(f"the warning store at {self.address} refused the query: {exc.message[:300]}",
                              retryable=exc.code not in _PERMANENT_CODES) from None
         except (DriverError, OSError, EOFError) as exc:
             self._drop_client()
-            raise StoreError(f"ClickHouse at {self.host}:{self.port} is unreachable: {exc}") from None
+            raise StoreError(not_answering("warning store", self.address, exc)) from None
 
     def _drop_client(self) -> None:
         if self._client is not None:
@@ -75,7 +76,8 @@ class NativeStore(WarningStore):
         try:
             bootstrap.execute(f"CREATE DATABASE IF NOT EXISTS {identifier(self.database)}")
         except (DriverError, OSError, EOFError) as exc:
-            raise StoreError(f"cannot create database {self.database!r} on {self.host}:{self.port}: {exc}") from None
+            raise StoreError(not_answering("warning store", self.address, f"creating database {self.database!r}: "
+                                                                            f"{exc}")) from None
         finally:
             bootstrap.disconnect()
         self._execute(qualified_ddl(self.database))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Awaitable, Callable
 
-from ..errors import SinkError
+from ..errors import SinkError, not_answering
 from ..settings import Settings
 from ..model.warning import SEVERITY_RANK, EarlyWarning
 from . import payloads
@@ -209,8 +209,8 @@ class PagerSink:
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             self.failed_attempts += 1
-            self._report_down(f"unreachable: {exc!r}")
-            raise SinkError(f"webhook {self.config.url} unreachable: {exc!r}") from None
+            self._report_down(f"not answering: {exc!r}")
+            raise SinkError(not_answering("pager webhook", self.config.url, repr(exc))) from None
         if 200 <= status < 300:
             self.delivered += 1
             self.on_status(True, "")

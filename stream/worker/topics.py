@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from ..errors import FundflowError
+from ..errors import CONNECT_TIMEOUT_S, FundflowError, not_answering
 from ..settings import Settings
 
 
@@ -37,9 +37,9 @@ def create_topics(bootstrap: str | Sequence[str], names: Sequence[str], partitio
 
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000),
-                                 client_id="fundflow-topics")
+                                 client_id="fundflow-topics", bootstrap_timeout_ms=CONNECT_TIMEOUT_S * 1000)
     except KafkaError as exc:
-        raise TopicError(f"cannot reach the broker at {bootstrap} to create topics ({exc})") from None
+        raise TopicError(not_answering("broker", _address(bootstrap), f"creating topics: {exc}")) from None
     try:
         existing = set(admin.list_topics())
         missing = [name for name in dict.fromkeys(names) if name not in existing]
@@ -52,9 +52,15 @@ def create_topics(bootstrap: str | Sequence[str], names: Sequence[str], partitio
         _wait_for_topics(admin, missing, timeout_s)
         return missing
     except KafkaError as exc:
-        raise TopicError(f"cannot create topics {missing} on {bootstrap} ({exc})") from None
+        raise TopicError(f"cannot create topics {missing} on the broker at {_address(bootstrap)} ({exc})") from None
     finally:
         admin.close()
+
+
+def _address(bootstrap: str | Sequence[str]) -> str:
+    """Bootstrap servers spelt as the broker_url setting spells them."""
+    servers = [bootstrap] if isinstance(bootstrap, str) else list(bootstrap)
+    return "kafka://" + ";".join(server.split("://", 1)[-1] for server in servers)
 
 
 def _wait_for_topics(admin, names: Sequence[str], timeout_s: float) -> None:
