@@ -96,6 +96,9 @@ def test_good_file_loads_with_typed_values(tmp_path):
     ("    cooldown: {subject: loan, for: 6h}", "    cooldwn: {subject: loan, for: 6h}", 13,
      "unknown rule key 'cooldwn' (did you mean 'cooldown'?)"),
     ("      min_ratio: 0.8", "      min_ratio: lots", 10, "params.min_ratio: expected a number between 0 and 1"),
+    ("      min_ratio: 0.8", "      min_raito: 0.8", 10,
+     "params.min_raito: unknown parameter 'min_raito' (did you mean 'min_ratio'?); this kind takes: within, "
+     "min_ratio, min_hops, max_hops, sinks"),
     ("    kind: cashout", "    kind: cashot", 5, "unknown kind 'cashot' (did you mean 'cashout'?)"),
     ("      sinks: cash_mcc", "      sinks: cash_mc", 11, "unknown list 'cash_mc'"),
     ("      within: 30m", "      within: 30 minutes", 9, "params.within: expected a duration"),
