@@ -26,6 +26,9 @@ from ..model.events import Disbursement, Transfer
 
 ROOTS = ("event", "disbursement", "transfer")
 MAX_LENGTH = 2000      # a filter longer than this is a program, not a filter
+# Levels of nesting of the parsed expression. Checking, hashing and evaluating an expression walk it recursively,
+# so a deeper one (2,000 characters of `-` are 2,000 levels) would overflow the stack instead of being refused.
+MAX_NESTING = 100
 
 # Fields every event view answers (besides extra fields carried from the input, which read as None when absent).
 _DISBURSEMENT_FIELDS = frozenset(f.name for f in fields(Disbursement)) - {"extra"} | {"type"}
@@ -153,6 +156,10 @@ def compile_where(text: Any, lists: Mapping[str, frozenset[str]], *,
     except (ValueError, RecursionError, MemoryError) as exc:     # null bytes, absurd nesting
         raise ExprError(f"cannot parse {source[:80]!r}: {exc}") from None
     tree = module.body
+    depth = _nesting(tree)
+    if depth > MAX_NESTING:
+        raise ExprError(f"the expression is nested {depth} levels deep; at most {MAX_NESTING} allowed "
+                        f"(split the logic over several rules)")
     notes: list[str] = []
     used_lists: dict[str, frozenset[str]] = {}
     _check(tree, source, lists, roots, used_lists, notes)
@@ -231,6 +238,17 @@ def _check_attribute(node: ast.Attribute, source: str, roots: tuple[str, ...], n
         if close:
             notes.append(f"{node.value.id}.{node.attr} is not a standard field (did you mean "
                          f"{node.value.id}.{close[0]}?); extra input fields read as None when absent")
+
+
+def _nesting(tree: ast.AST) -> int:
+    """Depth of the syntax tree, walked without recursion (the point is to refuse what recursion cannot handle)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _is_call_target(name: ast.Name, tree: ast.AST) -> bool:

@@ -81,6 +81,7 @@ def test_data_the_expression_cannot_compare_is_false_and_counted():
     ("", "the expression is empty"),
     ("   ", "the expression is empty"),
     (5, "expected an expression as text"),
+    ("-" * 1999 + "1", "nested 2000 levels deep; at most 100"),        # once a RecursionError out of the loader
 ])
 def test_refused_at_load_time(text, fragment):
     with pytest.raises(ExprError) as caught:
