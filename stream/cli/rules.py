@@ -118,7 +118,7 @@ def kinds_reference(kinds: dict) -> str:
         summary = kind.doc.split("\n\n")[0].replace("\n", " ")
         summary = summary.split(": ", 1)[1] if summary.startswith(name + ":") else summary
         out += [f"### `{name}`", "", summary[:1].upper() + summary[1:], "",
-                f"Triggered by: {', '.join(sorted(kind.triggers))}.", "",
+                f"Triggered by: {', '.join(sorted(kind.triggers))}. {_where_reads(kind)}", "",
                 "| param | default | looser when | meaning |", "|---|---|---|---|"]
         for param in kind.params:
             shown = param.show(param.default)
@@ -130,6 +130,17 @@ def kinds_reference(kinds: dict) -> str:
             out.append(f"| `{param.name}` | `{shown}` | {looser} | {param.doc.replace('|', '/')} |")
         out.append("")
     return "\n".join(out)
+
+
+def _where_reads(kind) -> str:
+    """Which names a `where` of this kind's rules may read (the rest are always None and refused)."""
+    from ..rules.schema import schema_of_kind
+    readable = schema_of_kind(kind).readable
+    names = [f"`{root}`" for root in ("event", "transfer", "disbursement") if root in readable]
+    if "disbursement" in readable and "disbursement" not in kind.triggers:
+        names[-1] += " (the loan the money came from, when it is known)"
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"A `where` reads {listed}."
 
 
 def _settings_window(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from .expr import ExprError, compile_where
 from .model import AllowList, Cooldown, Rule, RuleSet, SourceLocation
 from .overrides import OVERRIDE_FILE_KEYS, OVERRIDE_SUFFIXES, apply_overrides
 from .rawrule import Field, RawRule, did_you_mean, kind_of
+from .schema import ANY_RULE, schema_of_kind
 from .yamlsource import YamlSyntaxError, YList, YMap, load_yaml_file
 
 RULE_KEYS = ("rule", "kind", "desc", "where", "params", "severity", "cooldown", "notify", "allow",
@@ -362,7 +363,10 @@ class _Loader:
         where = where_text = where_canonical = None
         if "where" in f and f["where"].value is not None:
             try:
-                where, notes = compile_where(f["where"].value, self.lists)
+                # against what this kind's rules can read; an unknown kind is already an error, its where is
+                # still checked as any rule's so its other mistakes are listed too
+                schema = schema_of_kind(kind) if kind is not None else ANY_RULE
+                where, notes = compile_where(f["where"].value, self.lists, schema=schema)
             except ExprError as exc:
                 self.error(f"where: {exc}", f["where"].file, f["where"].line, rid)
             else:

@@ -197,3 +197,14 @@ def test_rule_reference_documents_every_kind_and_parameter():
         for param in kind.params:
             assert f"| `{param.name}` |" in body, f"{name}.{param.name} missing from rules/README.md"
     assert "| `within` |" in kinds_reference(load_kinds())
+
+
+def test_rule_reference_kinds_section_is_what_rules_kinds_prints():
+    """Word for word: a parameter's meaning, or what a kind's where reads, edited in code must be regenerated here
+    (`fundflow rules kinds`)."""
+    from stream.cli.rules import kinds_reference
+    from stream.rules.loader import load_kinds
+    readme = (PACK / "README.md").read_text()
+    generated = kinds_reference(load_kinds())
+    section = readme[readme.index("### `rapid_cashout`"):]
+    assert section.strip() == generated.strip()
