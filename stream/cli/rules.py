@@ -20,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "check", help="validate rule files (exit 1 on any error or warning)",
         description="Load rule files into the real rule engine and report every problem with its file and line. "
                     "Warnings (keys out of order, a field name close to a standard one) fail the check too.")
-    check.add_argument("paths", nargs="+", type=Path, metavar="DIR|FILE")
+    check.add_argument("paths", nargs="*", type=Path, metavar="DIR|FILE",
+                       help="rule directories or files (default: the rules_dir setting when that directory exists, "
+                            "else the pack shipped with fundflow)")
     check.add_argument("--overrides", action="append", type=Path, default=[], metavar="FILE",
                        help="a per-deployment override file (repeatable); *.override.yaml in a DIR are read anyway")
     check.add_argument("--window", type=duration_ms, default=None, metavar="DURATION",
@@ -31,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "test", help="run rule tests (*.test.yaml)",
         description="Run each rule test through the real detector and compare the warnings with the expected "
                     "ones. Exit 1 if any test fails.")
-    test.add_argument("paths", nargs="+", type=Path, metavar="DIR|FILE",
-                      help="test files, or directories searched for *.test.yaml")
+    test.add_argument("paths", nargs="*", type=Path, metavar="DIR|FILE",
+                      help="test files, or directories searched for *.test.yaml (default: the rules_dir setting "
+                           "when that directory exists, else the pack shipped with fundflow)")
     test.add_argument("--run", default=None, metavar="TEXT", help="only the tests whose name contains TEXT")
     test.set_defaults(func=run_test)
 
@@ -54,17 +57,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> int:
     from ..rules.loader import check_rules
 
+    paths, where = _paths_or_default(args)
     window = args.window if args.window is not None else _settings_window(args)
-    result = check_rules(args.paths, args.overrides, window_ms=window)
+    result = check_rules(paths, args.overrides, window_ms=window)
     for problem in result.errors + result.warnings:
         print(problem.located())
     if not result.ok:
         print(f"FAILED: {len(result.errors)} error(s), {len(result.warnings)} warning(s) in "
-              f"{len(result.rule_files)} rule file(s)")
+              f"{len(result.rule_files)} rule file(s) of {where}")
         return 1
     ruleset = result.ruleset
     assert ruleset is not None
-    print(f"OK: {len(ruleset)} rules ({len(ruleset.enabled)} enabled) from {len(result.rule_files)} file(s), "
+    print(f"OK: {len(ruleset)} rules ({len(ruleset.enabled)} enabled) from {len(result.rule_files)} file(s) of "
+          f"{where}, "
           f"{len(result.lists)} shared list(s), {result.overrides_applied} override(s) from "
           f"{len(result.override_files)} file(s); checked against a {format_duration_ms(window)} window; "
           f"rule set version {ruleset.version}")
@@ -79,9 +84,11 @@ def run_check(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     from ..offline.rule_tests import find_test_files, run_test_file
 
-    files = find_test_files(args.paths)
+    paths, where = _paths_or_default(args)
+    print(f"rules: {where}")
+    files = find_test_files(paths)
     if not files:
-        print("no rule test files (*.test.yaml) found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+        print("no rule test files (*.test.yaml) found in " + ", ".join(map(str, paths)), file=sys.stderr)
         return 1
     passed = failed = 0
     for file in files:
@@ -141,6 +148,15 @@ def _where_reads(kind) -> str:
         names[-1] += " (the loan the money came from, when it is known)"
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"A `where` reads {listed}."
+
+
+def _paths_or_default(args: argparse.Namespace) -> tuple[list[Path], str]:
+    """The paths given, or the default pack; and how the `rules:` line names them."""
+    from .rulesource import default_pack, given
+    if args.paths:
+        return list(args.paths), given(args.paths)
+    pack = default_pack(args)
+    return [pack.path], pack.describe()
 
 
 def _settings_window(args: argparse.Namespace) -> int:
