@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check", help="validate rule files (exit 1 on any error or warning)",
         description="Load rule files into the real rule engine and report every problem with its file and line. "
-                    "Warnings (keys out of order, a field name close to a standard one) fail the check too.")
+                    "Warnings (keys out of order, an extra input field named like a standard one) fail the check "
+                    "too. Without DIR|FILE: the rules_dir setting when that directory exists, else the pack "
+                    "shipped with fundflow.")
     check.add_argument("paths", nargs="*", type=Path, metavar="DIR|FILE",
                        help="rule directories or files (default: the rules_dir setting when that directory exists, "
                             "else the pack shipped with fundflow)")

@@ -26,6 +26,7 @@ from . import wheretypes
 from .names import extra_field
 from .rawrule import did_you_mean as _did_you_mean
 from .schema import ANY_RULE, ROOTS, WhereSchema
+
 MAX_LENGTH = 2000      # a filter longer than this is a program, not a filter
 # Levels of nesting of the parsed expression. Checking, hashing and evaluating an expression walk it recursively,
 # so a deeper one (2,000 characters of `-` are 2,000 levels) would overflow the stack instead of being refused.

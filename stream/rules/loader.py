@@ -47,7 +47,7 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 class RuleWarning(RuleError):
-    """Legal but suspicious (keys out of order, a field name close to a standard one): the rules load, and
+    """Legal but suspicious (keys out of order, an extra input field named like a standard one): the rules load, and
     `fundflow rules check` fails so it is fixed before it ships."""
 
 

@@ -44,7 +44,8 @@ def test_duration_accepts_analyst_forms():
 
 
 def test_a_misspelt_parameter_names_the_nearest_one_of_the_kind():
-    specs = (Param("min_ratio", ratio, 0.7, "r"), Param("max_hops", count(1), 3, "h"), Param("within", duration, 1, "w"))
+    specs = (Param("min_ratio", ratio, 0.7, "r"), Param("max_hops", count(1), 3, "h"),
+             Param("within", duration, 1, "w"))
     values, problems = apply_params(specs, {"min_raito": 0.9, "colour": "red"}, {}.__getitem__)
     assert problems == [
         ("min_raito", "unknown parameter 'min_raito' (did you mean 'min_ratio'?); this kind takes: min_ratio, "
