@@ -9,6 +9,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY stream ./stream
+# rules/ is also package data (the pack shipped with fundflow, stream/rulepack in the wheel)
+COPY rules ./rules
 # The package and its runtime dependencies only: no test extras in a production image.
 RUN pip wheel --wheel-dir /wheels .
 

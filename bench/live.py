@@ -87,7 +87,7 @@ async def _bare_rate(bootstrap: str, topics: list[str], expected: int, rules: Pa
     if rules is not None:
         from stream.model.events import parse_event
         from stream.offline.replay import replay_detector
-        from stream.rules.loader import load_rules
+        from stream.detection.rulebook import load_rules
 
         window, lateness = 72 * 3_600_000, 5 * 60_000
         detector = replay_detector(load_rules([rules], window_ms=window), window_ms=window, lateness_ms=lateness)

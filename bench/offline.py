@@ -74,7 +74,7 @@ class OfflineResult:
 
 def run(ledger: Path, *, rules: Path, window_ms: int, lateness_ms: int, chunk: int, out: Path | None) -> OfflineResult:
     from stream.offline.replay import replay_detector, replay_lines, tuned_collector
-    from stream.rules.loader import load_rules
+    from stream.detection.rulebook import load_rules
 
     ruleset = load_rules([rules], window_ms=window_ms)
     detector = replay_detector(ruleset, window_ms=window_ms, lateness_ms=lateness_ms)

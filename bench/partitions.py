@@ -80,7 +80,7 @@ def traffic(path: Path, counts: tuple[int, ...]) -> None:
     from stream.detection.detector import Detector, Traffic
     from stream.errors import EventError
     from stream.model.events import parse_event
-    from stream.rules.loader import load_rules
+    from stream.detection.rulebook import load_rules
 
     events = [parse_event(line) for line in path.read_bytes().splitlines() if line.strip()]
     ruleset = load_rules(REPO / "rules")

@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "detected_at is the event time, so the output is the same on every run.")
     parser.add_argument("events", type=Path, metavar="EVENTS.jsonl", help="one JSON event per line; .gz accepted")
     parser.add_argument("--rules", type=Path, action="append", default=None, metavar="DIR|FILE",
-                        help="rule directory or file (repeatable; default: the rules_dir setting)")
+                        help="rule directory or file (repeatable; default: the rules_dir setting when that "
+                             "directory exists, else the pack shipped with fundflow)")
     parser.add_argument("--overrides", type=Path, action="append", default=[], metavar="FILE",
                         help="a per-deployment override file (repeatable)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="write warnings here, not stdout")
@@ -48,8 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import FundflowError
     from ..offline.replay import replay_file
-    from ..rules.loader import load_rules
+    from ..detection.rulebook import load_rules
+    from ..rules.pack import resolve_rules_dir
     from ..settings import load_settings
+    from .rulesource import given, rules_line
 
     overrides = {name: value for name, value in (("tracer_policy", args.tracer_policy),
                                                   ("trace_inflows_above", args.trace_inflows_above))
@@ -57,7 +60,16 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings).with_overrides(**overrides)
     options = detector_options(settings, window=args.window, lateness=args.lateness)
     check_ledger(args.events)
-    ruleset = load_rules(args.rules or [Path(settings.rules_dir)], args.overrides, window_ms=options["window_ms"])
+    if args.rules:
+        paths, where, source = args.rules, given(args.rules, "--rules"), "--rules"
+    else:
+        pack = resolve_rules_dir(settings.rules_dir)
+        paths, where, source = [pack.path], pack.describe(), pack.source
+    ruleset = load_rules(paths, args.overrides, window_ms=options["window_ms"])
+    rules_used = {"paths": [str(Path(p).resolve()) for p in paths], "source": source, "version": ruleset.version,
+                  "rules": len(ruleset)}
+    if not args.json:
+        print(rules_line(where, ruleset), file=sys.stderr)
     try:
         out = open(args.out, "wb") if args.out else sys.stdout.buffer
     except OSError as exc:
@@ -71,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             out.flush()
     if args.json:
-        print(orjson.dumps(report.as_dict(), option=orjson.OPT_SORT_KEYS).decode(), file=sys.stderr)
+        print(orjson.dumps({**report.as_dict(), "rules": rules_used}, option=orjson.OPT_SORT_KEYS).decode(),
+              file=sys.stderr)
     else:
         print(report.render(), file=sys.stderr)
     if report.read_error:

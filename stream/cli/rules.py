@@ -20,8 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check", help="validate rule files (exit 1 on any error or warning)",
         description="Load rule files into the real rule engine and report every problem with its file and line. "
-                    "Warnings (keys out of order, a field name close to a standard one) fail the check too.")
-    check.add_argument("paths", nargs="+", type=Path, metavar="DIR|FILE")
+                    "Warnings (keys out of order, an extra input field named like a standard one) fail the check "
+                    "too. Without DIR|FILE: the rules_dir setting when that directory exists, else the pack "
+                    "shipped with fundflow.")
+    check.add_argument("paths", nargs="*", type=Path, metavar="DIR|FILE",
+                       help="rule directories or files (default: the rules_dir setting when that directory exists, "
+                            "else the pack shipped with fundflow)")
     check.add_argument("--overrides", action="append", type=Path, default=[], metavar="FILE",
                        help="a per-deployment override file (repeatable); *.override.yaml in a DIR are read anyway")
     check.add_argument("--window", type=duration_ms, default=None, metavar="DURATION",
@@ -32,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "test", help="run rule tests (*.test.yaml)",
         description="Run each rule test through the real detector and compare the warnings with the expected "
                     "ones. Exit 1 if any test fails.")
-    test.add_argument("paths", nargs="+", type=Path, metavar="DIR|FILE",
-                      help="test files, or directories searched for *.test.yaml")
+    test.add_argument("paths", nargs="*", type=Path, metavar="DIR|FILE",
+                      help="test files, or directories searched for *.test.yaml (default: the rules_dir setting "
+                           "when that directory exists, else the pack shipped with fundflow)")
     test.add_argument("--run", default=None, metavar="TEXT", help="only the tests whose name contains TEXT")
     test.set_defaults(func=run_test)
 
@@ -60,19 +65,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from ..rules.loader import check_rules
+    from ..detection.rulebook import check_rules
 
+    paths, where = _paths_or_default(args)
     window = args.window if args.window is not None else _settings_window(args)
-    result = check_rules(args.paths, args.overrides, window_ms=window)
+    result = check_rules(paths, args.overrides, window_ms=window)
     for problem in result.errors + result.warnings:
         print(problem.located())
     if not result.ok:
         print(f"FAILED: {len(result.errors)} error(s), {len(result.warnings)} warning(s) in "
-              f"{len(result.rule_files)} rule file(s)")
+              f"{len(result.rule_files)} rule file(s) of {where}")
         return 1
     ruleset = result.ruleset
     assert ruleset is not None
-    print(f"OK: {len(ruleset)} rules ({len(ruleset.enabled)} enabled) from {len(result.rule_files)} file(s), "
+    print(f"OK: {len(ruleset)} rules ({len(ruleset.enabled)} enabled) from {len(result.rule_files)} file(s) of "
+          f"{where}, "
           f"{len(result.lists)} shared list(s), {result.overrides_applied} override(s) from "
           f"{len(result.override_files)} file(s); checked against a {format_duration_ms(window)} window; "
           f"rule set version {ruleset.version}")
@@ -87,9 +94,11 @@ def run_check(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     from ..offline.rule_tests import find_test_files, run_test_file
 
-    files = find_test_files(args.paths)
+    paths, where = _paths_or_default(args)
+    print(f"rules: {where}")
+    files = find_test_files(paths)
     if not files:
-        print("no rule test files (*.test.yaml) found in " + ", ".join(map(str, args.paths)), file=sys.stderr)
+        print("no rule test files (*.test.yaml) found in " + ", ".join(map(str, paths)), file=sys.stderr)
         return 1
     passed = failed = 0
     for file in files:
@@ -103,9 +112,10 @@ def run_test(args: argparse.Namespace) -> int:
 
 def run_diff(args: argparse.Namespace) -> int:
     from ..rules.diff import diff_rulesets
-    from ..rules.loader import load_kinds, load_rules
+    from ..detection.rulebook import load_rules
+    from ..detection.kinds import KINDS
 
-    kinds = load_kinds()
+    kinds = KINDS
     replay = None
     if args.replay is not None:
         from ..settings import load_settings
@@ -114,8 +124,8 @@ def run_diff(args: argparse.Namespace) -> int:
         check_ledger(args.replay)
         replay = detector_options(load_settings(args.settings))
     window = replay["window_ms"] if replay else None       # replayed rules are checked against the window
-    old = load_rules(args.old, kinds=kinds, window_ms=window)
-    new = load_rules(args.new, kinds=kinds, window_ms=window)
+    old = load_rules(args.old, window_ms=window)
+    new = load_rules(args.new, window_ms=window)
     result = diff_rulesets(old, new, kinds)
     print(result.render())
     differ = not result.empty
@@ -156,8 +166,8 @@ def _replayed(ledger: Path, ruleset: Any, name: Path, options: dict[str, Any]) -
 
 
 def run_kinds(args: argparse.Namespace) -> int:
-    from ..rules.loader import load_kinds
-    print(kinds_reference(load_kinds()))
+    from ..detection.kinds import KINDS
+    print(kinds_reference(KINDS))
     return 0
 
 
@@ -168,7 +178,7 @@ def kinds_reference(kinds: dict) -> str:
         summary = kind.doc.split("\n\n")[0].replace("\n", " ")
         summary = summary.split(": ", 1)[1] if summary.startswith(name + ":") else summary
         out += [f"### `{name}`", "", summary[:1].upper() + summary[1:], "",
-                f"Triggered by: {', '.join(sorted(kind.triggers))}.", "",
+                f"Triggered by: {', '.join(sorted(kind.triggers))}. {_where_reads(kind)}", "",
                 "| param | default | looser when | meaning |", "|---|---|---|---|"]
         for param in kind.params:
             shown = param.show(param.default)
@@ -180,6 +190,26 @@ def kinds_reference(kinds: dict) -> str:
             out.append(f"| `{param.name}` | `{shown}` | {looser} | {param.doc.replace('|', '/')} |")
         out.append("")
     return "\n".join(out)
+
+
+def _where_reads(kind) -> str:
+    """Which names a `where` of this kind's rules may read (the rest are always None and refused)."""
+    from ..rules.schema import schema_of_kind
+    readable = schema_of_kind(kind).readable
+    names = [f"`{root}`" for root in ("event", "transfer", "disbursement") if root in readable]
+    if "disbursement" in readable and "disbursement" not in kind.triggers:
+        names[-1] += " (the loan the money came from, when it is known)"
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"A `where` reads {listed}."
+
+
+def _paths_or_default(args: argparse.Namespace) -> tuple[list[Path], str]:
+    """The paths given, or the default pack; and how the `rules:` line names them."""
+    from .rulesource import default_pack, given
+    if args.paths:
+        return list(args.paths), given(args.paths)
+    pack = default_pack(args)
+    return [pack.path], pack.describe()
 
 
 def _settings_window(args: argparse.Namespace) -> int:

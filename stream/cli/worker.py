@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..settings import load_settings
 
@@ -11,8 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "worker", help="run the Faust worker (consume events, detect, publish warnings)",
         description="Consume the disbursement and transfer topics, run the detector over the rules in "
-                    "rules_dir, publish warnings to the warnings topic and refused input to the dead-letter "
-                    "topic. Settings come from --settings FILE and FUNDFLOW_* environment variables.")
+                    "rules_dir (when that directory exists, else the pack shipped with fundflow), publish "
+                    "warnings to the warnings topic and refused input to the dead-letter topic. Settings come "
+                    "from --settings FILE and FUNDFLOW_* environment variables.")
     parser.add_argument("--loglevel", default="info", choices=("debug", "info", "warning", "error"),
                         help="worker log level (default: info)")
     parser.set_defaults(func=run)
@@ -20,5 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.settings)   # SettingsError -> one line, exit 1 (stream.cli.main)
+    from ..detection.rulebook import load_rules
+    from ..rules.pack import resolve_rules_dir
+    from .rulesource import rules_line
+
+    # Resolved once, before the worker starts: it then loads and hot-reloads that directory. Said on stderr
+    # because the worker's own log is not set up yet when it loads its rules.
+    pack = resolve_rules_dir(settings.rules_dir)
+    settings = settings.with_overrides(rules_dir=str(pack.path))
+    print(f"fundflow worker: {rules_line(pack.describe(), load_rules(pack.path, window_ms=settings.window))}",
+          file=sys.stderr, flush=True)
     from ..worker.runner import run_worker
     return run_worker(settings, loglevel=args.loglevel)

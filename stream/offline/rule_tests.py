@@ -32,7 +32,8 @@ from ..model import defaults
 from ..model.events import Event, parse_event
 from ..model.timefmt import format_ts, parse_duration_ms, parse_rfc3339_ms
 from ..model.warning import EarlyWarning
-from ..rules.loader import TEST_SUFFIXES, load_rules
+from ..rules.loader import TEST_SUFFIXES
+from ..detection.rulebook import load_rules
 from ..rules.model import RuleSet
 from ..rules.yamlsource import YamlSyntaxError, YList, YMap, load_yaml_file
 
@@ -124,6 +125,7 @@ class FileReport:
     file: str
     results: list[TestResult] = field(default_factory=list)
     error: str | None = None
+    ruleset_version: str | None = None     # of the rules the tests ran against (None: they did not load)
 
     @property
     def passed(self) -> int:
@@ -134,7 +136,7 @@ class FileReport:
         return sum(1 for r in self.results if not r.ok) + (1 if self.error else 0)
 
     def render(self) -> str:
-        lines = [self.file]
+        lines = [self.file + (f"  (rule set version {self.ruleset_version})" if self.ruleset_version else "")]
         if self.error:
             lines.append(f"  FAILED  {self.error}")
         lines += [r.render() for r in self.results]
@@ -163,6 +165,7 @@ def run_test_file(path: str | Path, *, name_filter: str | None = None) -> FileRe
     except RuleSetError as exc:
         report.error = "the rules under test do not load:\n" + "\n".join(f"    {e.located()}" for e in exc.errors)
         return report
+    report.ruleset_version = ruleset.version
     for case in cases:
         if name_filter and name_filter not in case.name:
             continue

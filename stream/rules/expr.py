@@ -4,7 +4,8 @@ An expression is parsed once, checked against a whitelist of syntax (comparisons
 arithmetic, literals, `x in [...]`, attribute reads on the roots, calls to the functions below) and
 compiled into a `Where` predicate evaluated by simpleeval's AST walker: never Python `eval`, no method
 calls, no comprehensions, no dunder access. Everything an analyst can get wrong statically (syntax, an
-unknown root, an unknown function or list, a misspelt field) is reported at load time.
+unknown root, an unknown function or list, a field the rule's events do not have, a comparison of a number
+with text) is reported at load time; `wheretypes` checks names and types against the rule's `schema`.
 
 At run time an expression that reads a field of a root that is absent for this event
 (`disbursement.amount` on a transfer whose loan is unknown) or that fails on the data (`None > 5`) is
@@ -14,27 +15,22 @@ false, and the failure is counted on the predicate, so a bad filter can never cr
 from __future__ import annotations
 
 import ast
-import difflib
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from simpleeval import EvalWithCompoundTypes, InvalidExpression
 
-from ..model.events import Disbursement, Transfer
+from . import wheretypes
+from .names import extra_field
+from .rawrule import did_you_mean as _did_you_mean
+from .schema import ANY_RULE, ROOTS, WhereSchema
 
-ROOTS = ("event", "disbursement", "transfer")
 MAX_LENGTH = 2000      # a filter longer than this is a program, not a filter
-
-# Fields every event view answers (besides extra fields carried from the input, which read as None when absent).
-_DISBURSEMENT_FIELDS = frozenset(f.name for f in fields(Disbursement)) - {"extra"} | {"type"}
-_TRANSFER_FIELDS = frozenset(f.name for f in fields(Transfer)) - {"extra"} | {"type"}
-KNOWN_FIELDS: dict[str, frozenset[str]] = {
-    "event": _DISBURSEMENT_FIELDS | _TRANSFER_FIELDS,
-    "disbursement": _DISBURSEMENT_FIELDS,
-    "transfer": _TRANSFER_FIELDS,
-}
+# Levels of nesting of the parsed expression. Checking, hashing and evaluating an expression walk it recursively,
+# so a deeper one (2,000 characters of `-` are 2,000 levels) would overflow the stack instead of being refused.
+MAX_NESTING = 100
 
 _ALLOWED_NODES = (
     ast.Expression, ast.Expr, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
@@ -46,10 +42,6 @@ _ALLOWED_NODES = (
 
 class ExprError(ValueError):
     """A `where` expression refused at load time; the message says what is wrong and what is allowed."""
-
-
-class ExprWarning(ValueError):
-    """Probably a mistake but legal (e.g. a field name one letter away from a standard field)."""
 
 
 def _lower(value: Any) -> Any:
@@ -82,6 +74,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, str]] = {
     "abs": (abs, 1, "abs(number)"),
     "min": (min, 2, "min(a, b)"),
     "max": (max, 2, "max(a, b)"),
+    "extra": (extra_field, 2, 'extra(event, "name"): an input field outside the event contract, None when absent'),
     "in_list": (None, 2, 'in_list("name", value): true when value is in the shared list `name`'),  # type: ignore
 }
 
@@ -133,8 +126,10 @@ def canonical(tree: ast.expr) -> str:
 
 
 def compile_where(text: Any, lists: Mapping[str, frozenset[str]], *,
-                  roots: tuple[str, ...] = ROOTS) -> tuple[Where, list[str]]:
-    """Parse, check and compile. Returns the predicate and warnings; raises ExprError for anything wrong."""
+                  schema: WhereSchema = ANY_RULE) -> tuple[Where, list[str]]:
+    """Parse, check and compile. Returns the predicate and warnings; raises ExprError for anything wrong.
+
+    `schema` says what the rule can read (the loader passes its kind's); by default any root may hold an event."""
     if not isinstance(text, str):
         raise ExprError(f"expected an expression as text, like 'transfer.channel == \"withdrawal\"', got {text!r}")
     source = text.strip()
@@ -153,9 +148,17 @@ def compile_where(text: Any, lists: Mapping[str, frozenset[str]], *,
     except (ValueError, RecursionError, MemoryError) as exc:     # null bytes, absurd nesting
         raise ExprError(f"cannot parse {source[:80]!r}: {exc}") from None
     tree = module.body
+    depth = _nesting(tree)
+    if depth > MAX_NESTING:
+        raise ExprError(f"the expression is nested {depth} levels deep; at most {MAX_NESTING} allowed "
+                        f"(split the logic over several rules)")
     notes: list[str] = []
     used_lists: dict[str, frozenset[str]] = {}
-    _check(tree, source, lists, roots, used_lists, notes)
+    _check(tree, source, lists, ROOTS, used_lists)
+    try:
+        notes += wheretypes.check(tree, schema)
+    except wheretypes.Refused as exc:
+        raise ExprError(str(exc)) from None
     tree = _decimal_literals(tree)
     functions = {name: impl for name, (impl, _, _) in FUNCTIONS.items() if impl is not None}
     resolved = {name: frozenset(items) for name, items in used_lists.items()}
@@ -168,7 +171,7 @@ def compile_where(text: Any, lists: Mapping[str, frozenset[str]], *,
 
 
 def _check(tree: ast.AST, source: str, lists: Mapping[str, frozenset[str]], roots: tuple[str, ...],
-           used_lists: dict[str, frozenset[str]], notes: list[str]) -> None:
+           used_lists: dict[str, frozenset[str]]) -> None:
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise ExprError(f"{_describe(node)} is not allowed in a where expression ({source!r}); use "
@@ -177,7 +180,7 @@ def _check(tree: ast.AST, source: str, lists: Mapping[str, frozenset[str]], root
         if isinstance(node, ast.Call):
             _check_call(node, source, lists, used_lists)
         elif isinstance(node, ast.Attribute):
-            _check_attribute(node, source, roots, notes)
+            _check_attribute(node, source, roots)
         elif isinstance(node, ast.Name) and not _is_call_target(node, tree):
             if node.id in ("True", "False", "None"):
                 continue
@@ -216,7 +219,7 @@ def _check_call(node: ast.Call, source: str, lists: Mapping[str, frozenset[str]]
         used_lists[first.value] = lists[first.value]
 
 
-def _check_attribute(node: ast.Attribute, source: str, roots: tuple[str, ...], notes: list[str]) -> None:
+def _check_attribute(node: ast.Attribute, source: str, roots: tuple[str, ...]) -> None:
     if node.attr.startswith("_"):
         raise ExprError(f"field {node.attr!r} is not readable (names starting with _ are private)")
     if isinstance(node.value, ast.Name) and node.value.id not in roots:
@@ -225,12 +228,17 @@ def _check_attribute(node: ast.Attribute, source: str, roots: tuple[str, ...], n
     if not isinstance(node.value, ast.Name):
         raise ExprError(f"fields are read one level deep on {', '.join(roots)}, like transfer.channel; "
                         f"got {ast.unparse(node)} in {source!r}")
-    known = KNOWN_FIELDS.get(node.value.id)
-    if known is not None and node.attr not in known:
-        close = difflib.get_close_matches(node.attr, sorted(known), n=1, cutoff=0.75)
-        if close:
-            notes.append(f"{node.value.id}.{node.attr} is not a standard field (did you mean "
-                         f"{node.value.id}.{close[0]}?); extra input fields read as None when absent")
+
+
+def _nesting(tree: ast.AST) -> int:
+    """Depth of the syntax tree, walked without recursion (the point is to refuse what recursion cannot handle)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _is_call_target(name: ast.Name, tree: ast.AST) -> bool:
@@ -256,8 +264,3 @@ def _describe(node: ast.AST) -> str:
              ast.Subscript: "indexing ([...])", ast.NamedExpr: "assignment (:=)", ast.JoinedStr: "an f-string",
              ast.Await: "await", ast.Starred: "unpacking (*)", ast.Pow: "the power operator **"}
     return names.get(type(node), f"`{type(node).__name__}`")
-
-
-def _did_you_mean(name: str, options: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -28,6 +28,7 @@ from .expr import ExprError, compile_where
 from .model import AllowList, Cooldown, Rule, RuleSet, SourceLocation
 from .overrides import OVERRIDE_FILE_KEYS, OVERRIDE_SUFFIXES, apply_overrides
 from .rawrule import Field, RawRule, did_you_mean, kind_of
+from .schema import ANY_RULE, schema_of_kind
 from .yamlsource import YamlSyntaxError, YList, YMap, load_yaml_file
 
 RULE_KEYS = ("rule", "kind", "desc", "where", "params", "severity", "cooldown", "notify", "allow",
@@ -46,7 +47,7 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
 class RuleWarning(RuleError):
-    """Legal but suspicious (keys out of order, a field name close to a standard one): the rules load, and
+    """Legal but suspicious (keys out of order, an extra input field named like a standard one): the rules load, and
     `fundflow rules check` fails so it is fixed before it ships."""
 
 
@@ -67,15 +68,11 @@ class CheckResult:
         return not self.errors and not self.warnings
 
 
-def load_kinds() -> Mapping[str, Any]:
-    """The kind registry (importing the package registers every built-in kind)."""
-    from ..detection.kinds import KINDS
-    return KINDS
-
-
 def load_rules(paths: str | Path | Sequence[str | Path], overrides: str | Path | Sequence[str | Path] = (),
-               *, window_ms: int | None = None, kinds: Mapping[str, Any] | None = None) -> RuleSet:
-    """Load and validate; raises RuleSetError listing every error (warnings do not stop a load)."""
+               *, kinds: Mapping[str, Any], window_ms: int | None = None) -> RuleSet:
+    """Load and validate against `kinds` (the detector's registry, `stream.detection.kinds.KINDS`: the rule
+    language does not know the kinds itself); raises RuleSetError listing every error (warnings do not stop a
+    load)."""
     result = check_rules(paths, overrides, window_ms=window_ms, kinds=kinds)
     if result.errors or result.ruleset is None:
         raise RuleSetError(list(result.errors))
@@ -83,9 +80,9 @@ def load_rules(paths: str | Path | Sequence[str | Path], overrides: str | Path |
 
 
 def check_rules(paths: str | Path | Sequence[str | Path], overrides: str | Path | Sequence[str | Path] = (),
-                *, window_ms: int | None = None, kinds: Mapping[str, Any] | None = None) -> CheckResult:
+                *, kinds: Mapping[str, Any], window_ms: int | None = None) -> CheckResult:
     """Load without raising: the rule set (if no errors) plus every error and warning, for `rules check`."""
-    loader = _Loader(kinds if kinds is not None else load_kinds(), window_ms)
+    loader = _Loader(kinds, window_ms)
     return loader.run(_as_list(paths), _as_list(overrides))
 
 
@@ -362,7 +359,10 @@ class _Loader:
         where = where_text = where_canonical = None
         if "where" in f and f["where"].value is not None:
             try:
-                where, notes = compile_where(f["where"].value, self.lists)
+                # against what this kind's rules can read; an unknown kind is already an error, its where is
+                # still checked as any rule's so its other mistakes are listed too
+                schema = schema_of_kind(kind) if kind is not None else ANY_RULE
+                where, notes = compile_where(f["where"].value, self.lists, schema=schema)
             except ExprError as exc:
                 self.error(f"where: {exc}", f["where"].file, f["where"].line, rid)
             else:

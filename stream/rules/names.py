@@ -1,11 +1,14 @@
 """The names a rule's `where` expression can read: `event`, `disbursement`, `transfer`, plus features.
 
 Amounts are shown to analysts in units as `Decimal` (`disbursement.amount >= 1000`), never as minor units or
-floats; times as epoch ms (`event.ts`); extra event fields by their own name (`event.app_version`).
+floats; times as epoch ms (`event.ts`). The fields are those the event contract defines (`view_fields`, from the
+event dataclasses); extra input fields the parser kept are read explicitly, `extra(event, "app_version")`, so a
+misspelt standard field can be refused when the rules load instead of silently reading None.
 """
 
 from __future__ import annotations
 
+import typing
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -14,8 +17,8 @@ from ..model.money import minor_to_decimal
 
 
 class EventView:
-    """Read-only view of an event for expressions: fields by name, amount in units, unknown names -> None
-    (so `transfer.merchant_category == "6051"` is simply false on a p2p transfer)."""
+    """Read-only view of an event for expressions: the contract's fields by name, amount in units. Unknown names
+    raise AttributeError (the loader refuses them before any event is seen)."""
 
     __slots__ = ("_event",)
 
@@ -32,10 +35,33 @@ class EventView:
             return getattr(event, name)
         if name == "type":
             return event.type
-        return event.extra.get(name)
+        raise AttributeError(f"{event.type} has no field {name!r}")
 
     def __repr__(self) -> str:
         return f"EventView({self._event!r})"
+
+
+def view_fields(event_class: type) -> dict[str, Any]:
+    """Every field a `where` reads on a view of `event_class`, with the type it has there.
+
+    Taken from the event dataclass itself (docs/architecture.md §4 is implemented there once), with the
+    conversions `EventView` makes (`amount` in units, a Decimal) and `type`, so the loader checks expressions
+    against exactly what the detector will hand them."""
+    hints = typing.get_type_hints(event_class)
+    seen: dict[str, Any] = {name: hints[name] for name in event_class.__dataclass_fields__ if name != "extra"}
+    seen["type"] = type(event_class.type)
+    for name, member in vars(EventView).items():
+        if isinstance(member, property) and name in seen:
+            seen[name] = typing.get_type_hints(member.fget)["return"]
+    return seen
+
+
+def extra_field(view: Any, name: Any) -> Any:
+    """`extra(event, "app_version")`: an input field the event contract does not define but the parser kept;
+    None when the event does not carry it (or has no such root)."""
+    if not isinstance(view, EventView) or not isinstance(name, str):
+        return None
+    return view._event.extra.get(name)
 
 
 def names_for(event: Event, disbursement: Disbursement | None = None,

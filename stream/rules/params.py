@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from ..model.timefmt import format_duration_ms, parse_duration_ms
+from .rawrule import did_you_mean
 
 # Resolves a list reference (a bare name defined under `lists:`) to its items; raises KeyError if unknown.
 ListLookup = Callable[[str], tuple[str, ...]]
@@ -114,7 +115,8 @@ def apply_params(specs: tuple[Param, ...], raw: Mapping[str, Any] | None, lists:
     problems: list[tuple[str, str]] = []
     for name in raw:
         if name not in by_name:
-            problems.append((name, f"unknown parameter {name!r}; this kind takes: {', '.join(by_name)}"))
+            problems.append((name, f"unknown parameter {name!r}{did_you_mean(str(name), tuple(by_name))}; "
+                                   f"this kind takes: {', '.join(by_name)}"))
     values: dict[str, Any] = {}
     for spec in specs:
         if spec.name not in raw:

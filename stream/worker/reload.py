@@ -104,6 +104,6 @@ class RuleReloader:
 
     def _describe(self, old: RuleSet, new: RuleSet) -> str:
         from ..rules.diff import diff_rulesets
-        from ..rules.loader import load_kinds
+        from ..detection.kinds import KINDS
 
-        return diff_rulesets(old, new, self._kinds if self._kinds is not None else load_kinds()).render()
+        return diff_rulesets(old, new, self._kinds if self._kinds is not None else KINDS).render()

@@ -9,7 +9,7 @@ import faust
 
 from ..detection.detector import Detector
 from ..detection.tracer import TracerOptions
-from ..rules.loader import load_rules
+from ..detection.rulebook import load_rules
 from ..settings import Settings
 from .compose import build_worker
 from .handler import DetectorLike

@@ -18,7 +18,7 @@ import pytest
 
 from stream.detection.detector import Detector
 from stream.offline.replay import replay_lines
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 from stream.settings import load_settings
 from stream.sinks.schema import COLUMNS
 from stream.sinks.store import WarningFilter

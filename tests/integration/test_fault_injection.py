@@ -27,7 +27,7 @@ from worker_harness import copy_rules, make_worker_env, read_topic
 from stream.dev import devstack
 from stream.detection.detector import Detector
 from stream.offline.replay import replay_lines
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 from stream.settings import load_settings
 from stream.simulate import simulate
 from stream.simulate.params import SimParams

@@ -22,7 +22,7 @@ from worker_harness import (committed_everything, copy_rules, make_worker_env, m
 
 from stream.detection.detector import Detector
 from stream.model.events import parse_event
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 from stream.settings import load_settings
 from stream.simulate import simulate
 from stream.simulate.params import SimParams

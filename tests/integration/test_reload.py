@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from worker_harness import copy_rules, make_worker_env, metric, produce, warnings_in_topic
 
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 
 BASE_TS = 1_772_446_500_000  # 2026-03-02T10:15:00Z
 

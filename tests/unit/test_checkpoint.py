@@ -11,7 +11,7 @@ import pytest
 
 from stream.detection.detector import Detector
 from stream.model.events import parse_event
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 from stream.simulate import simulate
 from stream.simulate.params import SimParams
 from stream.worker.checkpoint import (Compatibility, SnapshotRefused, SnapshotWriter, read_snapshot, snapshot_path,

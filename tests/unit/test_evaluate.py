@@ -150,7 +150,7 @@ def test_shipped_rule_pack_on_a_simulated_ledger():
     """The whole back-test loop an analyst runs: simulate, replay with the shipped rules, evaluate."""
     from stream.detection.detector import Detector
     from stream.offline.replay import replay_lines
-    from stream.rules.loader import load_rules
+    from stream.detection.rulebook import load_rules
     from stream.simulate import SimParams, simulate
 
     events, truth = simulate(SimParams(seed=21, accounts=600, days=2, instances=2, background_per_day=1500))

@@ -37,8 +37,9 @@ def where(text: str):
     ('event.type == "transfer" and not transfer.channel in ["p2p"]', names_for(ATM), True),
     ('lower(event.device_id) == "dev-1"', names_for(LOAN), True),
     ('startswith(transfer.dst, "card:")', names_for(ATM), True),
-    ('event.app_version == "7.1"', names_for(ATM), True),        # extra input fields by their own name
-    ('event.app_version == "7.1"', names_for(P2P), False),       # absent extra field reads as None
+    ('extra(event, "app_version") == "7.1"', names_for(ATM), True),      # an extra input field, asked for as one
+    ('extra(event, "app_version") == "7.1"', names_for(P2P), False),     # absent extra field reads as None
+    ('extra(disbursement, "app_version") is None', names_for(P2P), True),   # so does one of a missing root
     ("len(transfer.dst) == 2 and transfer.amount % 1 != 0", names_for(P2P), True),
     ("min(transfer.amount, 10) == 10", names_for(P2P), True),
 ])
@@ -55,7 +56,7 @@ def test_missing_root_is_false_and_counted_never_raised():
 
 
 def test_data_the_expression_cannot_compare_is_false_and_counted():
-    predicate = where("event.app_version > 7")          # a string (or None) against a number
+    predicate = where('extra(event, "app_version") > 7')     # a string (or None) against a number
     assert predicate(names_for(ATM)) is False
     assert predicate(names_for(P2P)) is False
     assert predicate.stats.failures == 2
@@ -81,6 +82,7 @@ def test_data_the_expression_cannot_compare_is_false_and_counted():
     ("", "the expression is empty"),
     ("   ", "the expression is empty"),
     (5, "expected an expression as text"),
+    ("-" * 1999 + "1", "nested 2000 levels deep; at most 100"),        # once a RecursionError out of the loader
 ])
 def test_refused_at_load_time(text, fragment):
     with pytest.raises(ExprError) as caught:
@@ -88,10 +90,19 @@ def test_refused_at_load_time(text, fragment):
     assert fragment in str(caught.value)
 
 
-def test_field_typo_is_a_warning_not_an_error():
-    predicate, notes = compile_where('transfer.merchant_categry == "6011"', LISTS)
-    assert notes == ["transfer.merchant_categry is not a standard field (did you mean transfer.merchant_category?); "
-                     "extra input fields read as None when absent"]
+def test_field_typo_is_refused_with_the_nearest_field():
+    """It once only warned, then read None on every event: the rule silently never fired."""
+    with pytest.raises(ExprError) as caught:
+        compile_where('transfer.merchant_categry == "6011"', LISTS)
+    assert str(caught.value).startswith("unknown field transfer.merchant_categry (did you mean "
+                                        "transfer.merchant_category?); transfer has amount, channel, ")
+    assert 'read as extra(transfer, "merchant_categry")' in str(caught.value)
+
+
+def test_an_extra_field_one_typo_from_a_standard_one_is_a_warning():
+    predicate, notes = compile_where('extra(transfer, "merchant_categry") == "6011"', LISTS)
+    assert notes == ['extra(transfer, "merchant_categry") reads an input field outside the event contract '
+                     "(did you mean transfer.merchant_category?)"]
     assert predicate(names_for(ATM)) is False
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from detection_helpers import detector, rule, run, xfer
 
 from stream.detection.kinds import KINDS
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
+from stream.rules import loader
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
@@ -73,7 +74,7 @@ def test_the_parameter_at_its_default_keeps_every_rule_version():
     without = {name: dataclasses.replace(kind, params=tuple(p for p in kind.params if p.name not in added))
                for name, kind in KINDS.items()}
     today = load_rules(RULES_DIR)
-    before = load_rules(RULES_DIR, kinds=without)
+    before = loader.load_rules(RULES_DIR, kinds=without)
     assert [(r.id, r.version) for r in today.rules] == [(r.id, r.version) for r in before.rules]
     assert today.version == before.version
 

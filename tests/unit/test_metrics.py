@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.detection.detector import Detector
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 from stream.worker.alignment import EventTimeAligner
 from stream.worker.deadletter import Origin
 from stream.worker.handler import MessageHandler

@@ -12,7 +12,7 @@ import pytest
 from stream.detection.detector import Detector
 from stream.detection.partitioning import partition_of
 from stream.model.events import parse_event
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 from stream.simulate import simulate
 from stream.simulate.params import SimParams
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.rules.loader import check_rules
+from stream.detection.rulebook import check_rules
 from stream.model.timefmt import parse_duration_ms
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 from stream.worker.recovery import LogRecord, merge_by_event_time, window_lookup_time
 from stream.worker.reload import RuleReloader, rules_fingerprint
 

@@ -10,7 +10,7 @@ import orjson
 
 from stream.cli import main
 from stream.offline.replay import replay_file
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 from stream.model.warning import EarlyWarning
 
 PACK = Path(__file__).resolve().parents[2] / "rules"

@@ -1,6 +1,6 @@
 import pytest
 
-from stream.rules.params import count, duration, money, ratio, string_set
+from stream.rules.params import Param, apply_params, count, duration, money, ratio, string_set
 
 
 @pytest.mark.parametrize("value, minor", [(0, 0), (1000, 100000), ("12.50", 1250), (0.5, 50)])
@@ -41,3 +41,15 @@ def test_duration_accepts_analyst_forms():
     assert duration("2h") == 7_200_000
     with pytest.raises(ValueError):
         duration("soon")
+
+
+def test_a_misspelt_parameter_names_the_nearest_one_of_the_kind():
+    specs = (Param("min_ratio", ratio, 0.7, "r"), Param("max_hops", count(1), 3, "h"),
+             Param("within", duration, 1, "w"))
+    values, problems = apply_params(specs, {"min_raito": 0.9, "colour": "red"}, {}.__getitem__)
+    assert problems == [
+        ("min_raito", "unknown parameter 'min_raito' (did you mean 'min_ratio'?); this kind takes: min_ratio, "
+                      "max_hops, within"),
+        ("colour", "unknown parameter 'colour'; this kind takes: min_ratio, max_hops, within"),
+    ]
+    assert values == {"min_ratio": 0.7, "max_hops": 3, "within": 1}      # the misspelt one is not applied

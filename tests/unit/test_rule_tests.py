@@ -57,7 +57,7 @@ def test_shipped_pack_passes_its_tests(capsys):
 
 def test_shipped_pack_tests_cover_every_rule_positively_and_negatively():
     """Each rule has a test expecting it and a test where it must stay silent (expect: [] or expect_none)."""
-    from stream.rules.loader import load_rules
+    from stream.detection.rulebook import load_rules
     rules = load_rules(PACK)
     positive, negative = set(), set()
     for path in PACK.glob("*.test.yaml"):
@@ -188,12 +188,23 @@ def test_copied_pack_still_passes_from_another_directory(tmp_path):
 def test_rule_reference_documents_every_kind_and_parameter():
     """rules/README.md is generated from `fundflow rules kinds`; a kind or parameter it lacks means it drifted."""
     from stream.cli.rules import kinds_reference
-    from stream.rules.loader import load_kinds
+    from stream.detection.kinds import KINDS
     readme = (PACK / "README.md").read_text()
-    for name, kind in load_kinds().items():
+    for name, kind in KINDS.items():
         section = readme.split(f"### `{name}`", 1)
         assert len(section) == 2, f"kind {name} missing from rules/README.md"
         body = section[1].split("\n### ", 1)[0]
         for param in kind.params:
             assert f"| `{param.name}` |" in body, f"{name}.{param.name} missing from rules/README.md"
-    assert "| `within` |" in kinds_reference(load_kinds())
+    assert "| `within` |" in kinds_reference(KINDS)
+
+
+def test_rule_reference_kinds_section_is_what_rules_kinds_prints():
+    """Word for word: a parameter's meaning, or what a kind's where reads, edited in code must be regenerated here
+    (`fundflow rules kinds`)."""
+    from stream.cli.rules import kinds_reference
+    from stream.detection.kinds import KINDS
+    readme = (PACK / "README.md").read_text()
+    generated = kinds_reference(KINDS)
+    section = readme[readme.index("### `rapid_cashout`"):]
+    assert section.strip() == generated.strip()

@@ -96,6 +96,9 @@ def test_good_file_loads_with_typed_values(tmp_path):
     ("    cooldown: {subject: loan, for: 6h}", "    cooldwn: {subject: loan, for: 6h}", 13,
      "unknown rule key 'cooldwn' (did you mean 'cooldown'?)"),
     ("      min_ratio: 0.8", "      min_ratio: lots", 10, "params.min_ratio: expected a number between 0 and 1"),
+    ("      min_ratio: 0.8", "      min_raito: 0.8", 10,
+     "params.min_raito: unknown parameter 'min_raito' (did you mean 'min_ratio'?); this kind takes: within, "
+     "min_ratio, min_hops, max_hops, sinks"),
     ("    kind: cashout", "    kind: cashot", 5, "unknown kind 'cashot' (did you mean 'cashout'?)"),
     ("      sinks: cash_mcc", "      sinks: cash_mc", 11, "unknown list 'cash_mc'"),
     ("      within: 30m", "      within: 30 minutes", 9, "params.within: expected a duration"),
@@ -220,13 +223,52 @@ def test_missing_required_keys_and_bad_top_level(tmp_path):
     assert f"{path}:3: rule 'half': missing required key 'severity'" in located
 
 
-def test_where_typo_in_a_field_name_is_a_warning(tmp_path):
+def test_where_typo_in_a_field_name_is_an_error_naming_the_field(tmp_path):
     path = write(tmp_path, "pack.yaml", GOOD.replace('transfer.channel in ["withdrawal", "merchant"]',
                                                      'transfer.chanel == "withdrawal"'))
     result = check_rules(path, kinds=KINDS)
-    assert not result.errors
-    assert "did you mean transfer.channel?" in result.warnings[0].message
-    assert result.warnings[0].line == 7
+    assert result.ruleset is None
+    located = only_error(result, "unknown field transfer.chanel")
+    assert located.startswith(f"{path}:7: rule 'rapid-cashout': where: unknown field transfer.chanel (did you mean "
+                              f"transfer.channel?); transfer has ")
+
+
+def test_where_reads_only_what_the_rules_kind_can_see(tmp_path):
+    """`burst` runs on disbursements: `transfer` is always None there, and the loan is the event itself."""
+    text = GOOD.replace("    desc: Many borrowers on one device.\n",
+                        "    desc: Many borrowers on one device.\n    where: WHERE\n")
+    ok = write(tmp_path, "ok.yaml", text.replace("WHERE", 'disbursement.product != "bnpl_checkout"'))
+    assert check_rules(ok, kinds=KINDS).ok
+    bad = write(tmp_path, "bad.yaml", text.replace("WHERE", 'disbursement.colour == "red" or transfer.ip == "x"'))
+    located = only_error(check_rules(bad, kinds=KINDS), "unknown field")
+    assert located == (f"{bad}:24: rule 'device-burst': where: unknown field disbursement.colour; disbursement has "
+                       f"account, amount, currency, device_id, event_id, ip, loan_id, product, ts, type. An input "
+                       f'field outside the event contract is read as extra(disbursement, "colour")')
+    bad.write_text(text.replace("WHERE", 'transfer.device_id == "dev-1"'))
+    located = only_error(check_rules(bad, kinds=KINDS), "always None")
+    assert located == (f"{bad}:24: rule 'device-burst': where: transfer.device_id: a burst rule runs on "
+                       f"disbursements only, so `transfer` is always None (did you mean event.device_id?); a burst "
+                       f"rule reads event.* and disbursement.*")
+
+
+def test_where_comparing_a_number_with_text_is_an_error(tmp_path):
+    path = write(tmp_path, "pack.yaml", GOOD.replace('transfer.channel in ["withdrawal", "merchant"]',
+                                                     'transfer.amount > "100"'))
+    located = only_error(check_rules(path, kinds=KINDS), "fails on every event")
+    assert located == (f"{path}:7: rule 'rapid-cashout': where: transfer.amount is a number and '100' is text: `>` "
+                       f"between them fails on every event and the rule never fires; write 100 without quotes")
+
+
+def test_a_where_given_in_an_override_is_checked_against_the_rules_kind(tmp_path):
+    write(tmp_path, "pack.yaml", GOOD)
+    override = write(tmp_path, "site.override.yaml", """\
+        overrides:
+          - rule: rapid-cashout
+            where: disbursement.product == "cash"
+        """)
+    located = only_error(check_rules(tmp_path, kinds=KINDS), "always None")
+    assert located.startswith(f"{override}:3: rule 'rapid-cashout': where: disbursement.product: a cashout rule "
+                              f"runs on transfers and does not report the loan the money came from")
 
 
 def test_test_files_and_override_files_are_not_rules(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stream.model.warning import EarlyWarning
 from stream.offline.replay import replay_file
-from stream.rules.loader import load_rules
+from stream.detection.rulebook import load_rules
 
 PACK = Path(__file__).resolve().parents[2] / "rules"
 HOUR = 3_600_000

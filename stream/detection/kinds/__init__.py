@@ -33,6 +33,9 @@ class Kind:
     triggers: frozenset[str]                     # event types that can complete the pattern
     stages: tuple[str, ...]                      # where it runs (see above), in this order
     detect: Callable[["Rule", "Event", "DetectionState"], Iterable["Finding"]]
+    # Its findings carry the loan their money came from (`Finding.loan`): the rule loader lets a `where` read
+    # `disbursement` on a transfer only for such kinds, since for the others it is always none.
+    reports_loan: bool = False
 
 
 SENT, RECEIVED, EXITED, REQUESTED = "sent", "received", "exited", "requested"
@@ -55,7 +58,8 @@ def _register_builtin_kinds() -> None:
     for module in (rapid_cashout, layering, fan_in, fan_out, scatter_gather, gather_scatter, cycle,
                    device_burst):
         register(Kind(name=module.NAME, doc=(module.__doc__ or "").strip(), params=module.PARAMS,
-                      triggers=module.TRIGGERS, stages=module.STAGES, detect=module.detect))
+                      triggers=module.TRIGGERS, stages=module.STAGES, detect=module.detect,
+                      reports_loan=getattr(module, "REPORTS_LOAN", False)))
 
 
 _register_builtin_kinds()

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 NAME = "layering"
 TRIGGERS = frozenset({"transfer"})
 STAGES = ("sent",)
+REPORTS_LOAN = True      # a run of hops of loan money names its loan (Finding.loan); a traced inflow has none
 
 PARAMS = (
     Param("min_hops", count(2, 10), 3, "Fewest consecutive transfers of the same money to call it layering.",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 NAME = "rapid_cashout"
 TRIGGERS = frozenset({"transfer"})
 STAGES = ("exited",)
+REPORTS_LOAN = True      # every finding is about one loan (Finding.loan)
 
 PARAMS = (
     within_param(hours(2), "Count only money that reached a sink within this long after the disbursement."),

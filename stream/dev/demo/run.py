@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import devstack
+from ...errors import FundflowError
 from ...offline.evaluate import evaluate, warning_from_dict
 from ...offline.produce import produce_file
+from ...rules.pack import resolve_rules_dir
 from ...settings import Settings, load_settings
 from ...simulate import SimParams, load_truth, write_ledger
 from ...sinks.schema import TABLE, row_to_warning_json
@@ -100,13 +102,13 @@ def prepare_workdir(path: Path) -> Path:
 
 
 def find_rules_dir(settings: Settings) -> Path:
-    """The configured rules directory, else the rule pack shipped beside the package (a source checkout)."""
-    candidates = [Path(settings.rules_dir), Path(__file__).resolve().parents[2] / "rules"]
-    for candidate in candidates:
-        if candidate.is_dir() and any(candidate.glob("*.yaml")):
-            return candidate.resolve()
-    raise DemoError(f"no rule pack found: expected YAML rule files in {' or '.join(map(str, candidates))}; "
-                    f"set rules_dir (FUNDFLOW_RULES_DIR) to your rules directory")
+    """The rules the demo's worker runs, found as the worker finds them: the rules_dir setting when that directory
+    exists, else the pack shipped with fundflow (so the demo runs from any directory, and from an installed
+    package)."""
+    try:
+        return resolve_rules_dir(settings.rules_dir).path.resolve()
+    except FundflowError as exc:
+        raise DemoError(str(exc)) from None
 
 
 def command_name() -> str:
