@@ -226,7 +226,7 @@ def test_an_unreachable_webhook_keeps_the_page_queued_and_never_dead_letters_it(
     warning = _warning(7)
     assert asyncio.run(_handle_all(sink, [warning])) == [QUEUED]
     assert len(harness.sleep.waits) == 4  # one round of five attempts, then it waits for the next round
-    assert [ok for ok, _ in harness.reports] == [False] * 5 and "unreachable" in harness.reports[0][1]
+    assert [ok for ok, _ in harness.reports] == [False] * 5 and "not answering" in harness.reports[0][1]
     assert "1 page queued" in harness.reports[-1][1]
     assert harness.dead_letters == []
     ledger = PageLedger.in_data_dir(harness.tmp_path / "data")
