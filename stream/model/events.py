@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Mapping, Union
+from typing import Any, ClassVar, Mapping, Union
 
+import msgspec
 import orjson
 
 from ..errors import EventError
@@ -63,8 +63,23 @@ _TRANSFER_FIELDS = frozenset(
      "device_id", "ip"})
 
 
-@dataclass(frozen=True, slots=True)
-class Disbursement:
+class _EventStruct(msgspec.Struct, frozen=True, eq=False, gc=False):
+    """Events are immutable C structs: made in a fraction of the time a frozen dataclass takes (which sets each
+    field through object.__setattr__), and never tracked by the garbage collector (an event holds strings,
+    numbers and its read-only extra fields, so it cannot be part of a reference cycle). Equality and hashing
+    leave `extra` out: two events are the same event whatever unknown fields rode along."""
+
+    def _identity(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__struct_fields__ if name != "extra")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._identity() == other._identity()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+
+class Disbursement(_EventStruct, frozen=True, eq=False, gc=False):
     """Money lent to a borrower: the start of every traced lot."""
 
     event_id: str
@@ -76,9 +91,9 @@ class Disbursement:
     product: str | None = None
     device_id: str | None = None
     ip: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, compare=False)
+    extra: Mapping[str, Any] = _EMPTY
 
-    type = "disbursement"
+    type: ClassVar[str] = "disbursement"
 
     @property
     def accounts(self) -> tuple[str, ...]:
@@ -90,8 +105,7 @@ class Disbursement:
                 "currency": self.currency, "product": self.product, "device_id": self.device_id, "ip": self.ip}
 
 
-@dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(_EventStruct, frozen=True, eq=False, gc=False):
     """Money moving out of `src`. `channel` says where it lands: another ledger account (p2p), an external
     card (withdrawal) or a merchant (merchant, with its MCC)."""
 
@@ -105,9 +119,9 @@ class Transfer:
     merchant_category: str | None = None
     device_id: str | None = None
     ip: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, compare=False)
+    extra: Mapping[str, Any] = _EMPTY
 
-    type = "transfer"
+    type: ClassVar[str] = "transfer"
 
     @property
     def account(self) -> str:

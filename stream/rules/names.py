@@ -31,7 +31,7 @@ class EventView:
 
     def __getattr__(self, name: str) -> Any:
         event = self._event
-        if name in event.__dataclass_fields__ and name != "extra":
+        if name in event.__struct_fields__ and name != "extra":
             return getattr(event, name)
         if name == "type":
             return event.type
@@ -44,11 +44,11 @@ class EventView:
 def view_fields(event_class: type) -> dict[str, Any]:
     """Every field a `where` reads on a view of `event_class`, with the type it has there.
 
-    Taken from the event dataclass itself (docs/architecture.md §4 is implemented there once), with the
+    Taken from the event class itself (docs/architecture.md §4 is implemented there once), with the
     conversions `EventView` makes (`amount` in units, a Decimal) and `type`, so the loader checks expressions
     against exactly what the detector will hand them."""
     hints = typing.get_type_hints(event_class)
-    seen: dict[str, Any] = {name: hints[name] for name in event_class.__dataclass_fields__ if name != "extra"}
+    seen: dict[str, Any] = {name: hints[name] for name in event_class.__struct_fields__ if name != "extra"}
     seen["type"] = type(event_class.type)
     for name, member in vars(EventView).items():
         if isinstance(member, property) and name in seen:
