@@ -49,7 +49,7 @@ def render_report(warning: EarlyWarning, sources: Sequence[EventSource], record:
     parts += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows]
     parts.append("</table>")
     parts += ["<h2>Where the money went</h2>", svg_flow(warning), "<pre>",
-              _e("\n".join(path_lines(warning))), "</pre>"]
+              "\n".join(_e(line) for line in path_lines(warning)), "</pre>"]
     parts += ["<h2>The transfers, in time order</h2>", transfers_table(sources)]
     parts += ["<h2>The original records</h2><table><tr><th>Event</th><th>Kafka topic / partition / offset</th>"
               "<th>SHA-256 of the original bytes</th></tr>"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 import textwrap
 import time
 from pathlib import Path
@@ -76,7 +77,8 @@ def check_bundles(store, key_pem: bytes, settings, *, replay_all: bool) -> dict:
                 figures["replayed"] += 1
             else:
                 assert replayed.failure.name == "replay", replayed.render()
-                figures["not_reproduced"].append((warning_id, replayed.failure.detail))
+                kind = orjson.loads(bundle.unpack(data)[bundle.WARNING])["kind"]
+                figures["not_reproduced"].append((kind, warning_id, replayed.failure.detail))
     return figures
 
 
@@ -143,8 +145,10 @@ def test_evidence_of_a_real_worker_run_on_the_embedded_store(kafka_broker, tmp_p
         print(f"\nchDB: {figures['warnings']} warnings, every bundle verified, {figures['replayed']} reproduced by "
               f"--replay; export p50 {export[len(export) // 2] * 1000:.1f} ms, bundle p50 "
               f"{sorted(figures['bundle_bytes'])[len(export) // 2]:,} bytes")
-        for warning_id, detail in figures["not_reproduced"][:3]:
-            print(f"  not reproduced: {warning_id}: {detail[:160]}")
+        kinds = Counter(kind for kind, _, _ in figures["not_reproduced"])
+        print(f"  not reproduced from the cited events alone, by kind: {dict(sorted(kinds.items()))}")
+        for kind, warning_id, detail in figures["not_reproduced"][:3]:
+            print(f"  e.g. {kind} {warning_id}: {detail[:160]}")
 
 
 def test_evidence_on_a_clickhouse_server_survives_a_crash_between_the_warning_and_its_chain_record(
