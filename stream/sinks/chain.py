@@ -61,12 +61,17 @@ class EvidenceChain:
     def append(self, items: Sequence[ChainItem]) -> list[ChainRecord]:
         """Chain the stored warnings of one batch (synchronous: run it in a thread). Returns the new records."""
         ordered: dict[int, list[ChainItem]] = {}
+        latest = {item.warning.warning_id: item for item in sorted(items, key=lambda i: (i.partition, i.offset))}
         seen: set[str] = set()
         for item in sorted(items, key=lambda i: (i.partition, i.offset)):
             if item.warning.warning_id in seen:
-                continue           # the same warning twice in one batch: its first place in the outbox counts
+                continue
+            # The same warning twice in one batch: chained at its first place in the outbox, with the content of
+            # its last copy, which is the one the warnings insert keeps (stream.sinks.writer.dedupe_batch).
             seen.add(item.warning.warning_id)
-            ordered.setdefault(item.partition, []).append(item)
+            last = latest[item.warning.warning_id]
+            ordered.setdefault(item.partition, []).append(
+                ChainItem(item.partition, item.offset, last.warning, last.sources, last.rule_text))
         if not ordered:
             return []
         already = tables.chained_ids(self.store, sorted(seen))

@@ -238,3 +238,21 @@ def test_the_commands_key_export_verify_and_audit(filled, monkeypatch, capsys):
     assert "chain intact" in capsys.readouterr().out
     assert main(["evidence", "export", "w-nope", "--out", str(case), "--store", url]) == 1
     assert "no warning 'w-nope'" in capsys.readouterr().err
+
+
+def test_two_copies_of_a_warning_in_one_batch_chain_once_with_the_copy_the_store_keeps(tmp_path):
+    from stream.sinks.writer import dedupe_batch
+    store = ChdbStore(tmp_path / "chdb")
+    try:
+        store.ensure_schema()
+        chain = EvidenceChain(store, ensure_signing_key(None, tmp_path))
+        chain.ensure_schema()
+        first = items(detect(PACK))[0]
+        changed = EarlyWarning.from_dict({**first.warning.to_dict(), "summary": "a later copy"})
+        batch = [first, ChainItem(first.partition, first.offset + 1, changed, first.sources, first.rule_text)]
+        store.insert_rows([warning_to_row(w, 1) for w in dedupe_batch([i.warning for i in batch])])
+        made = chain.append(batch)
+        chain.sign_due(force=True)
+        assert len(made) == 1 and audit_store(store).ok
+    finally:
+        store.close()
