@@ -37,6 +37,7 @@ from stream.sinks import evidence_tables as tables
 from stream.sinks.chain import ChainItem, EvidenceChain
 from stream.sinks.schema import TABLE, warning_to_row
 from stream.sinks.store import WarningStore, identifier, literal
+from stream.worker.compose import recorded_settings
 from stream.worker.deadletter import Origin
 from stream.worker.evidence_index import EvidenceIndex
 from stream.worker.handler import MessageHandler
@@ -61,11 +62,11 @@ def detected(rules: Path, seed: int = 7) -> tuple[list[ChainItem], dict]:
     memory = {"events": len(index), "bytes_per_event": index_bytes / max(len(index), 1),
               "value_bytes_per_event": sum(len(s.value) for s in index.by_event.values()) / max(len(index), 1)}
     handler.evidence = EvidenceIndex(Settings().window, Settings().allowed_lateness)
-    items = []
+    items, settings = [], recorded_settings(Settings())
     for offset, line in enumerate(lines):
         outcome = handler.handle(line, key=None, origin=Origin("fundflow.transfers", offset % 3, offset))
         for warning, sources, text in zip(outcome.warnings, outcome.sources, outcome.rule_texts):
-            items.append(ChainItem(len(items) % 3, len(items) // 3, warning, sources, text))
+            items.append(ChainItem(len(items) % 3, len(items) // 3, warning, sources, text, settings))
     return items, memory
 
 
@@ -74,7 +75,8 @@ def copies(items: list[ChainItem], count: int) -> list[ChainItem]:
     for copy in range(count):
         for item in items:
             warning = replace(item.warning, warning_id=f"{item.warning.warning_id}-{copy}")
-            out.append(ChainItem(item.partition, len(out), warning, item.sources, item.rule_text))
+            out.append(ChainItem(item.partition, len(out), warning, item.sources, item.rule_text,
+                                 item.settings_text))
     return out
 
 
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     distinct = list(items)
     for seed in range(8, 7 + args.ledgers):
         more, _ = detected(args.rules, seed)
-        distinct += [ChainItem(i.partition, len(distinct) + n, i.warning, i.sources, i.rule_text)
+        distinct += [ChainItem(i.partition, len(distinct) + n, i.warning, i.sources, i.rule_text, i.settings_text)
                      for n, i in enumerate(more)]
     root = Path(tempfile.mkdtemp(prefix="fundflow-bench-evidence-"))
     try:

@@ -5,8 +5,9 @@
 - events_sha256: SHA-256 of the canonical JSON list of the cited events' coordinates and value hashes, sorted
   by event id then coordinates: `[{"event_id", "offset", "partition", "topic", "value_sha256"}, ...]`.
 - rule_sha256: SHA-256 of the rule's canonical text (UTF-8), as the loader keeps it on the rule.
+- settings_sha256: SHA-256 of the worker's detector settings as canonical JSON (`detector_settings_text`).
 - record_hash: SHA-256 of the canonical JSON list
-  `[partition, seq, warning_id, warning_sha256, events_sha256, rule_sha256, prev_hash]`.
+  `[partition, seq, warning_id, warning_sha256, events_sha256, rule_sha256, settings_sha256, prev_hash]`.
 - Merkle roots in the style of RFC 6962 (leaf = H(0x00 || leaf), node = H(0x01 || left || right), the split at
   the largest power of two below n), over the records' hashes in seq order.
 """
@@ -106,10 +107,21 @@ def rule_sha256(text: str) -> str:
     return sha256_hex(text.encode("utf-8"))
 
 
+settings_sha256 = rule_sha256
+
+
+def detector_settings_text(window_ms: int, lateness_ms: int, tracer_policy: str, trace_inflows_above: int | None,
+                           fundflow_version: str) -> str:
+    """The settings that shape what the detector sees, as the worker records them beside every warning."""
+    return canonical_json({"window_ms": int(window_ms), "allowed_lateness_ms": int(lateness_ms),
+                           "tracer_policy": tracer_policy, "trace_inflows_above": trace_inflows_above,
+                           "fundflow_version": fundflow_version}).decode()
+
+
 def record_hash(partition: int, seq: int, warning_id: str, warning_digest: str, events_digest: str,
-                rule_digest: str, prev_hash: str) -> str:
+                rule_digest: str, settings_digest: str, prev_hash: str) -> str:
     return sha256_hex(canonical_json([int(partition), int(seq), warning_id, warning_digest, events_digest,
-                                      rule_digest, prev_hash]))
+                                      rule_digest, settings_digest, prev_hash]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,18 +132,20 @@ class ChainRecord:
     warning_sha256: str
     events_sha256: str
     rule_sha256: str
+    settings_sha256: str
     prev_hash: str
     record_hash: str
     inserted_ms: int = 0
 
     def expected_hash(self) -> str:
         return record_hash(self.partition, self.seq, self.warning_id, self.warning_sha256, self.events_sha256,
-                           self.rule_sha256, self.prev_hash)
+                           self.rule_sha256, self.settings_sha256, self.prev_hash)
 
     def to_dict(self) -> dict[str, Any]:
         return {"partition": self.partition, "seq": self.seq, "warning_id": self.warning_id,
                 "warning_sha256": self.warning_sha256, "events_sha256": self.events_sha256,
-                "rule_sha256": self.rule_sha256, "prev_hash": self.prev_hash, "record_hash": self.record_hash,
+                "rule_sha256": self.rule_sha256, "settings_sha256": self.settings_sha256,
+                "prev_hash": self.prev_hash, "record_hash": self.record_hash,
                 "inserted_ms": self.inserted_ms}
 
     @classmethod
@@ -139,17 +153,18 @@ class ChainRecord:
         try:
             return cls(partition=int(data["partition"]), seq=int(data["seq"]), warning_id=str(data["warning_id"]),
                        warning_sha256=str(data["warning_sha256"]), events_sha256=str(data["events_sha256"]),
-                       rule_sha256=str(data["rule_sha256"]), prev_hash=str(data["prev_hash"]),
+                       rule_sha256=str(data["rule_sha256"]), settings_sha256=str(data["settings_sha256"]),
+                       prev_hash=str(data["prev_hash"]),
                        record_hash=str(data["record_hash"]), inserted_ms=int(data.get("inserted_ms") or 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a chain record: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def next_record(partition: int, seq: int, warning_id: str, warning_digest: str, events_digest: str,
-                rule_digest: str, prev_hash: str, inserted_ms: int = 0) -> ChainRecord:
-    return ChainRecord(partition, seq, warning_id, warning_digest, events_digest, rule_digest, prev_hash,
-                       record_hash(partition, seq, warning_id, warning_digest, events_digest, rule_digest,
-                                   prev_hash), inserted_ms)
+                rule_digest: str, settings_digest: str, prev_hash: str, inserted_ms: int = 0) -> ChainRecord:
+    return ChainRecord(partition, seq, warning_id, warning_digest, events_digest, rule_digest, settings_digest,
+                       prev_hash, record_hash(partition, seq, warning_id, warning_digest, events_digest, rule_digest,
+                                              settings_digest, prev_hash), inserted_ms)
 
 
 # -- Merkle trees (RFC 6962 §2.1) ------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ def audit_store(store: WarningStore, *, public_key_pem: bytes | None = None, str
     stored = tables.warnings_by_id(store, warning_ids)
     evidence = tables.evidence_of(store, warning_ids)
     texts = tables.rule_texts(store)
+    texts.update(tables.settings_texts(store))
     for partition in sorted(set(by_partition) | set(checkpoints)):
         report.partitions.append(_audit_partition(partition, by_partition.get(partition, []),
                                                   checkpoints.get(partition, []), stored, evidence, texts,
@@ -124,6 +125,11 @@ def _audit_partition(partition: int, records: list[ChainRecord], checkpoints: li
             problem(f"{where}: its rule text is missing from rule_texts")
         elif text is not None and hashing.rule_sha256(text) != record.rule_sha256:
             problem(f"{where}: its rule text was altered")
+        settings = texts.get(record.settings_sha256)
+        if settings is None and record.settings_sha256 != hashing.settings_sha256(""):
+            problem(f"{where}: its detector settings are missing from detector_settings")
+        elif settings is not None and hashing.settings_sha256(settings) != record.settings_sha256:
+            problem(f"{where}: its detector settings were altered")
         previous, expected_seq = record, record.seq + 1
     covered = 0
     for row in checkpoints:

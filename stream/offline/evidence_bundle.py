@@ -4,7 +4,8 @@ A bundle is a zip of:
   warning.json     the warning's canonical JSON, the exact bytes its chain record hashes
   events.jsonl     the cited events: Kafka topic, partition, offset, event time, original bytes (base64), SHA-256
   rule.json        the rule's canonical text at the warning's version, the version, the fundflow version
-  settings.json    the detector settings that matter for a replay (window, lateness, tracer policy)
+  settings.json    the worker's detector settings when it raised the warning (window, lateness, tracer policy,
+                   fundflow version), as recorded and hashed into the chain record
   chain.json       the chain records of the checkpoint that covers the warning, from its first seq to its last
   checkpoint.json  that checkpoint: Merkle root, signature, key id and the public key
   report.html      a printable report for people: the money's path as a drawing, the transfers in time order
@@ -87,20 +88,24 @@ def build_bundle(store: WarningStore, warning_id: str, settings: Any) -> bytes:
     chain = tables.records(store, record.partition, int(checkpoint["first_seq"]), int(checkpoint["last_seq"]))
     sources = sorted(stored_sources(tables.evidence_of(store, [warning_id])[warning_id]), key=hashing.event_order)
     rule_text = tables.rule_text(store, record.rule_sha256) or ""
+    recorded = tables.settings_text(store, record.settings_sha256)
+    settings_bytes = recorded.encode() if recorded is not None else _pretty(
+        {**detector_settings(settings), "fundflow_version": fundflow_version(),
+         "recorded": False, "note": "no settings were recorded with this warning: these are the exporting "
+                                    "command's settings"})
     warning_bytes = canonical_row_json(row)
     files: dict[str, bytes] = {
         WARNING: warning_bytes,
         EVENTS: b"".join(hashing.canonical_json(s.to_dict()) + b"\n" for s in sources),
         RULE: _pretty({"rule_id": row["rule_id"], "version": row["rule_version"], "text": rule_text,
                        "rule_sha256": hashing.rule_sha256(rule_text)}),
-        SETTINGS: _pretty({**detector_settings(settings), "fundflow_version": fundflow_version(),
-                           "note": "the settings of the exporting command (the worker's settings file)"}),
+        SETTINGS: settings_bytes,
         CHAIN: _pretty({"partition": record.partition, "records": [r.to_dict() for r in chain]}),
         CHECKPOINT: _pretty({key: checkpoint[key] for key in tables.CHECKPOINT_COLUMNS}),
     }
     warning = EarlyWarning.from_json(warning_bytes)
     files[REPORT] = render_report(warning, sources, record, checkpoint, rule_text,
-                                  detector_settings(settings)).encode("utf-8")
+                                  orjson.loads(settings_bytes)).encode("utf-8")
     return pack(files)
 
 
@@ -287,7 +292,18 @@ def _verify(data: bytes, result: Verification, public_key_pem: bytes | None, rep
     else:
         result.passed("rule hash", RULE, "no rule text was recorded with this warning (published without it)")
 
-    # 6. the checkpoint: range, Merkle root, signature
+    # 6. the detector settings
+    settings = _json(files, SETTINGS)
+    if record.settings_sha256 == hashing.settings_sha256(""):
+        result.passed("settings", SETTINGS, "no detector settings were recorded with this warning; the file holds "
+                                            "the exporting command's, unproven")
+    elif hashing.settings_sha256(files[SETTINGS].decode("utf-8", "replace")) != record.settings_sha256:
+        raise _Failed("settings hash", SETTINGS, "the detector settings' SHA-256 differs from the one its chain "
+                                                 "record holds")
+    else:
+        result.passed("settings hash", SETTINGS, "the detector settings are those the worker recorded")
+
+    # 7. the checkpoint: range, Merkle root, signature
     checkpoint = _json(files, CHECKPOINT)
     try:
         partition, first, last = (int(checkpoint["outbox_partition"]), int(checkpoint["first_seq"]),
@@ -323,7 +339,6 @@ def _verify(data: bytes, result: Verification, public_key_pem: bytes | None, rep
     result.passed("signature", CHECKPOINT, f"Merkle root over seq {first}..{last} signed by key {key_id(public)}; "
                                            f"{source_text}")
 
-    settings = _json(files, SETTINGS)
     if replay:
         _replay(result, warning, sources, rule, settings)
 

@@ -60,7 +60,8 @@ def render_report(warning: EarlyWarning, sources: Sequence[EventSource], record:
               f"<tr><th>Outbox partition, seq</th><td>{record.partition}, {record.seq}</td></tr>",
               *(f'<tr><th>{name}</th><td class="hash">{_e(value)}</td></tr>' for name, value in (
                   ("Warning SHA-256", record.warning_sha256), ("Events SHA-256", record.events_sha256),
-                  ("Rule text SHA-256", record.rule_sha256), ("Previous record", record.prev_hash),
+                  ("Rule text SHA-256", record.rule_sha256), ("Detector settings SHA-256", record.settings_sha256),
+                  ("Previous record", record.prev_hash),
                   ("This record", record.record_hash))),
               f"<tr><th>Checkpoint</th><td>seq {int(checkpoint['first_seq'])} to {int(checkpoint['last_seq'])}, "
               f"signed {_e(format_ts(int(checkpoint['signed_ms'])))}</td></tr>",

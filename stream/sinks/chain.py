@@ -39,6 +39,7 @@ class ChainItem:
     warning: EarlyWarning
     sources: tuple[EventSource, ...] = ()
     rule_text: str = ""
+    settings_text: str = ""        # the worker's detector settings (hashing.detector_settings_text)
 
 
 class EvidenceChain:
@@ -71,14 +72,15 @@ class EvidenceChain:
             seen.add(item.warning.warning_id)
             last = latest[item.warning.warning_id]
             ordered.setdefault(item.partition, []).append(
-                ChainItem(item.partition, item.offset, last.warning, last.sources, last.rule_text))
+                ChainItem(item.partition, item.offset, last.warning, last.sources, last.rule_text,
+                          last.settings_text))
         if not ordered:
             return []
         already = tables.chained_ids(self.store, sorted(seen))
         head = tables.heads(self.store, sorted(ordered))
         now = self.clock()
         new: list[ChainRecord] = []
-        evidence_rows, rule_rows = [], {}
+        evidence_rows, rule_rows, settings_rows = [], {}, {}
         for partition, chunk in ordered.items():
             self.partitions.add(partition)
             seq, prev = head.get(partition, (0, hashing.GENESIS))
@@ -88,10 +90,12 @@ class EvidenceChain:
                     self.skipped += 1
                     continue
                 rule_digest = hashing.rule_sha256(item.rule_text)
+                settings_digest = hashing.settings_sha256(item.settings_text)
                 seq += 1
                 record = hashing.next_record(partition, seq, warning.warning_id,
                                              hashing.warning_sha256(warning.to_json()),
-                                             hashing.sources_sha256(item.sources), rule_digest, prev, now)
+                                             hashing.sources_sha256(item.sources), rule_digest, settings_digest,
+                                             prev, now)
                 prev = record.record_hash
                 new.append(record)
                 evidence_rows += tables.event_rows(warning.warning_id, item.sources, now)
@@ -99,9 +103,13 @@ class EvidenceChain:
                     rule_rows[rule_digest] = {"rule_id": warning.rule_id, "rule_version": warning.rule_version,
                                               "text": item.rule_text, "rule_sha256": rule_digest,
                                               "inserted_ms": now}
+                if item.settings_text:
+                    settings_rows[settings_digest] = {"settings_sha256": settings_digest, "text": item.settings_text,
+                                                      "inserted_ms": now}
         if new:
             self.store.insert_into(tables.EVENTS, tables.EVENT_COLUMNS, evidence_rows)
             self.store.insert_into(tables.RULES, tables.RULE_COLUMNS, list(rule_rows.values()))
+            self.store.insert_into(tables.SETTINGS, tables.SETTINGS_COLUMNS, list(settings_rows.values()))
             self.store.insert_into(tables.CHAIN, tables.CHAIN_COLUMNS, [tables.record_row(r) for r in new])
             self.records_written += len(new)
         self.sign_due(sorted(ordered))

@@ -25,6 +25,12 @@ CREATE TABLE IF NOT EXISTS rule_texts (
     inserted_ms     UInt64
 ) ENGINE = ReplacingMergeTree(inserted_ms)
 ORDER BY (rule_id, rule_version, rule_sha256);
+CREATE TABLE IF NOT EXISTS detector_settings (
+    settings_sha256 String,
+    text            String,
+    inserted_ms     UInt64
+) ENGINE = ReplacingMergeTree(inserted_ms)
+ORDER BY settings_sha256;
 CREATE TABLE IF NOT EXISTS chain (
     outbox_partition UInt32,
     seq              UInt64,
@@ -32,6 +38,7 @@ CREATE TABLE IF NOT EXISTS chain (
     warning_sha256   String,
     events_sha256    String,
     rule_sha256      String,
+    settings_sha256  String,
     prev_hash        String,
     record_hash      String,
     inserted_ms      UInt64

@@ -16,14 +16,16 @@ _PREFIX = "CREATE TABLE IF NOT EXISTS "
 
 EVENTS = "evidence_events"
 RULES = "rule_texts"
+SETTINGS = "detector_settings"
 CHAIN = "chain"
 CHECKPOINTS = "chain_checkpoints"
 
 EVENT_COLUMNS = ("warning_id", "event_id", "topic", "kafka_partition", "kafka_offset", "event_ts_ms", "value",
                  "value_sha256", "inserted_ms")
 RULE_COLUMNS = ("rule_id", "rule_version", "text", "rule_sha256", "inserted_ms")
+SETTINGS_COLUMNS = ("settings_sha256", "text", "inserted_ms")
 CHAIN_COLUMNS = ("outbox_partition", "seq", "warning_id", "warning_sha256", "events_sha256", "rule_sha256",
-                 "prev_hash", "record_hash", "inserted_ms")
+                 "settings_sha256", "prev_hash", "record_hash", "inserted_ms")
 CHECKPOINT_COLUMNS = ("outbox_partition", "first_seq", "last_seq", "merkle_root", "signature", "key_id",
                       "public_key", "signed_ms")
 
@@ -74,14 +76,16 @@ def event_rows(warning_id: str, sources: Iterable[EventSource], inserted_ms: int
 def record_row(record: ChainRecord) -> dict[str, Any]:
     return {"outbox_partition": record.partition, "seq": record.seq, "warning_id": record.warning_id,
             "warning_sha256": record.warning_sha256, "events_sha256": record.events_sha256,
-            "rule_sha256": record.rule_sha256, "prev_hash": record.prev_hash, "record_hash": record.record_hash,
+            "rule_sha256": record.rule_sha256, "settings_sha256": record.settings_sha256,
+            "prev_hash": record.prev_hash, "record_hash": record.record_hash,
             "inserted_ms": record.inserted_ms}
 
 
 def row_record(row: dict[str, Any]) -> ChainRecord:
     return ChainRecord(partition=int(row["outbox_partition"]), seq=int(row["seq"]), warning_id=str(row["warning_id"]),
                        warning_sha256=str(row["warning_sha256"]), events_sha256=str(row["events_sha256"]),
-                       rule_sha256=str(row["rule_sha256"]), prev_hash=str(row["prev_hash"]),
+                       rule_sha256=str(row["rule_sha256"]), settings_sha256=str(row["settings_sha256"]),
+                       prev_hash=str(row["prev_hash"]),
                        record_hash=str(row["record_hash"]), inserted_ms=int(row["inserted_ms"]))
 
 
@@ -171,6 +175,18 @@ def rule_text(store: WarningStore, rule_sha256: str) -> str | None:
     rows = store.query(f"SELECT text FROM {_table(store, RULES)} FINAL WHERE rule_sha256 = {literal(rule_sha256)} "
                        f"LIMIT 1")
     return str(rows[0]["text"]) if rows else None
+
+
+def settings_text(store: WarningStore, settings_sha256: str) -> str | None:
+    rows = store.query(f"SELECT text FROM {_table(store, SETTINGS)} FINAL "
+                       f"WHERE settings_sha256 = {literal(settings_sha256)} LIMIT 1")
+    return str(rows[0]["text"]) if rows else None
+
+
+def settings_texts(store: WarningStore) -> dict[str, str]:
+    """Every stored detector-settings text, by its SHA-256."""
+    rows = store.query(f"SELECT settings_sha256, text FROM {_table(store, SETTINGS)} FINAL")
+    return {str(row["settings_sha256"]): str(row["text"]) for row in rows}
 
 
 def warnings_by_id(store: WarningStore, warning_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

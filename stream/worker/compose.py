@@ -66,7 +66,8 @@ def build_worker(settings: Settings, detector: DetectorSource, *, with_sinks: bo
     evidence = EvidenceIndex(settings.window, settings.allowed_lateness) if settings.evidence_chain else None
     handler = MessageHandler(make_detector(), evidence=evidence)
     publisher = Publisher(faust_wiring.raw_topic(app, settings.warnings_topic),
-                          faust_wiring.raw_topic(app, settings.deadletter_topic))
+                          faust_wiring.raw_topic(app, settings.deadletter_topic),
+                          detector_settings=recorded_settings(settings) if settings.evidence_chain else "")
     pipeline = Pipeline(
         handler, publish=publisher.publish,
         make_aligner=lambda: EventTimeAligner(idle_after_ms=settings.align_idle_after,
@@ -103,6 +104,14 @@ def detection_settings(settings: Settings) -> dict:
     """The settings that shape detection state: a snapshot written under others is refused."""
     return {"window": settings.window, "allowed_lateness": settings.allowed_lateness,
             "tracer_policy": settings.tracer_policy, "trace_inflows_above": settings.trace_inflows_above}
+
+
+def recorded_settings(settings: Settings) -> str:
+    """The detector settings recorded (and hashed into the evidence chain) beside every warning."""
+    from ..evidence.hashing import detector_settings_text
+    from .checkpoint import _fundflow_version
+    return detector_settings_text(settings.window, settings.allowed_lateness, settings.tracer_policy,
+                                  settings.trace_inflows_above, _fundflow_version())
 
 
 def _detector_factory(detector: DetectorSource) -> Callable[[], DetectorLike]:

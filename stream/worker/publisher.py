@@ -32,6 +32,7 @@ WARNING_UNPUBLISHABLE = "warning_unpublishable"
 SEND_RETRY = RetryPolicy(initial_s=0.1, max_s=5.0)
 EVIDENCE_HEADER = "fundflow.evidence"       # the cited events: compact JSON, values in base64
 RULE_HEADER = "fundflow.rule"               # the rule's canonical text at the warning's version
+DETECTOR_HEADER = "fundflow.detector"       # the worker's detector settings (window, lateness, tracer, version)
 # The evidence header is kept under this many bytes so the record stays far below the broker's 1 MB limit next to
 # the largest warning: events past it are left out and counted ("omitted"), never the warning itself.
 EVIDENCE_HEADER_BUDGET = 400_000
@@ -72,6 +73,7 @@ class Publisher:
     unpublishable_warnings: int = 0       # dead-lettered because the outbox could not take them
     unpublishable_dead_letters: int = 0   # lost to the dead-letter topic too (logged with their coordinates)
     send_retries: int = 0
+    detector_settings: str = ""           # sent with every warning that carries evidence (DETECTOR_HEADER)
 
     async def publish(self, outcome: Outcome, wait: bool = True) -> list[Awaitable[None]]:
         """Send every record of the outcome now. With `wait` each one is acknowledged before this returns;
@@ -80,7 +82,7 @@ class Publisher:
         origin = outcome.origin or Origin("", -1, -1)
         for number, warning in enumerate(outcome.warnings):
             key, value = warning.warning_id.encode(), warning.to_json()
-            headers = evidence_headers(outcome, number)
+            headers = evidence_headers(outcome, number, self.detector_settings)
             started = await self._start(self.warnings_topic, key, value, headers)
             confirmation = self._finish(self.warnings_topic, key, value, headers, started,
                                         on_refused=self._dead_letter_warning(key, value, origin))
@@ -155,13 +157,15 @@ class Publisher:
             ack, error = await self._start(topic, key, value, headers)
 
 
-def evidence_headers(outcome: Outcome, number: int) -> list[tuple[str, bytes]] | None:
-    """The evidence and rule headers of the outcome's warning `number`, or None without an evidence index."""
+def evidence_headers(outcome: Outcome, number: int, detector_settings: str = "") -> list[tuple[str, bytes]] | None:
+    """The evidence, rule and detector headers of the outcome's warning `number`, or None without an evidence
+    index."""
     if not outcome.sources and not outcome.rule_texts:
         return None
     sources = outcome.sources[number] if number < len(outcome.sources) else ()
     rule_text = outcome.rule_texts[number] if number < len(outcome.rule_texts) else ""
-    return [(EVIDENCE_HEADER, encode_evidence(sources)), (RULE_HEADER, rule_text.encode())]
+    return [(EVIDENCE_HEADER, encode_evidence(sources)), (RULE_HEADER, rule_text.encode()),
+            (DETECTOR_HEADER, detector_settings.encode())]
 
 
 def encode_evidence(sources: tuple[EventSource, ...], budget: int = EVIDENCE_HEADER_BUDGET) -> bytes:

@@ -33,7 +33,7 @@ from ..model.warning import EarlyWarning
 from .app import named_agent, raw_topic
 from .deadletter import DeadLetter, Origin, normalize_headers
 from .health import HealthTracker
-from .publisher import EVIDENCE_HEADER, RULE_HEADER, Publisher, decode_evidence
+from .publisher import DETECTOR_HEADER, EVIDENCE_HEADER, RULE_HEADER, Publisher, decode_evidence
 from .tuning import LEDGER_RETRY_S, STORM_FLUSH_INTERVAL_S
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def chain_item(warning: EarlyWarning, message: Any) -> ChainItem:
     if omitted:
         log.warning("warning %s: %d cited events did not fit in its evidence header", warning.warning_id, omitted)
     rule_text = headers.get(RULE_HEADER, b"").decode("utf-8", "replace")
-    return ChainItem(int(message.partition), int(message.offset), warning, sources, rule_text)
+    settings_text = headers.get(DETECTOR_HEADER, b"").decode("utf-8", "replace")
+    return ChainItem(int(message.partition), int(message.offset), warning, sources, rule_text, settings_text)
 
 
 def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, health: HealthTracker,

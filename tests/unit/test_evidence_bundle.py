@@ -27,7 +27,8 @@ from stream.sinks.schema import warning_to_row
 from stream.worker.deadletter import Origin
 from stream.worker.evidence_index import EvidenceIndex
 from stream.worker.handler import MessageHandler
-from stream.worker.publisher import EVIDENCE_HEADER, RULE_HEADER, decode_evidence, evidence_headers
+from stream.worker.compose import recorded_settings
+from stream.worker.publisher import DETECTOR_HEADER, EVIDENCE_HEADER, RULE_HEADER, decode_evidence, evidence_headers
 from warning_samples import LEDGER, PACK
 
 HOUR = 3_600_000
@@ -43,11 +44,11 @@ class Message:
 def detect(rules_dir: Path) -> list[Message]:
     """The sample ledger through the worker's handler; each warning as the outbox holds it (two partitions)."""
     handler = MessageHandler(Detector(load_rules(rules_dir)), evidence=EvidenceIndex(72 * HOUR, 300_000))
-    messages = []
+    messages, settings = [], recorded_settings(Settings())
     for offset, line in enumerate(LEDGER):
         outcome = handler.handle(line.encode(), key=None, origin=Origin("it.transfers", offset % 2, offset))
         for number, warning in enumerate(outcome.warnings):
-            messages.append(Message(len(messages) % 2, len(messages) // 2, warning, evidence_headers(outcome, number)))
+            messages.append(Message(len(messages) % 2, len(messages) // 2, warning, evidence_headers(outcome, number, settings)))
     return messages
 
 
@@ -57,7 +58,7 @@ def items(messages: list[Message]) -> list[ChainItem]:
         headers = dict(m.headers)
         sources, _ = decode_evidence(headers[EVIDENCE_HEADER])
         out.append(ChainItem(m.partition, m.offset, EarlyWarning.from_json(m.value), sources,
-                             headers[RULE_HEADER].decode()))
+                             headers[RULE_HEADER].decode(), headers[DETECTOR_HEADER].decode()))
     return out
 
 
@@ -101,7 +102,8 @@ def test_a_batch_re_read_after_a_crash_chains_nothing_twice_and_never_forks(tmp_
         heads = tables.heads(store, [0, 1])
         assert EvidenceChain(store, key).append(batch) == []
         # The same warning published again later in the outbox: skipped too.
-        later = [ChainItem(i.partition, i.offset + 100, i.warning, i.sources, i.rule_text) for i in batch[:1]]
+        later = [ChainItem(i.partition, i.offset + 100, i.warning, i.sources, i.rule_text, i.settings_text)
+                 for i in batch[:1]]
         assert EvidenceChain(store, key).append(later) == []
         assert tables.heads(store, [0, 1]) == heads
         EvidenceChain(store, key).sign_due([0, 1], force=True)
@@ -153,7 +155,8 @@ def test_an_altered_file_with_a_forged_manifest_still_fails_on_its_hash_in_the_c
     store, chain, batch, _ = filled
     files = bundle.unpack(bundle.build_bundle(store, batch[0].warning.warning_id, Settings()))
     cases = {bundle.WARNING: files[bundle.WARNING].replace(b'"severity":"high"', b'"severity":"low"'),
-             bundle.EVENTS: files[bundle.EVENTS].splitlines(keepends=True)[0]}
+             bundle.EVENTS: files[bundle.EVENTS].splitlines(keepends=True)[0],
+             bundle.SETTINGS: files[bundle.SETTINGS].replace(b'"lifo"', b'"fifo"')}
     for name, forged in cases.items():
         assert forged != files[name]
         altered = {**files, name: forged}

@@ -48,10 +48,11 @@ def test_merkle_root_is_rfc_6962_for_every_size_up_to_70():
 
 
 def test_a_record_hash_changes_with_every_field_and_links_to_the_one_before():
-    first = hashing.next_record(0, 1, "w-a", "a" * 64, "b" * 64, "c" * 64, hashing.GENESIS)
-    second = hashing.next_record(0, 2, "w-b", "d" * 64, "e" * 64, "f" * 64, first.record_hash)
+    first = hashing.next_record(0, 1, "w-a", "a" * 64, "b" * 64, "c" * 64, "s" * 64, hashing.GENESIS)
+    second = hashing.next_record(0, 2, "w-b", "d" * 64, "e" * 64, "f" * 64, "s" * 64, first.record_hash)
     assert second.prev_hash == first.record_hash and first.expected_hash() == first.record_hash
-    base = (0, 1, "w-a", "a" * 64, "b" * 64, "c" * 64, hashing.GENESIS)
+    assert hashing.ChainRecord.from_dict(second.to_dict()) == second
+    base = (0, 1, "w-a", "a" * 64, "b" * 64, "c" * 64, "s" * 64, hashing.GENESIS)
     seen = {hashing.record_hash(*base)}
     for index in range(len(base)):
         changed = list(base)
