@@ -93,7 +93,7 @@ def store_all(store: WarningStore, items: list[ChainItem], chain: EvidenceChain 
     return time.perf_counter() - started
 
 
-NAMES = (TABLE, tables.EVENTS, tables.RULES, tables.CHAIN, tables.CHECKPOINTS)
+NAMES = (TABLE, tables.EVENTS, tables.RULES, tables.SETTINGS, tables.CHAIN, tables.CHECKPOINTS)
 
 
 def table_bytes(store: WarningStore) -> dict[str, tuple[int, int]]:
