@@ -7,8 +7,9 @@ rebalance the store is the only truth). Evidence rows, rule texts, then the chai
 commits the batch's offsets only after this returns, so a crash anywhere before re-reads the batch and computes
 exactly the same records from the same head: the chain never forks.
 
-Checkpoints. When a partition has `every` records past its last checkpoint, or its oldest unsigned record is
-`interval_ms` old (checked after every batch and by a timer), the records since the last checkpoint are signed:
+Checkpoints. Every `every` records past a partition's last checkpoint, and whatever is left once its oldest
+record is `interval_ms` old (checked after every batch and by a timer), the records are signed in checkpoints
+of at most `every` records each:
 an RFC 6962 Merkle root over their hashes and an Ed25519 signature over (partition, first_seq, last_seq, root,
 signed_ms). A crash before the checkpoint insert leaves the records unsigned; the next check signs them.
 """
@@ -134,16 +135,20 @@ class EvidenceChain:
             tail = tables.records(self.store, partition, first_seq, last_seq)
             if not tail:
                 continue
-            due = force or len(tail) >= self.every or now - tail[0].inserted_ms >= self.interval_ms
-            if not due:
-                continue
             if [r.seq for r in tail] != list(range(first_seq, last_seq + 1)):
                 log.error("evidence chain of outbox partition %d has a gap between seq %d and %d; not signing it "
                           "(run `fundflow evidence audit`)", partition, first_seq, last_seq)
                 continue
-            self.store.insert_into(tables.CHECKPOINTS, tables.CHECKPOINT_COLUMNS,
-                                   [self.checkpoint_row(partition, tail, now)])
-            made += 1
+            # At most `every` records per checkpoint (a bundle carries its checkpoint's records): full chunks now,
+            # the rest once it is old enough.
+            rows = []
+            for start in range(0, len(tail), self.every):
+                chunk = tail[start:start + self.every]
+                if len(chunk) == self.every or force or now - chunk[0].inserted_ms >= self.interval_ms:
+                    rows.append(self.checkpoint_row(partition, chunk, now))
+            if rows:
+                self.store.insert_into(tables.CHECKPOINTS, tables.CHECKPOINT_COLUMNS, rows)
+                made += len(rows)
         self.checkpoints_written += made
         return made
 

@@ -93,7 +93,7 @@ def chained_ids(store: WarningStore, warning_ids: Sequence[str]) -> set[str]:
     """Which of these warnings already have a chain record."""
     if not warning_ids:
         return set()
-    rows = store.query(f"SELECT DISTINCT warning_id FROM {_table(store, CHAIN)} "
+    rows = store.query(f"SELECT DISTINCT warning_id FROM {_table(store, CHAIN)} FINAL "
                        f"WHERE warning_id IN ({', '.join(literal(i) for i in warning_ids)})")
     return {str(row["warning_id"]) for row in rows}
 

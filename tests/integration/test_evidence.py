@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from worker_harness import committed_everything, copy_rules, make_worker_env, produce, warning_ids
+from worker_harness import committed_everything, copy_rules, make_worker_env, metric, produce, warning_ids
 
 from stream.detection.detector import Detector
 from stream.dev.worker_process import WorkerProcess
@@ -127,6 +127,10 @@ def test_evidence_of_a_real_worker_run_on_the_embedded_store(kafka_broker, tmp_p
                         and committed_everything(worker.bootstrap, names["app_id"], topics),
                         "every warning published, stored and chained (outbox offsets committed)", deadline_s=120)
         time.sleep(3)                      # the checkpoint timer signs the last partial tail within 1 s
+        text = worker.metrics()
+        assert metric(text, "fundflow_evidence_records_total") == len(expected), text[-2000:]
+        assert metric(text, "fundflow_evidence_checkpoints_total") >= len(expected) // 7
+        assert metric(text, "fundflow_evidence_index_events") > 0
     finally:
         worker.stop_all()
     settings = load_settings(None, env={})

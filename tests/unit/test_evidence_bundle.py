@@ -259,3 +259,16 @@ def test_two_copies_of_a_warning_in_one_batch_chain_once_with_the_copy_the_store
         assert len(made) == 1 and audit_store(store).ok
     finally:
         store.close()
+
+
+def test_a_checkpoint_covers_at_most_the_configured_number_of_records(tmp_path):
+    store, chain, batch = fill(tmp_path, every=2)
+    try:
+        spans = [(int(c["first_seq"]), int(c["last_seq"])) for c in tables.checkpoints(store)]
+        assert spans and all(last - first + 1 <= 2 for first, last in spans)
+        assert audit_store(store, strict=True).ok
+        for item in batch:
+            data = bundle.build_bundle(store, item.warning.warning_id, Settings())
+            assert len(orjson.loads(bundle.unpack(data)[bundle.CHAIN])["records"]) <= 2
+    finally:
+        store.close()
