@@ -128,11 +128,20 @@ def pack(files: Mapping[str, bytes], manifest: bytes | None = None) -> bytes:
     return out.getvalue()
 
 
+MAX_FILES = 64
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024     # 400 cited events of 64 KiB each, in base64, fit many times over
+
+
 def unpack(data: bytes) -> dict[str, bytes]:
-    """The bundle's files by name; BundleError when it is not a readable zip."""
+    """The bundle's files by name; BundleError when it is not a readable zip, or one that unpacks to more than a
+    bundle can hold (a bundle is untrusted input: a zip bomb is refused before it is decompressed)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir()}
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+            if len(infos) > MAX_FILES or sum(info.file_size for info in infos) > MAX_UNPACKED_BYTES:
+                raise BundleError(f"{len(infos)} files of {sum(i.file_size for i in infos):,} bytes unpacked: more "
+                                  f"than an evidence bundle holds")
+            return {info.filename: archive.read(info) for info in infos}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:      # CRC errors are BadZipFile
         raise BundleError(f"not a readable zip: {exc}") from None
 

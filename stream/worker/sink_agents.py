@@ -102,8 +102,14 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
         if chain is None or not stored:
             return
         items = [chain_item(warning, message) for warning, message in stored]
-        await retry_async(lambda: sink.call(chain.append, items), policy, sleep=sleep,
-                          what=f"chaining {len(items)} warnings", stopping=lambda: bool(app.should_stop))
+        try:
+            await retry_async(lambda: sink.call(chain.append, items), policy, sleep=sleep,
+                              what=f"chaining {len(items)} warnings", stopping=lambda: bool(app.should_stop))
+        except (asyncio.CancelledError, RetryStopped):
+            raise
+        except Exception:  # noqa: BLE001 - a defect, not the store: the warnings stay stored, audit shows them unchained
+            log.exception("could not chain %d stored warnings (%s...); `fundflow evidence audit` counts them as "
+                          "unchained", len(items), items[0].warning.warning_id)
     # By default Faust waits, on stop and on rebalance, until every message in flight is acknowledged: with
     # ClickHouse down that wait never ends. Without it Faust commits what is acknowledged (stored) and
     # re-reads the rest after the restart or rebalance; every fundflow consumer tolerates re-reads.

@@ -272,3 +272,15 @@ def test_a_checkpoint_covers_at_most_the_configured_number_of_records(tmp_path):
             assert len(orjson.loads(bundle.unpack(data)[bundle.CHAIN])["records"]) <= 2
     finally:
         store.close()
+
+
+def test_what_is_not_a_bundle_is_refused_in_one_line(monkeypatch):
+    assert bundle.verify_bundle(b"not a zip").failure.file == "(the zip)"
+    monkeypatch.setattr(bundle, "MAX_UNPACKED_BYTES", 1_000_000)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("warning.json", b"\0" * 1_000_001)
+    assert len(out.getvalue()) < 10_000
+    failure = bundle.verify_bundle(out.getvalue()).failure
+    assert failure.file == "(the zip)" and "more than an evidence bundle holds" in failure.detail
+    assert bundle.verify_bundle(bundle.pack({"warning.json": b"{}"})).failure.file in bundle.FILES
