@@ -284,3 +284,20 @@ def test_what_is_not_a_bundle_is_refused_in_one_line(monkeypatch):
     failure = bundle.verify_bundle(out.getvalue()).failure
     assert failure.file == "(the zip)" and "more than an evidence bundle holds" in failure.detail
     assert bundle.verify_bundle(bundle.pack({"warning.json": b"{}"})).failure.file in bundle.FILES
+
+
+def test_the_report_shows_hostile_ids_as_text():
+    from stream.evidence.hashing import ChainRecord, EventSource
+    from stream.offline.evidence_report import render_report
+    from warning_samples import warning
+    hostile = '<script>alert(1)</script>\u202e"'
+    w = warning("layering", {"paths": [["U1", hostile, "card:1"]], "hops": 2}, accounts=["U1", hostile],
+                txn_ids=["t1"], summary=f"moved through {hostile}")
+    raw = orjson.dumps({"type": "transfer", "event_id": "t1", "ts": "2026-03-02T10:00:00Z", "src": "U1",
+                        "dst": hostile, "amount": "5.00"})
+    record = ChainRecord(0, 1, "w-1", "a" * 64, "b" * 64, "c" * 64, "d" * 64, "0" * 64, "e" * 64)
+    checkpoint = {"first_seq": 1, "last_seq": 1, "signed_ms": 0, "merkle_root": "f" * 64, "key_id": "k",
+                  "signature": "00"}
+    page = render_report(w, [EventSource("t1", "in", 0, 1, raw, 0)], record, checkpoint, "", {"window": "72h"})
+    assert "<script" not in page and "&lt;script&gt;" in page and "\u202e" not in page
+    assert page.count("<svg") == 1 and "<h2>The transfers, in time order</h2>" in page
