@@ -64,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_argument("--store", metavar="URL", help="override clickhouse_url from the settings")
     audit.add_argument("--public-key", metavar="FILE", help="PEM public key every checkpoint must be signed with")
     audit.add_argument("--strict", action="store_true", help="an unsigned tail or unchained warnings fail too")
+    audit.add_argument("--anchor", metavar="AUDIT.json",
+                       help="an earlier `audit --json` output kept outside the store: every partition head it "
+                            "records must still be in the chain, unchanged (detects a truncated chain)")
     audit.add_argument("--json", action="store_true", help="the report as JSON")
     audit.set_defaults(func=run_audit)
 
@@ -75,6 +78,17 @@ def _read_key_file(path: str | None) -> bytes | None:
         return Path(path).read_bytes()
     except OSError as exc:
         raise FundflowError(f"--public-key: cannot read {path}: {exc.strerror}") from None
+
+
+def _read_anchor(path: str | None) -> object | None:
+    if path is None:
+        return None
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise FundflowError(f"--anchor: cannot read {path}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise FundflowError(f"--anchor: {path} is not JSON ({exc})") from None
 
 
 def run_key(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
@@ -141,7 +155,8 @@ def run_audit(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     url = args.store or settings.clickhouse_url
     store = open_store(url, create=False)
     try:
-        report = audit_store(store, public_key_pem=_read_key_file(args.public_key), strict=args.strict)
+        report = audit_store(store, public_key_pem=_read_key_file(args.public_key), strict=args.strict,
+                             anchor=_read_anchor(args.anchor))
     except StoreError as exc:
         raise FundflowError(f"cannot read the evidence chain from {url}: {exc}") from None
     finally:

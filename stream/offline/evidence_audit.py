@@ -6,6 +6,10 @@ against the rows it stands for: the stored warning, its evidence events and its 
 row); every checkpoint: contiguous with the one before, its Merkle root recomputed, its signature; and the records
 after the last checkpoint (the unsigned tail: reported, an error only with `strict`). Warnings stored without a
 chain record yet are counted (a worker that has not caught up).
+
+Deleting the newest records together with their checkpoints leaves a shorter chain that audits clean. An
+earlier audit's JSON (`anchor`), kept outside the store, pins each partition's head as it was then: the store must
+still hold that record, unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class PartitionAudit:
     signed_through: int = 0
     checkpoints: int = 0
     unsigned: int = 0
+    head_seq: int = 0
+    head_hash: str = ""
 
 
 @dataclass
@@ -64,7 +70,9 @@ class AuditReport:
                 "partitions": [vars(p) for p in self.partitions]}
 
 
-def audit_store(store: WarningStore, *, public_key_pem: bytes | None = None, strict: bool = False) -> AuditReport:
+def audit_store(store: WarningStore, *, public_key_pem: bytes | None = None, strict: bool = False,
+                anchor: Any = None) -> AuditReport:
+    """`anchor`: an earlier report's `as_dict()` (its partitions' heads), which the chain must still contain."""
     report = AuditReport(strict=strict)
     expected_key = None
     if public_key_pem is not None:
@@ -85,6 +93,8 @@ def audit_store(store: WarningStore, *, public_key_pem: bytes | None = None, str
         report.partitions.append(_audit_partition(partition, by_partition.get(partition, []),
                                                   checkpoints.get(partition, []), stored, evidence, texts,
                                                   expected_key, report))
+    if anchor is not None:
+        _check_anchor(anchor, by_partition, report)
     total = int(store.query(f"SELECT count() AS n FROM {identifier(store.database)}.warnings FINAL")[0]["n"])
     report.unchained = max(0, total - len(warning_ids))
     if report.unchained:
@@ -94,6 +104,26 @@ def audit_store(store: WarningStore, *, public_key_pem: bytes | None = None, str
         report.notes.append(f"{report.unsigned} chain records are not covered by a signed checkpoint yet (the unsigned "
                             f"tail; signed within evidence_checkpoint_interval while a worker runs)")
     return report
+
+
+def _check_anchor(anchor: Any, by_partition: dict[int, list[ChainRecord]], report: AuditReport) -> None:
+    try:
+        heads = [(int(p["partition"]), int(p["head_seq"]), str(p["head_hash"])) for p in anchor["partitions"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        report.problems.append(f"the anchor is not an audit report's JSON ({type(exc).__name__}: {exc})")
+        return
+    for partition, seq, record_hash in heads:
+        if seq == 0:
+            continue
+        held = {r.seq: r for r in by_partition.get(partition, [])}.get(seq)
+        if held is None:
+            report.problems.append(f"partition {partition}: seq {seq}, the head when the anchor was taken, is gone "
+                                   f"(the chain was truncated)")
+        elif held.record_hash != record_hash:
+            report.problems.append(f"partition {partition}: seq {seq} differs from the record the anchor holds "
+                                   f"(the chain was rewritten)")
+    if heads:
+        report.notes.append(f"anchor: {len(heads)} partition heads from an earlier audit checked")
 
 
 def _audit_partition(partition: int, records: list[ChainRecord], checkpoints: list[dict], stored: dict,
@@ -156,5 +186,7 @@ def _audit_partition(partition: int, records: list[ChainRecord], checkpoints: li
         result.checkpoints += 1
     result.signed_through = covered
     last_seq = records[-1].seq if records else 0
+    if records:
+        result.head_seq, result.head_hash = records[-1].seq, records[-1].record_hash
     result.unsigned = max(0, last_seq - covered)
     return result

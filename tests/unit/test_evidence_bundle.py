@@ -301,3 +301,19 @@ def test_the_report_shows_hostile_ids_as_text():
     page = render_report(w, [EventSource("t1", "in", 0, 1, raw, 0)], record, checkpoint, "", {"window": "72h"})
     assert "<script" not in page and "&lt;script&gt;" in page and "\u202e" not in page
     assert page.count("<svg") == 1 and "<h2>The transfers, in time order</h2>" in page
+
+
+def test_an_anchor_from_an_earlier_audit_reveals_a_truncated_chain(filled):
+    store, chain, batch, _ = filled
+    anchor = orjson.loads(orjson.dumps(audit_store(store).as_dict()))
+    assert audit_store(store, anchor=anchor).ok
+    head = tables.heads(store, [0])[0]
+    store.execute(f"ALTER TABLE fundflow.chain DELETE WHERE outbox_partition = 0 AND seq = {head[0]}")
+    store.execute("ALTER TABLE fundflow.chain_checkpoints DELETE WHERE outbox_partition = 0")
+    deadline = time.monotonic() + 20
+    while tables.heads(store, [0]).get(0) == head and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert audit_store(store).ok                     # a shorter chain, and no checkpoint to contradict it ...
+    report = audit_store(store, anchor=anchor)       # ... but the anchor remembers the head
+    assert f"partition 0: seq {head[0]}, the head when the anchor was taken, is gone (the chain was truncated)" \
+        in report.problems, report.render()
