@@ -141,6 +141,9 @@ def unpack(data: bytes) -> dict[str, bytes]:
             if len(infos) > MAX_FILES or sum(info.file_size for info in infos) > MAX_UNPACKED_BYTES:
                 raise BundleError(f"{len(infos)} files of {sum(i.file_size for i in infos):,} bytes unpacked: more "
                                   f"than an evidence bundle holds")
+            names = [info.filename for info in infos]
+            if len(set(names)) != len(names):       # a second copy would show one file to unzip, another to us
+                raise BundleError(f"the zip holds {sorted({n for n in names if names.count(n) > 1})} more than once")
             return {info.filename: archive.read(info) for info in infos}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:      # CRC errors are BadZipFile
         raise BundleError(f"not a readable zip: {exc}") from None

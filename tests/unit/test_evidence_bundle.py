@@ -284,6 +284,11 @@ def test_what_is_not_a_bundle_is_refused_in_one_line(monkeypatch):
     failure = bundle.verify_bundle(out.getvalue()).failure
     assert failure.file == "(the zip)" and "more than an evidence bundle holds" in failure.detail
     assert bundle.verify_bundle(bundle.pack({"warning.json": b"{}"})).failure.file in bundle.FILES
+    twice = io.BytesIO()
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(twice, "w") as archive:
+        archive.writestr("warning.json", b"{}")
+        archive.writestr("warning.json", b"[]")
+    assert "more than once" in bundle.verify_bundle(twice.getvalue()).failure.detail
 
 
 def test_the_report_shows_hostile_ids_as_text():
