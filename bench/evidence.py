@@ -2,7 +2,9 @@
 
 - sink throughput with the chain on and off: the ClickHouse sink's work per batch of 500 warnings (warning rows,
   then evidence rows, rule texts, chain records and checkpoints), synchronously on the embedded store (chDB) and,
-  with --server, on a local ClickHouse server started for the run;
+  with --server, on a local ClickHouse server started for the run; with --live, also a real `fundflow worker`
+  draining the same warnings, with their evidence headers, pre-loaded into its outbox (rate from its first
+  stored batch to its last chained or stored warning, read from /metrics);
 - bytes per warning in the store: on-disk bytes of each table (system.parts) over the warnings stored;
 - export time of one warning's bundle (`fundflow evidence export`'s work, without the process start);
 - memory per windowed event of the worker's evidence index (tracemalloc while it records the ledger).
@@ -151,12 +153,52 @@ def measure(open_store, label: str, items: list[ChainItem], distinct: list[Chain
     return figures
 
 
+def live(items: list[ChainItem], rules: Path, server: bool) -> list[Figure]:
+    """A real worker's ClickHouse sink draining `items` from its outbox, with the chain off, then on."""
+    from kafka import KafkaProducer
+
+    from stream.worker.publisher import DETECTOR_HEADER, EVIDENCE_HEADER, RULE_HEADER, encode_evidence
+
+    from .stack import Worker, local_stack
+    label = "ClickHouse 18.16" if server else "chDB"
+    rates = {}
+    with local_stack(clickhouse=server) as stack:
+        for mode in ("false", "true"):
+            worker = Worker(stack, rules, settings={"evidence_chain": mode, "clickhouse_batch_interval": "200ms"})
+            producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap, acks="all", linger_ms=20)
+            for item in items:
+                headers = [(EVIDENCE_HEADER, encode_evidence(item.sources)), (RULE_HEADER, item.rule_text.encode()),
+                           (DETECTOR_HEADER, item.settings_text.encode())]
+                producer.send(worker.topics["warnings_topic"], key=item.warning.warning_id.encode(),
+                              value=item.warning.to_json(), headers=headers)
+            producer.flush(timeout=60)
+            producer.close()
+            done = "fundflow_evidence_records_total" if mode == "true" else "fundflow_sink_deliveries_total"
+            try:
+                worker.start()
+                first = worker.wait_until(lambda: worker.total("fundflow_sink_deliveries_total") > 0 and
+                                          (time.perf_counter(), worker.total("fundflow_sink_deliveries_total")),
+                                          "the first stored batch", 120, poll_s=0.01)
+                last = worker.wait_until(lambda: worker.total(done) >= len(items) and time.perf_counter(),
+                                         f"{len(items)} warnings stored", 600, poll_s=0.01)
+            finally:
+                worker.stop()
+            rates[mode] = (len(items) - first[1]) / max(last - first[0], 1e-6)
+    return [info(f"{label}, live worker: sink, chain off", rates["false"], "warnings/s",
+                 f"{len(items):,} warnings pre-loaded in the outbox"),
+            info(f"{label}, live worker: sink, chain on", rates["true"], "warnings/s",
+                 f"{rates['true'] / rates['false']:.2f}x of off")]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.evidence", description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=20, help="store each detected warning this many times")
     parser.add_argument("--ledgers", type=int, default=4,
                         help="distinct simulated ledgers (seeds 7, 8, ...) whose warnings give the bytes figures")
     parser.add_argument("--server", action="store_true", help="also measure on a local ClickHouse server")
+    parser.add_argument("--live", action="store_true",
+                        help="also a real worker draining the warnings from its outbox (chDB, and the server with "
+                             "--server)")
     parser.add_argument("--rules", type=Path, default=Path("rules"))
     args = parser.parse_args(argv)
     items, memory = detected(args.rules)
@@ -183,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
                                    "ClickHouse 18.16", many, distinct, root)
             finally:
                 server.stop()
+        if args.live:
+            figures += live(many, args.rules, server=False)
+            if args.server:
+                figures += live(many, args.rules, server=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     render(figures)
