@@ -113,15 +113,19 @@ class EvidenceChain:
             self.store.insert_into(tables.SETTINGS, tables.SETTINGS_COLUMNS, list(settings_rows.values()))
             self.store.insert_into(tables.CHAIN, tables.CHAIN_COLUMNS, [tables.record_row(r) for r in new])
             self.records_written += len(new)
-        self.sign_due(sorted(ordered))
+        for record in new:
+            head[record.partition] = (record.seq, record.record_hash)
+        self.sign_due(sorted(ordered), known_heads=head)
         return new
 
-    def sign_due(self, partitions: Sequence[int] | None = None, *, force: bool = False) -> int:
-        """Sign every partition whose unsigned tail is due (or any tail, with `force`); returns checkpoints made."""
+    def sign_due(self, partitions: Sequence[int] | None = None, *, force: bool = False,
+                 known_heads: dict[int, tuple[int, str]] | None = None) -> int:
+        """Sign every partition whose unsigned tail is due (or any tail, with `force`); returns checkpoints made.
+        `known_heads`: the heads `append` just wrote, saving a query."""
         partitions = sorted(self.partitions if partitions is None else partitions)
         if not partitions:
             return 0
-        head = tables.heads(self.store, partitions)
+        head = known_heads if known_heads is not None else tables.heads(self.store, partitions)
         signed = tables.last_signed(self.store, partitions)
         made = 0
         now = self.clock()
