@@ -94,6 +94,15 @@ def build_bundle(store: WarningStore, warning_id: str, settings: Any) -> bytes:
          "recorded": False, "note": "no settings were recorded with this warning: these are the exporting "
                                     "command's settings"})
     warning_bytes = canonical_row_json(row)
+    altered = [what for what, ok in (
+        ("the warning row", hashing.warning_sha256(warning_bytes) == record.warning_sha256),
+        ("its evidence events", hashing.sources_sha256(sources) == record.events_sha256),
+        ("its rule text", hashing.rule_sha256(rule_text) == record.rule_sha256)) if not ok]
+    if altered:
+        verb = "no longer matches" if len(altered) == 1 else "no longer match"
+        raise BundleError(f"warning {warning_id}: {' and '.join(altered)} in the store {verb} its chain "
+                          f"record (seq {record.seq} of outbox partition {record.partition}); no bundle can prove "
+                          f"them. `fundflow evidence audit` lists what was altered")
     files: dict[str, bytes] = {
         WARNING: warning_bytes,
         EVENTS: b"".join(hashing.canonical_json(s.to_dict()) + b"\n" for s in sources),

@@ -177,6 +177,8 @@ def test_audit_finds_an_altered_warning_row_and_a_deleted_chain_row(filled):
     store.insert_rows([warning_to_row(forged, 10)])           # the newer copy is what FINAL shows
     report = audit_store(store)
     assert not report.ok and any(victim.warning_id in p and "warning row was altered" in p for p in report.problems)
+    with pytest.raises(bundle.BundleError, match="the warning row in the store no longer matches"):
+        bundle.build_bundle(store, victim.warning_id, Settings())
     record = tables.records(store, 0)[0]                     # the first of two: the next one is left dangling
     store.execute(f"ALTER TABLE fundflow.chain DELETE WHERE outbox_partition = 0 AND seq = {record.seq}")
     deadline = time.monotonic() + 20
