@@ -110,6 +110,17 @@ def _choice(*options: str):
     return check
 
 
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
 def _text(value: Any) -> str:
     text = str(value).strip()
     if not text:
@@ -181,6 +192,17 @@ class Settings:
                                       "how often the worker snapshots its detection state to data_dir, so a "
                                       "restart replays only the log after it; 0 = never (every start replays "
                                       "the whole window)")
+    evidence_chain: bool = _setting(True, _boolean,
+                                    "keep each warning's original events, rule text and a signed hash chain in the "
+                                    "warning store (docs/evidence.md); false = warnings only", shown="true")
+    evidence_signing_key: str | None = _setting(None, _optional_text,
+                                                "PEM Ed25519 private key signing the evidence checkpoints; unset = "
+                                                "data_dir/evidence/signing_key.pem, generated on first start")
+    evidence_checkpoint_records: int = _setting(100, _positive_int,
+                                                "chain records of an outbox partition per signed checkpoint, at most")
+    evidence_checkpoint_interval: int = _duration_setting("10s",
+                                                          "longest a chain record waits to be covered by a signed "
+                                                          "checkpoint")
 
     @property
     def broker_bootstrap(self) -> list[str]:

@@ -401,7 +401,8 @@ class _Loader:
                       "pairs": sorted(list(pair) for pair in allow.pairs)},
         }
         return Rule(id=rid, kind=kind.name, desc=desc.strip(), params=params, severity=severity,
-                    version=_short_hash(content), where=where, where_text=where_text, cooldown=cooldown,
+                    version=_short_hash(content), canonical_text=rule_text(rid, content, where_text, notify),
+                    where=where, where_text=where_text, cooldown=cooldown,
                     notify=notify, tags=tags, enabled=enabled, allow=allow, false_positives=false_positives,
                     source=SourceLocation(raw.file, raw.line))
 
@@ -557,6 +558,20 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def rule_text(rule_id: str, content: Mapping[str, Any], where_source: str | None,
+              notify: Sequence[str] = ()) -> str:
+    """The rule's canonical text: what its version hashes (`content`), its id, and what is needed to write it
+    back as YAML (the `where` source, whose compiled canonical form is in `content`; the notify targets, which a
+    warning records but the version does not hash)."""
+    return orjson.dumps({"rule": rule_id, "content": content, "where_source": where_source,
+                         "notify": list(notify)}, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def content_version(content: Any) -> str:
+    """The version a rule of this canonical content has."""
+    return _short_hash(content)
 
 
 def _short_hash(content: Any) -> str:

@@ -72,6 +72,10 @@ class Rule:
     allow: AllowList = field(default_factory=AllowList)
     false_positives: tuple[str, ...] = ()
     source: SourceLocation | None = None
+    # The rule as its version hashes it: canonical JSON {"content": ..., "rule": id, "where_source": ...}, where
+    # sha256 of `content` (canonical JSON, sorted keys) gives `version`. Kept for the evidence chain
+    # (stream/evidence/ruletext.py), which stores it beside every warning and rebuilds the rule from it.
+    canonical_text: str = ""
 
     def matches(self, names: Mapping[str, Any]) -> bool:
         """The rule's `where` filter over the given names; no filter matches everything."""

@@ -61,7 +61,7 @@ def money(value: Any, _lists: ListLookup | None = None) -> int:
     from ..model.money import parse_amount_minor
     if isinstance(value, bool):
         raise ValueError(f"expected an amount like 1000 or \"1000.00\", got {value!r}")
-    if value == 0 or value == "0":
+    if value == 0 or value in ("0", "0.0", "0.00"):     # "0.00" is how a zero threshold is shown (show_money)
         return 0
     return parse_amount_minor(value)
 

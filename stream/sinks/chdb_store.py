@@ -42,10 +42,14 @@ class ChdbStore(WarningStore):
         self._run(qualified_ddl(self.database))
 
     def insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.insert_into(TABLE, COLUMNS, rows)
+
+    def insert_into(self, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        body = b"\n".join(orjson.dumps({column: row[column] for column in COLUMNS}) for row in rows)
-        header = f"INSERT INTO {identifier(self.database)}.{TABLE} ({', '.join(COLUMNS)}) FORMAT JSONEachRow\n"
+        body = b"\n".join(orjson.dumps({column: row[column] for column in columns}) for row in rows)
+        header = (f"INSERT INTO {identifier(self.database)}.{identifier(table)} ({', '.join(columns)}) "
+                  f"FORMAT JSONEachRow\n")
         self._run(header + body.decode())
 
     def execute(self, sql: str) -> None:

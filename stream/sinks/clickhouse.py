@@ -83,10 +83,14 @@ class NativeStore(WarningStore):
         self._execute(qualified_ddl(self.database))
 
     def insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.insert_into(TABLE, COLUMNS, rows)
+
+    def insert_into(self, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
-        values = [tuple(row[column] for column in COLUMNS) for row in rows]
-        self._execute(f"INSERT INTO {identifier(self.database)}.{TABLE} ({', '.join(COLUMNS)}) VALUES", values)
+        values = [tuple(row[column] for column in columns) for row in rows]
+        self._execute(f"INSERT INTO {identifier(self.database)}.{identifier(table)} ({', '.join(columns)}) VALUES",
+                      values)
 
     def execute(self, sql: str) -> None:
         self._execute(sql)

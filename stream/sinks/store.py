@@ -112,6 +112,10 @@ class WarningStore(ABC):
     def insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         """Store rows (dicts keyed by schema.COLUMNS). Raises StoreError when the store cannot take them."""
 
+    def insert_into(self, table: str, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+        """Store rows into another table of the store's database (the evidence tables)."""
+        raise StoreError(f"{type(self).__name__} cannot insert into {table}", retryable=False)
+
     @abstractmethod
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run a SELECT and return its rows as dicts."""

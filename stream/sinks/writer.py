@@ -69,6 +69,11 @@ class ClickHouseSink:
             raise
         self.on_status(True, "")
 
+    async def call(self, fn, *args) -> None:
+        """Run another operation on the store the way inserts run (in a thread, reported to health; a refusal
+        is raised as retryable): the evidence chain's steps."""
+        await self._call(fn, *args)
+
     async def ensure_schema(self) -> None:
         await retry_async(lambda: self._call(self.store.ensure_schema), self.policy, sleep=self.sleep,
                           what="creating the warnings table", stopping=self.stopping)

@@ -4,7 +4,8 @@ Without a snapshot, a start rebuilds the state by replaying the whole window of 
 event, hours for a 72 h window of a busy ledger. With one, it loads the state and replays the records after
 the snapshot's positions only, so restart cost stops growing with the window.
 
-What a snapshot holds: the detection state (graph, tracer, device index) and the cooldowns, pickled, and for
+What a snapshot holds: the detection state (graph, tracer, device index), the cooldowns and the evidence index
+(the original bytes of the windowed events, stream/worker/evidence_index.py), pickled, and for
 every input partition the position the state covers: the offset of the first record whose event has not
 reached the detector yet (held by the aligner or the jump guard, or not read). Records from there on are
 replayed on restore; a record the state already holds is recognised by its event id (the graph keeps each id
@@ -47,7 +48,7 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2          # 2: the state is (detector state, evidence index); format 1 is refused, then rebuilt
 MAGIC = b"fundflow-snapshot\n"
 MAX_HEADER_BYTES = 1_000_000
 
@@ -86,7 +87,7 @@ class Compatibility:
 
 @dataclass(frozen=True)
 class Snapshot:
-    state: Any                                   # what Detector.export_state() returned
+    state: Any                                   # what Pipeline.checkpoint() returned (a WorkerState)
     positions: dict[TopicPartition, int]         # first offset per input partition not covered by `state`
     written_ms: int
     size: int = 0

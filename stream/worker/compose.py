@@ -17,6 +17,7 @@ from ..settings import Settings
 from . import app as faust_wiring
 from .alignment import EventTimeAligner
 from .checkpoint import Compatibility, SnapshotWriter, read_snapshot, snapshot_path
+from .evidence_index import EvidenceIndex
 from .handler import DetectorLike, MessageHandler
 from .health import HealthTracker
 from .metrics import FundflowMetrics, WorkerCollector
@@ -62,9 +63,11 @@ def build_worker(settings: Settings, detector: DetectorSource, *, with_sinks: bo
     metrics = FundflowMetrics()
 
     make_detector = _detector_factory(detector)
-    handler = MessageHandler(make_detector())
+    evidence = EvidenceIndex(settings.window, settings.allowed_lateness) if settings.evidence_chain else None
+    handler = MessageHandler(make_detector(), evidence=evidence)
     publisher = Publisher(faust_wiring.raw_topic(app, settings.warnings_topic),
-                          faust_wiring.raw_topic(app, settings.deadletter_topic))
+                          faust_wiring.raw_topic(app, settings.deadletter_topic),
+                          detector_settings=recorded_settings(settings) if settings.evidence_chain else "")
     pipeline = Pipeline(
         handler, publish=publisher.publish,
         make_aligner=lambda: EventTimeAligner(idle_after_ms=settings.align_idle_after,
@@ -73,7 +76,8 @@ def build_worker(settings: Settings, detector: DetectorSource, *, with_sinks: bo
     snapshots = None
     if settings.snapshot_interval > 0:
         snapshots = SnapshotWriter(snapshot_path(settings.data_dir, app.conf.id),
-                                   Compatibility.current(app.conf.id, detection_settings(settings)))
+                                   Compatibility.current(app.conf.id, {**detection_settings(settings),
+                                                                    "evidence_chain": settings.evidence_chain}))
     input_topics = (settings.disbursements_topic, settings.transfers_topic)
     recovery = StateRecovery(pipeline, make_detector, bootstrap=settings.broker_bootstrap, group_id=app.conf.id,
                              input_topics=input_topics, span_ms=settings.window + settings.allowed_lateness,
@@ -100,6 +104,14 @@ def detection_settings(settings: Settings) -> dict:
     """The settings that shape detection state: a snapshot written under others is refused."""
     return {"window": settings.window, "allowed_lateness": settings.allowed_lateness,
             "tracer_policy": settings.tracer_policy, "trace_inflows_above": settings.trace_inflows_above}
+
+
+def recorded_settings(settings: Settings) -> str:
+    """The detector settings recorded (and hashed into the evidence chain) beside every warning."""
+    from ..evidence.hashing import detector_settings_text
+    from .checkpoint import _fundflow_version
+    return detector_settings_text(settings.window, settings.allowed_lateness, settings.tracer_policy,
+                                  settings.trace_inflows_above, _fundflow_version())
 
 
 def _detector_factory(detector: DetectorSource) -> Callable[[], DetectorLike]:

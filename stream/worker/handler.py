@@ -19,7 +19,9 @@ from typing import Protocol, Sequence
 from ..errors import EventError
 from ..model.events import Event, parse_event
 from ..model.warning import EarlyWarning
+from ..evidence.hashing import EventSource
 from .deadletter import DETECTOR_ERROR, DeadLetter, Origin
+from .evidence_index import EvidenceIndex
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,10 @@ class Outcome:
     warnings: tuple[EarlyWarning, ...] = ()
     dead_letter: DeadLetter | None = None
     origin: Origin | None = None       # the input record the outcome is about
+    # Per warning (same order), with an evidence index: the cited events' original bytes and coordinates, and
+    # the canonical text of the rule at the warning's version ("" when the running rules no longer have it).
+    sources: tuple[tuple[EventSource, ...], ...] = ()
+    rule_texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,7 @@ class MessageHandler:
     accepted: Counter = field(default_factory=Counter)      # per source topic
     refused: Counter = field(default_factory=Counter)       # per reason code
     warnings_raised: int = 0
+    evidence: EvidenceIndex | None = None    # the window's original events, for the evidence of warnings
 
     def handle(self, value: bytes | None, *, key: bytes | None, origin: Origin,
                headers: tuple[tuple[str, bytes], ...] = ()) -> Outcome:
@@ -113,7 +120,23 @@ class MessageHandler:
                                 f"{type(exc).__name__}: {exc} (event_id {event.event_id!r})")
         self.accepted[origin.topic] += 1
         self.warnings_raised += len(warnings)
-        return Outcome(event=event, warnings=warnings, origin=origin)
+        index = self.evidence
+        if index is None:
+            return Outcome(event=event, warnings=warnings, origin=origin)
+        index.record(event, item.value, origin)
+        index.expire(self.detector.watermark)
+        if not warnings:
+            return Outcome(event=event, origin=origin)
+        return Outcome(event=event, warnings=warnings, origin=origin,
+                       sources=tuple(index.sources_for(w) for w in warnings),
+                       rule_texts=tuple(self._rule_text(w) for w in warnings))
+
+    def _rule_text(self, warning: EarlyWarning) -> str:
+        rules = getattr(self.detector, "rules", None)
+        for rule in getattr(rules, "rules", ()):
+            if rule.id == warning.rule_id and rule.version == warning.rule_version:
+                return getattr(rule, "canonical_text", "")
+        return ""
 
     def refuse(self, item: "Accepted", error: EventError) -> Outcome:
         """Dead-letter an event that parsed but was refused later (a timestamp the stream never confirmed)."""

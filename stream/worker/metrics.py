@@ -80,6 +80,12 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "gauge", "Seconds since the last snapshot of the detection state was written (absent before the first "
                  "one).", ()),
     "fundflow_snapshot_bytes": ("gauge", "Size of the last snapshot written.", ()),
+    "fundflow_evidence_index_events": (
+        "gauge", "Events whose original bytes the evidence index holds for the warnings they may cause.", ()),
+    "fundflow_evidence_records": (
+        "counter", "Evidence chain records written by this worker's ClickHouse sink.", ()),
+    "fundflow_evidence_checkpoints": (
+        "counter", "Signed evidence chain checkpoints written by this worker's ClickHouse sink.", ()),
 }
 
 
@@ -183,6 +189,17 @@ class WorkerCollector:
                 failures.add_metric(["pager"], pager.failed_attempts)
         yield deliveries
         yield failures
+        chain = self.sinks.chain if self.sinks is not None else None
+        if chain is not None:
+            records = _family("fundflow_evidence_records")
+            records.add_metric([], chain.records_written)
+            yield records
+            checkpoints = _family("fundflow_evidence_checkpoints")
+            checkpoints.add_metric([], chain.checkpoints_written)
+            yield checkpoints
+        index = getattr(self.handler, "evidence", None)
+        if index is not None:
+            yield _family("fundflow_evidence_index_events", len(index))
         pager = self.sinks.pager if self.sinks is not None else None
         if pager is not None:
             queued, oldest_s = pager.queue_stats()

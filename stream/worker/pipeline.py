@@ -21,11 +21,24 @@ from typing import Awaitable, Callable, Iterable, Sequence
 from ..detection.jump_guard import JumpGuard, Verdict
 from .alignment import EventTimeAligner
 from .deadletter import Origin
+from .evidence_index import EvidenceIndex
 from .handler import Accepted, DetectorLike, MessageHandler, Outcome
 from .metrics import FundflowMetrics
 from .tuning import YIELD_EVERY
 
 log = logging.getLogger(__name__)
+
+class WorkerState(tuple):
+    """What a snapshot holds: (the detector's exported state, the evidence index's exported state or None)."""
+
+    @property
+    def detector(self) -> object:
+        return self[0]
+
+    @property
+    def evidence(self) -> object | None:
+        return self[1]
+
 
 Publish = Callable[..., Awaitable[object]]   # publish(outcome, wait=True) -> acks still pending (wait=False)
 Message = tuple[bytes | None, bytes | None, Origin, tuple[tuple[str, bytes], ...]]   # value, key, origin, headers
@@ -155,7 +168,8 @@ class Pipeline:
         for item in [*self.aligner.held(), *self.jump_guard.held()]:
             tp = (item.origin.topic, item.origin.partition)
             positions[tp] = min(positions.get(tp, item.origin.offset), item.origin.offset)
-        return export(), positions
+        evidence = self.handler.evidence
+        return WorkerState((export(), evidence.export() if evidence is not None else None)), positions
 
     async def rebuild(self, generation: int, make_detector: Callable[[], DetectorLike], history: Iterable[tuple[bytes | None,
                       bytes | None, Origin, tuple[tuple[str, bytes], ...]]],
@@ -166,15 +180,23 @@ class Pipeline:
         records the parser refuses were dead-lettered before their offsets were committed and are skipped.
         False if a newer generation began meanwhile.
 
-        `restored` is a snapshot's detector state to start from instead of an empty one; `positions`, per
+        `restored` is a snapshot's state (a `WorkerState`, or a bare detector state) to start from instead of an empty one; `positions`, per
         partition, the offset live input continues from (the committed offset, or a snapshot's position
         when the snapshot is ahead of it: live records below it are already in the state and are skipped)."""
         async with self._lock:
             if generation != self.generation:
                 return False
             self.handler.detector = make_detector()
-            if restored is not None:
+            evidence = self.handler.evidence
+            if isinstance(restored, WorkerState):
+                self.handler.detector.import_state(restored.detector)
+                if evidence is not None:
+                    self.handler.evidence = (EvidenceIndex.restore(restored.evidence) if restored.evidence is not None
+                                             else EvidenceIndex(evidence.window_ms, evidence.lateness_ms))
+            elif restored is not None:
                 self.handler.detector.import_state(restored)
+            if evidence is not None and restored is None:     # a full rebuild refills it from the replayed log
+                self.handler.evidence = EvidenceIndex(evidence.window_ms, evidence.lateness_ms)
             self._next_offset = dict(positions or {})
             self._skip_below = dict(positions or {}) if restored is not None else {}
             self.aligner = self._make_aligner()

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
+import orjson
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from ..evidence.hashing import EventSource
 from ..sinks.base import RetryPolicy, Sleep
 from .deadletter import DeadLetter, Origin
 from .handler import Outcome
@@ -27,6 +30,12 @@ log = logging.getLogger(__name__)
 
 WARNING_UNPUBLISHABLE = "warning_unpublishable"
 SEND_RETRY = RetryPolicy(initial_s=0.1, max_s=5.0)
+EVIDENCE_HEADER = "fundflow.evidence"       # the cited events: compact JSON, values in base64
+RULE_HEADER = "fundflow.rule"               # the rule's canonical text at the warning's version
+DETECTOR_HEADER = "fundflow.detector"       # the worker's detector settings (window, lateness, tracer, version)
+# The evidence header is kept under this many bytes so the record stays far below the broker's 1 MB limit next to
+# the largest warning: events past it are left out and counted ("omitted"), never the warning itself.
+EVIDENCE_HEADER_BUDGET = 400_000
 
 
 # Refusals of the record itself: sending the same bytes again can only fail again.
@@ -64,16 +73,18 @@ class Publisher:
     unpublishable_warnings: int = 0       # dead-lettered because the outbox could not take them
     unpublishable_dead_letters: int = 0   # lost to the dead-letter topic too (logged with their coordinates)
     send_retries: int = 0
+    detector_settings: str = ""           # sent with every warning that carries evidence (DETECTOR_HEADER)
 
     async def publish(self, outcome: Outcome, wait: bool = True) -> list[Awaitable[None]]:
         """Send every record of the outcome now. With `wait` each one is acknowledged before this returns;
         without, the acknowledgements come back as awaitables that never raise (a batch awaits them together)."""
         confirmations: list[Awaitable[None]] = []
         origin = outcome.origin or Origin("", -1, -1)
-        for warning in outcome.warnings:
+        for number, warning in enumerate(outcome.warnings):
             key, value = warning.warning_id.encode(), warning.to_json()
-            started = await self._start(self.warnings_topic, key, value, None)
-            confirmation = self._finish(self.warnings_topic, key, value, None, started,
+            headers = evidence_headers(outcome, number, self.detector_settings)
+            started = await self._start(self.warnings_topic, key, value, headers)
+            confirmation = self._finish(self.warnings_topic, key, value, headers, started,
                                         on_refused=self._dead_letter_warning(key, value, origin))
             if wait:
                 await confirmation
@@ -144,6 +155,43 @@ class Publisher:
                         wait, _describe(error))
             await self.sleep(wait)
             ack, error = await self._start(topic, key, value, headers)
+
+
+def evidence_headers(outcome: Outcome, number: int, detector_settings: str = "") -> list[tuple[str, bytes]] | None:
+    """The evidence, rule and detector headers of the outcome's warning `number`, or None without an evidence
+    index."""
+    if not outcome.sources and not outcome.rule_texts:
+        return None
+    sources = outcome.sources[number] if number < len(outcome.sources) else ()
+    rule_text = outcome.rule_texts[number] if number < len(outcome.rule_texts) else ""
+    return [(EVIDENCE_HEADER, encode_evidence(sources)), (RULE_HEADER, rule_text.encode()),
+            (DETECTOR_HEADER, detector_settings.encode())]
+
+
+def encode_evidence(sources: tuple[EventSource, ...], budget: int = EVIDENCE_HEADER_BUDGET) -> bytes:
+    events, used, omitted = [], 0, 0
+    for source in sources:
+        item = orjson.dumps(source.to_dict())
+        if used + len(item) > budget:
+            omitted += 1
+            continue
+        events.append(orjson.Fragment(item))
+        used += len(item) + 1
+    return orjson.dumps({"events": events, "omitted": omitted})
+
+
+def decode_evidence(raw: bytes | None) -> tuple[tuple[EventSource, ...], int]:
+    """(events, how many were omitted) from an evidence header; ValueError when it is not one."""
+    if not raw:
+        return (), 0
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"evidence header is not JSON: {str(exc)[:200]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+        raise ValueError("evidence header: expected an object with an `events` list")
+    omitted = data.get("omitted", 0)
+    return tuple(EventSource.from_dict(item) for item in data["events"]), int(omitted) if isinstance(omitted, int) else 0
 
 
 def _describe(exc: BaseException) -> str:

@@ -21,7 +21,9 @@ from typing import Any, Callable
 import faust
 
 from ..settings import Settings
-from ..sinks.base import RetryPolicy, RetryStopped, Sleep
+from ..evidence.keys import ensure_signing_key
+from ..sinks.base import RetryPolicy, RetryStopped, Sleep, retry_async
+from ..sinks.chain import ChainItem, EvidenceChain
 from ..sinks.dedupe import QUEUED, PageLedger
 from ..sinks.pager import PagerConfig, PagerSink
 from ..sinks.factory import open_store
@@ -29,9 +31,9 @@ from ..clock import wall_clock_ms
 from ..sinks.writer import ClickHouseSink
 from ..model.warning import EarlyWarning
 from .app import named_agent, raw_topic
-from .deadletter import DeadLetter, Origin
+from .deadletter import DeadLetter, Origin, normalize_headers
 from .health import HealthTracker
-from .publisher import Publisher
+from .publisher import DETECTOR_HEADER, EVIDENCE_HEADER, RULE_HEADER, Publisher, decode_evidence
 from .tuning import LEDGER_RETRY_S, STORM_FLUSH_INTERVAL_S
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class SinkAgents:
 
     clickhouse: ClickHouseSink
     pager: PagerSink | None
+    chain: EvidenceChain | None = None
     bad_warnings: int = 0
     agents: list[Any] = field(default_factory=list)
 
@@ -55,6 +58,22 @@ def _decode(value: bytes | None) -> EarlyWarning:
     if value is None:
         raise ValueError("an empty record (tombstone)")
     return EarlyWarning.from_json(value)       # checks every field, severity and non-empty ids included
+
+
+def chain_item(warning: EarlyWarning, message: Any) -> ChainItem:
+    """A stored warning with its outbox coordinates and the evidence and rule text it was published with. A
+    header that does not decode is logged and left out: the warning is chained with no events."""
+    headers = dict(normalize_headers(getattr(message, "headers", None)))
+    try:
+        sources, omitted = decode_evidence(headers.get(EVIDENCE_HEADER))
+    except ValueError as exc:
+        log.error("warning %s: unreadable evidence header (%s); chained without its events", warning.warning_id, exc)
+        sources, omitted = (), 0
+    if omitted:
+        log.warning("warning %s: %d cited events did not fit in its evidence header", warning.warning_id, omitted)
+    rule_text = headers.get(RULE_HEADER, b"").decode("utf-8", "replace")
+    settings_text = headers.get(DETECTOR_HEADER, b"").decode("utf-8", "replace")
+    return ChainItem(int(message.partition), int(message.offset), warning, sources, rule_text, settings_text)
 
 
 def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, health: HealthTracker,
@@ -70,7 +89,27 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
     atexit.register(store.close)
     sink = ClickHouseSink(store, batch_size=settings.clickhouse_batch_size, policy=policy, sleep=sleep, clock=clock,
                           stopping=lambda: bool(app.should_stop), on_status=partial(health.set_sink, CLICKHOUSE))
-    wired = SinkAgents(clickhouse=sink, pager=None)
+    chain = None
+    if settings.evidence_chain:
+        chain = EvidenceChain(store, ensure_signing_key(settings.evidence_signing_key, settings.data_dir),
+                              every=settings.evidence_checkpoint_records,
+                              interval_ms=settings.evidence_checkpoint_interval, clock=clock)
+    wired = SinkAgents(clickhouse=sink, pager=None, chain=chain)
+    # One store session, one user at a time: the batch (warnings, then their chain) and the checkpoint timer.
+    store_lock = asyncio.Lock()
+
+    async def chain_batch(stored: list[tuple[EarlyWarning, Any]]) -> None:
+        if chain is None or not stored:
+            return
+        items = [chain_item(warning, message) for warning, message in stored]
+        try:
+            await retry_async(lambda: sink.call(chain.append, items), policy, sleep=sleep,
+                              what=f"chaining {len(items)} warnings", stopping=lambda: bool(app.should_stop))
+        except (asyncio.CancelledError, RetryStopped):
+            raise
+        except Exception:  # noqa: BLE001 - a defect, not the store: the warnings stay stored, audit shows them unchained
+            log.exception("could not chain %d stored warnings (%s...); `fundflow evidence audit` counts them as "
+                          "unchained", len(items), items[0].warning.warning_id)
     # By default Faust waits, on stop and on rebalance, until every message in flight is acknowledged: with
     # ClickHouse down that wait never ends. Without it Faust commits what is acknowledged (stored) and
     # re-reads the rest after the restart or rebalance; every fundflow consumer tolerates re-reads.
@@ -80,7 +119,8 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
                                origin: Origin) -> None:
         await publisher.send_dead_letter(DeadLetter(key=key, value=value, reason=reason, error=error, origin=origin))
 
-    async def store_one_by_one(decoded: list[tuple[EarlyWarning, Any]], exc: Exception) -> None:
+    async def store_one_by_one(decoded: list[tuple[EarlyWarning, Any]], exc: Exception
+                               ) -> list[tuple[EarlyWarning, Any]]:
         """A batch the store failed on with an error that is not the store's (a defect, or a value it cannot
         take): each warning alone, and the ones that still fail dead-lettered, so one row cannot block the
         outbox for good."""
@@ -96,11 +136,15 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
                 await send_dead_letter(message.key, message.value, UNSTORABLE_WARNING,
                                        f"{type(single).__name__}: {str(single)[:500]}",
                                        Origin(message.topic, message.partition, message.offset))
+        return stored
 
     async def store_warnings(stream) -> None:
         if not sink.schema_ready:
             try:
                 await sink.ensure_schema()  # at start, so the table exists before the first warning
+                if chain is not None:
+                    await retry_async(lambda: sink.call(chain.ensure_schema), policy, sleep=sleep,
+                                      what="creating the evidence tables", stopping=lambda: bool(app.should_stop))
             except RetryStopped:
                 return
         interval_s = settings.clickhouse_batch_interval / 1000
@@ -116,12 +160,15 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
                                            f"not a warning: {str(exc)[:500]}",
                                            Origin(message.topic, message.partition, message.offset))
             try:
-                try:
-                    await sink.write([warning for warning, _ in decoded])
-                except (asyncio.CancelledError, RetryStopped):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - isolated row by row; never kills the agent
-                    await store_one_by_one(decoded, exc)
+                async with store_lock:
+                    try:
+                        await sink.write([warning for warning, _ in decoded])
+                        stored = decoded
+                    except (asyncio.CancelledError, RetryStopped):
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - isolated row by row; never kills the agent
+                        stored = await store_one_by_one(decoded, exc)
+                    await chain_batch(stored)
             except asyncio.CancelledError:
                 _release_unstored(events)
                 raise
@@ -132,6 +179,24 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
     store_agent = app.agent(warnings_topic, name="fundflow.sink.clickhouse", concurrency=1)(
         named_agent(store_warnings, "store_warnings"))
     wired.agents.append(store_agent)
+
+    if chain is not None:
+        async def sign_chain_tails() -> None:
+            """Sign the partitions whose unsigned tail is old enough, even when no new warning arrives."""
+            if not sink.schema_ready or store_lock.locked():
+                return
+            try:       # the outbox partitions this worker owns: a restarted worker signs its tail before new input
+                chain.partitions = {tp.partition for tp in app.consumer.assignment()
+                                     if tp.topic == settings.warnings_topic}
+            except Exception:  # noqa: BLE001 - no consumer yet: the partitions seen in batches are enough
+                pass
+            async with store_lock:
+                try:
+                    await sink.call(chain.sign_due)
+                except Exception as exc:  # noqa: BLE001 - the next tick or batch tries again
+                    log.warning("signing the evidence chain failed: %s", exc)
+
+        app.timer(max(settings.evidence_checkpoint_interval / 2000, 0.5))(sign_chain_tails)
 
     if settings.webhook_url:
         ledger_origin = Origin(settings.warnings_topic, -1, -1)    # a page is dead-lettered from the ledger

@@ -262,3 +262,51 @@ def test_no_snapshot_while_a_batch_waits_for_its_acknowledgements_and_positions_
         await batch
         assert pipeline.checkpoint()[1] == {("t", 0): 2}
     asyncio.run(run())
+
+
+def test_the_evidence_index_rides_in_the_snapshot_and_a_full_rebuild_refills_it():
+    from stream.detection.detector import Detector
+    from stream.rules.model import RuleSet
+    from stream.worker.evidence_index import EvidenceIndex
+    from stream.worker.pipeline import WorkerState
+
+    async def publish(outcome, wait=True):
+        return []
+
+    def pipeline_with_index():
+        handler = MessageHandler(Detector(RuleSet(())), evidence=EvidenceIndex(72 * 3_600_000, 300_000))
+        return Pipeline(handler, publish=publish,
+                        make_aligner=lambda: EventTimeAligner(idle_after_ms=0, clock=lambda: 10_000))
+
+    async def run():
+        first = pipeline_with_index()
+        generation = first.begin_generation()
+        assert await first.rebuild(generation, lambda: Detector(RuleSet(())), [], positions={("t", 0): 0})
+        await first.offer(disbursement("d0", 0), key=b"A", origin=Origin("t", 0, 0))
+        await first.offer(transfer("t1", 1000), key=b"A", origin=Origin("t", 0, 1))
+        state, positions = first.checkpoint()
+        assert isinstance(state, WorkerState) and state.evidence is not None
+        second = pipeline_with_index()
+        generation = second.begin_generation()
+        assert await second.rebuild(generation, lambda: Detector(RuleSet(())), [], restored=state,
+                                    positions=positions)
+        assert set(second.handler.evidence.by_event) == {"d0", "t1"} and second.handler.evidence.by_loan == {"L": "d0"}
+        assert second.handler.evidence.by_event["t1"].value == transfer("t1", 1000)
+        third = pipeline_with_index()
+        generation = third.begin_generation()
+        history = [(disbursement("d0", 0), b"A", Origin("t", 0, 0), ())]
+        assert await third.rebuild(generation, lambda: Detector(RuleSet(())), history)
+        assert set(third.handler.evidence.by_event) == {"d0"}
+    asyncio.run(run())
+
+
+def test_a_snapshot_of_the_format_before_the_evidence_index_is_refused(tmp_path):
+    import pytest
+    from stream.worker import checkpoint
+
+    compatibility = checkpoint.Compatibility.current("g", {"window": 1})
+    path = tmp_path / "s.snapshot"
+    checkpoint.write_snapshot(path, ("state",), {("t", 0): 1}, compatibility, 5)
+    path.write_bytes(path.read_bytes().replace(b'"format":2', b'"format":1'))
+    with pytest.raises(checkpoint.SnapshotRefused, match="format 1, this worker reads 2"):
+        checkpoint.read_snapshot(path, compatibility, {("t", 0)})
