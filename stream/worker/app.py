@@ -24,7 +24,7 @@ from .handler import MessageHandler
 from .pipeline import Pipeline
 from .publisher import Publisher
 from .recovery import StateRecovery
-from .reload import RuleReloader
+from .reload import DirectoryReloader, RuleReloader
 from .checkpoint import SnapshotWriter
 from .transport import WorkerApp
 from .tuning import ALIGN_TICK_S, CONSUME_BATCH, CONSUME_WITHIN_S, SHUTDOWN_FLUSH_TIMEOUT_S, SNAPSHOT_CHECK_S
@@ -150,11 +150,16 @@ def add_lifecycle(app: faust.App, pipeline: Pipeline, recovery: StateRecovery, s
     app.on_before_shutdown.connect(on_shutdown)
 
 
-def add_rule_reloads(app: faust.App, settings: Settings, pipeline: Pipeline, rules: RuleReloader) -> None:
-    rules.apply = pipeline.replace_rules
+def add_reloads(app: faust.App, settings: Settings, pipeline: Pipeline, rules: RuleReloader | None,
+                indicators: DirectoryReloader | None = None) -> None:
+    """One timer checks rules_dir and indicators_dir every rules_reload_interval."""
+    if rules is not None:
+        rules.apply = pipeline.replace_rules
+    reloaders = [reloader for reloader in (rules, indicators) if reloader is not None]
 
     async def reload_rules() -> None:
-        rules.check()       # logs what changed or every error; counters are read by /metrics
+        for reloader in reloaders:
+            reloader.check()    # logs what changed or every error; counters are read by /metrics
 
     app.timer(settings.rules_reload_interval / 1000, name="fundflow.rules.reload")(reload_rules)
 

@@ -198,3 +198,26 @@ def test_the_set_round_trips_through_its_file_and_listed_tries_every_type(consor
     assert not again.listed("dev-other", T0) and not again.listed(None, T0)
     with pytest.raises(Exception, match="consortium key 'k2026a' held here is not the one"):
         read_set(tmp_path / "set", {"k2026a": OTHER_SECRET})
+
+
+def test_the_worker_reloader_swaps_in_a_changed_set_and_keeps_the_running_one_when_broken(consortium, tmp_path):
+    from stream.worker.reload import IndicatorReloader
+
+    root, a, _, _, members = consortium
+    keys = {"k2026a": KEY}
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    applied = []
+    reloader = IndicatorReloader(directory, read_set(directory, keys), lambda: read_set(directory, keys),
+                                 apply=applied.append)
+    assert len(reloader.current) == 0 and not reloader.check().changed
+    feed = load_feed(signed(make_feed("lender-a", [CARD, DEVICE]), a, root / "a.json"), members)
+    merged, _ = merge(reloader.current, [feed], keys, T0)
+    (directory / "indicators.json").write_bytes(merged.to_bytes({"k2026a": KEY.check}))
+    result = reloader.check()
+    assert result.ok and result.version == "2 indicators" and applied == [reloader.current]
+    assert reloader.current.lookup("device", "dev-farm-1", T0) is not None
+    (directory / "indicators.json").write_text("{not json")
+    result = reloader.check()
+    assert not result.ok and "indicators.json: not valid JSON" in result.errors[0]
+    assert len(reloader.current) == 2 and (reloader.reloads_ok, reloader.reloads_failed) == (1, 1)
