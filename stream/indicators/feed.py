@@ -41,7 +41,7 @@ MAX_ENTRIES = 2_000_000
 MAX_REASON = 64
 CONFIRMED = "confirmed"               # the reason of an indicator an analyst confirmed (no console yet: unused)
 _HMAC = re.compile(r"^[0-9a-f]{64}$")
-_INSTITUTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+INSTITUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _REASON = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")   # typologies joined by +
 PEM_SUFFIX = ".pem"
 
@@ -168,7 +168,7 @@ def parse_feed(data: bytes, members: Mapping[str, Ed25519PublicKey], file: str =
         got = body.get("format") if isinstance(body, dict) else None
         raise FeedError(file, f"format {got!r}; this version reads {FORMAT!r}")
     source = body.get("source")
-    if not isinstance(source, str) or not _INSTITUTION.match(source):
+    if not isinstance(source, str) or not INSTITUTION_ID.match(source):
         raise FeedError(file, f"source {str(source)[:80]!r} is not an institution id")
     if not (isinstance(signature, dict) and signature.get("alg") == "ed25519"
             and isinstance(signature.get("value"), str) and isinstance(signature.get("signer"), str)):
