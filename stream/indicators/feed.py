@@ -101,7 +101,7 @@ def sign_feed(feed: Feed, private_key: Ed25519PrivateKey) -> bytes:
     signature = private_key.sign(canonical(body))
     return orjson.dumps({"feed": body, "signature": {"alg": "ed25519", "signer": feed.source,
                                                      "value": base64.b64encode(signature).decode()}},
-                        option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+                        option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
 def read_private_key(path: str | Path) -> Ed25519PrivateKey:

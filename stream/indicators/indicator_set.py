@@ -28,6 +28,10 @@ from .keys import ConsortiumKey
 from .normalize import TYPES, try_normalize
 
 SET_FORMAT = "fundflow.indicator-set/1"
+# Hashes of identifiers looked up recently (the same device, IP or card recurs across events): what a lookup of
+# a value seen before costs is one dict read. Cleared when full, so it stays bounded; per set, so a reload
+# starts afresh.
+CACHE_SIZE = 1 << 16
 SET_FILE = "indicators.json"
 Slot = tuple[str, str, str]             # (type, key id, hmac)
 
@@ -86,6 +90,7 @@ class IndicatorSet:
         self._types = frozenset(kind for kind, _, _ in self._listings)
         self.sources = dict(sources or {})
         self.path = path
+        self._digests: dict[tuple[str, object], tuple[tuple[str, str], ...]] = {}
 
     # -- reading -------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -116,16 +121,22 @@ class IndicatorSet:
         """The live listings of `raw` as an identifier of type `kind` at event time `at_ms`, or None."""
         if kind not in self._types or raw is None:
             return None
-        normalized = try_normalize(kind, raw)
-        if normalized is None:
-            return None
-        for key in self._keys:
-            digest = key.digest(kind, normalized)
-            by_source = self._listings.get((kind, key.key_id, digest))
+        cache = self._digests
+        digests = cache.get((kind, raw))
+        if digests is None:
+            normalized = try_normalize(kind, raw)
+            digests = () if normalized is None else tuple((key.key_id, key.digest(kind, normalized))
+                                                          for key in self._keys)
+            if len(cache) >= CACHE_SIZE:
+                cache.clear()
+            cache[(kind, raw)] = digests
+        listings = self._listings
+        for key_id, digest in digests:
+            by_source = listings.get((kind, key_id, digest))
             if by_source:
                 live = tuple(listing for _, listing in sorted(by_source.items()) if listing.live(at_ms))
                 if live:
-                    return Match(kind, key.key_id, digest, live)
+                    return Match(kind, key_id, digest, live)
         return None
 
     def listed(self, value: object, at_ms: int) -> bool:

@@ -43,7 +43,7 @@ class ConsortiumKey:
         return f"ConsortiumKey({self.key_id!r})"
 
     def digest(self, kind: str, normalized: str) -> str:
-        return hmac.new(self.secret, f"{kind}{SEPARATOR}{normalized}".encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self.secret, f"{kind}{SEPARATOR}{normalized}".encode(), "sha256").hex()
 
     def hash_identifier(self, kind: str, raw: str) -> str:
         """Normalize then hash; `normalize.Refused` when the value is no identifier of that type."""

@@ -99,7 +99,7 @@ def test_a_tampered_byte_is_refused(consortium):
     with pytest.raises(FeedError, match=r"a.json: bad signature: the feed was changed after lender-a signed it"):
         load_feed(path, members)
     data = bytearray(signed(make_feed("lender-a", [CARD]), a, root / "b.json").read_bytes())
-    at = data.index(b'"hmac": "') + 9
+    at = data.index(b'"hmac":"') + 8
     data[at] = ord("0") if data[at] != ord("0") else ord("1")
     (root / "b.json").write_bytes(bytes(data))
     with pytest.raises(FeedError, match="bad signature"):
