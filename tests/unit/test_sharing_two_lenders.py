@@ -110,7 +110,8 @@ def test_b_imports_and_its_ledger_warns_on_a_cards_and_devices_and_nowhere_else(
     ]
     (root / "b-plus.jsonl").write_text("\n".join(lines + [json.dumps(e) for e in planted]) + "\n")
     overrides = ["--overrides", str(root / "enable.override.yaml")]
-    assert main(["--settings", b, "replay", str(root / "b-plus.jsonl"), *overrides, "--out",
+    assert main(["--settings", b, "replay", str(root / "b-plus.jsonl"), *overrides, "--indicators",
+                 str(root / "b-indicators"), "--out",
                  str(root / "b-shared.jsonl"), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "indicators: " in err and "from 1 source(s) (lender-a)" in err

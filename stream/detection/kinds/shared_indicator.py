@@ -68,7 +68,7 @@ PARAMS = (
 
 
 def _looked_up(event: "Event", events: frozenset[str], types: frozenset[str]) -> list[tuple[str, str, Any]]:
-    """(event name, indicator type, field, value) the rule looks up on this event."""
+    """(event name, indicator type, event field, value) the rule looks up on this event."""
     if isinstance(event, Disbursement):
         names = ("disbursement_device", "disbursement_ip")
     elif event.channel == "withdrawal":
