@@ -136,15 +136,18 @@ def run_publish(args: argparse.Namespace, *, err: TextIO | None = None) -> int:
         raise FundflowError(f"cannot read the warnings at {url}: {exc}") from None
     extraction = extract(row_to_warning_json(row) for row in rows)
     now = _now(args.now)
-    entries = list(entries_from(extraction.found, keys, args.ttl))
+    revoked = []
     for item in args.revoke:
         kind, _, raw = item.partition(":")
         try:
-            normalized = normalize(kind, raw)
+            revoked.append((kind, normalize(kind, raw)))
         except Refused as exc:
             raise FundflowError(f"--revoke {item[:60]!r}: {exc} (write TYPE:IDENTIFIER)") from None
-        entries += [Entry(kind, key.key_id, key.digest(kind, normalized), "revoked", now, now, now, True)
-                    for key in keys]
+    # a revoked identifier is not published again, even while warnings naming it are still stored
+    found = [item for item in extraction.found if (item[0], item[1]) not in set(revoked)]
+    entries = list(entries_from(found, keys, args.ttl))
+    entries += [Entry(kind, key.key_id, key.digest(kind, normalized), "revoked", now, now, now, True)
+                for kind, normalized in revoked for key in keys]
     feed = Feed(source=args.source, issued_at=now, keys={key.key_id: key.check for key in keys},
                 entries=tuple(entries))
     data = sign_feed(feed, signing)

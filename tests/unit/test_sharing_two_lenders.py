@@ -183,10 +183,12 @@ def test_import_drops_expired_entries_and_applies_revocations(consortium, a_publ
     store = f"chdb://{root / 'a-chdb'}"
     first_device = next(orjson.loads(line)["evidence"]["requester"] for line in
                         (root / "a-warnings.jsonl").read_bytes().splitlines() if b"device-burst" in line)
-    assert main(["--settings", a, "indicators", "publish", "--store", store, "--rules", "loan-fan-in",
-                            "--out", str(tmp_path / "revoke.json"), "--source", "lender-a", "--revoke",
-                            first_device, "--now", "2026-03-05T00:00:00Z"]) == 0
+    assert main(["--settings", a, "indicators", "publish", "--store", store, "--rules", "device-burst",
+                 "--out", str(tmp_path / "revoke.json"), "--source", "lender-a", "--revoke", first_device,
+                 "--now", "2026-03-05T00:00:00Z"]) == 0
     capsys.readouterr()
+    entries = orjson.loads((tmp_path / "revoke.json").read_bytes())["feed"]["entries"]
+    assert sorted((e["type"], e["revoked"]) for e in entries) == [("device", False)] * 4 + [("device", True)]
     assert main(["--settings", b, "indicators", "import", str(tmp_path / "revoke.json"), "--members", str(members),
                  "--into", str(into), "--now", "2026-03-05T00:00:00Z"]) == 0
     out = capsys.readouterr().out
