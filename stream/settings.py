@@ -189,6 +189,14 @@ class Settings:
                                                     "published under; unset = none")
     indicator_signing_key: str | None = _setting(None, _optional_text,
                                                  "this institution's Ed25519 private key (PEM) that signs its feeds")
+    indicators_topic: str | None = _setting(None, _optional_text,
+                                            "Kafka topic of the members' feeds (e.g. fundflow.indicators, "
+                                            "compacted, keyed by institution): the worker merges every feed on it "
+                                            "into indicators_dir; unset = feeds only from `fundflow indicators "
+                                            "import`")
+    indicator_members: str | None = _setting(None, _optional_text,
+                                             "directory of the members' Ed25519 public keys, <institution>.pem "
+                                             "each, that feeds from indicators_topic are verified against")
     data_dir: str = _setting(".fundflow", _text, "local state of the worker (page ledger, snapshots)")
     snapshot_interval: int = _duration_setting("60s",
                                       "how often the worker snapshots its detection state to data_dir, so a "

@@ -75,6 +75,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="what counts as now for expiry, RFC 3339 or epoch ms (default: the wall clock)")
     imported.set_defaults(func=run_import)
 
+    send = actions.add_parser(
+        "send", help="publish feed files to indicators_topic, where the members' workers read them",
+        description="Send each feed file, as it is, to the Kafka topic of feeds (indicators_topic, e.g. "
+                    "fundflow.indicators), keyed by its source institution; the topic is created compacted when "
+                    "missing, so it keeps the latest feed of each member. Workers with indicators_topic set "
+                    "verify and merge every feed on it into their indicators_dir.")
+    send.add_argument("feeds", metavar="FEED", nargs="+", type=Path, help="feed files (from `publish`)")
+    send.add_argument("--broker", metavar="URL", help="override broker_url from the settings")
+    send.add_argument("--topic", metavar="NAME", help="override indicators_topic from the settings")
+    send.set_defaults(func=run_send)
+
     key = actions.add_parser(
         "key", help="print this institution's public key (or generate a signing key)",
         description="Print the Ed25519 public key (PEM) of indicator_signing_key: what the other members save "
@@ -174,8 +185,7 @@ def run_publish(args: argparse.Namespace, *, err: TextIO | None = None) -> int:
 def run_import(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     from ..indicators.configured import configured_keys
     from ..indicators.feed import FeedError, load_feed, load_members
-    from ..indicators.indicator_set import ImportReport, merge, read_set, SET_FILE
-    from ..offline.sharing import write_atomically
+    from ..indicators.indicator_set import ImportReport, merge, read_set, write_set
 
     out = out or sys.stdout
     settings = load_settings(args.settings)
@@ -196,12 +206,53 @@ def run_import(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     current = read_set(into, keys)
     merged, report = merge(current, feeds, keys, _now(args.now), report)
     try:
-        write_atomically(into / SET_FILE, merged.to_bytes({key_id: key.check for key_id, key in keys.items()}))
+        written = write_set(into, merged, keys)
     except OSError as exc:
-        raise FundflowError(f"{into / SET_FILE}: cannot write ({exc.strerror})") from None
+        raise FundflowError(f"{into}: cannot write the indicator set ({exc.strerror})") from None
     out.write(report.render() + "\n")
-    out.write(f"{into / SET_FILE}: {merged.describe()}\n")
+    out.write(f"{written}: {merged.describe()}\n")
     return 1 if report.refused else 0
+
+
+def run_send(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    import orjson
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    from ..errors import CONNECT_TIMEOUT_S, not_answering
+    from ..worker.topics import create_topics
+
+    out = out or sys.stdout
+    overrides = {"broker_url": args.broker} if args.broker else {}
+    settings = load_settings(args.settings).with_overrides(**overrides)
+    topic = args.topic or settings.indicators_topic
+    if topic is None:
+        raise FundflowError("no topic to send to: set indicators_topic (FUNDFLOW_INDICATORS_TOPIC) or give --topic")
+    records = []
+    for path in args.feeds:
+        try:
+            data = path.read_bytes()
+            source = orjson.loads(data)["feed"]["source"]
+        except OSError as exc:
+            raise FundflowError(f"{path}: cannot read ({exc.strerror})") from None
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise FundflowError(f"{path}: not an indicator feed (no feed.source)") from None
+        records.append((path, str(source), data))
+    create_topics(settings.broker_bootstrap, [topic], 1, configs={"cleanup.policy": "compact"})
+    try:
+        producer = KafkaProducer(bootstrap_servers=settings.broker_bootstrap, acks="all",
+                                 max_request_size=64 * 1024 * 1024, request_timeout_ms=CONNECT_TIMEOUT_S * 6000)
+    except KafkaError as exc:
+        raise FundflowError(not_answering("broker", settings.broker_url, exc)) from None
+    try:
+        for path, source, data in records:
+            producer.send(topic, key=source.encode(), value=data).get(timeout=60)
+            out.write(f"sent {path} ({source}, {len(data):,} bytes) to {topic}\n")
+    except KafkaError as exc:
+        raise FundflowError(f"cannot send the feeds to {topic} at {settings.broker_url} ({exc})") from None
+    finally:
+        producer.close()
+    return 0
 
 
 def run_key(args: argparse.Namespace, *, out: TextIO | None = None) -> int:

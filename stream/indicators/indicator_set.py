@@ -194,6 +194,21 @@ def read_set(directory: str | Path, keys: Mapping[str, ConsortiumKey]) -> Indica
     return IndicatorSet(listings, keys, document.get("sources") or {}, path=str(path))
 
 
+def write_set(directory: str | Path, indicators: IndicatorSet, keys: Mapping[str, ConsortiumKey]) -> Path:
+    """Write the set beside its file and rename it over, so a reader (the worker's reload) sees the old file or
+    the new one, never half of one. The one write this layer does: the local set is its own format."""
+    import os
+
+    target = Path(directory) / SET_FILE
+    temporary = target.with_name(f".{SET_FILE}.tmp-{os.getpid()}")
+    with open(temporary, "wb") as out:
+        out.write(indicators.to_bytes({key_id: key.check for key_id, key in keys.items()}))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, target)
+    return target
+
+
 # -- merging feeds -------------------------------------------------------------------------------------------
 
 @dataclass

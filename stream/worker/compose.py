@@ -19,6 +19,7 @@ from .alignment import EventTimeAligner
 from .checkpoint import Compatibility, SnapshotWriter, read_snapshot, snapshot_path
 from .handler import DetectorLike, MessageHandler
 from .health import HealthTracker
+from .indicator_feeds import FeedFollower
 from .metrics import FundflowMetrics, WorkerCollector
 from .pages import add_pages, input_lags
 from .pipeline import Pipeline
@@ -87,10 +88,13 @@ def build_worker(settings: Settings, detector: DetectorSource, *, with_sinks: bo
     faust_wiring.add_input_agents(app, settings, pipeline, publisher, handler)
     snapshot_now = faust_wiring.add_snapshots(app, settings, pipeline, snapshots) if snapshots else None
     faust_wiring.add_lifecycle(app, pipeline, recovery, snapshots, snapshot_now)
+    feeds = None
     if indicators is not None:
         indicators.apply = lambda new: _replace_indicators(pipeline, new)
+        if settings.indicators_topic is not None:
+            feeds = FeedFollower(settings)
     if rules is not None or indicators is not None:
-        faust_wiring.add_reloads(app, settings, pipeline, rules, indicators)
+        faust_wiring.add_reloads(app, settings, pipeline, rules, indicators, feeds)
     sinks = attach_sinks(app, settings, publisher=publisher, health=health) if with_sinks else None
 
     metrics.watch(WorkerCollector(handler=handler, publisher=publisher, pipeline=pipeline, recovery=recovery,
