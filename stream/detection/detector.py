@@ -40,12 +40,12 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from ..errors import EventError, RuleError
+from ..indicators.indicator_set import EMPTY as NO_INDICATORS
+from ..indicators.indicator_set import IndicatorSet
 from ..model.events import TOO_OLD as TOO_OLD_REASON
 from ..model.events import Event, Transfer
 from ..model.timefmt import format_ts
 from ..rules.model import AllowList, Rule, RuleSet
-from ..indicators.indicator_set import EMPTY as NO_INDICATORS
-from ..indicators.indicator_set import IndicatorSet
 from ..rules.names import LISTED, names_for
 from ..model.warning import (MAX_SUMMARY_CHARS, TRUNCATED_KEY, EarlyWarning, capped, capped_evidence,
                        make_warning_id)

@@ -11,6 +11,7 @@ feed of each source is kept: a member publishes its whole current list each time
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,18 @@ from ..settings import Settings
 log = logging.getLogger(__name__)
 
 
+def topic_partitions(bootstrap: list[str], topic: str) -> set[int]:
+    """The partitions of `topic` by the broker's metadata now; empty when it does not exist."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             client_id="fundflow-indicator-feeds-metadata")
+    try:
+        return set(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()
+
+
 class FeedFollower:
     """Polled on the reload timer: reads what the topic holds beyond what it read last, merges it, writes the set."""
 
@@ -37,6 +50,8 @@ class FeedFollower:
         self.directory = Path(settings.indicators_dir)
         self._consumer: Any = None
         self._said_missing = False
+        self._assigned = False
+        self._pending: list = []            # records read but not merged yet (the set could not be written)
         self.records = 0
         self.merged = 0
         self.refused = 0
@@ -46,26 +61,39 @@ class FeedFollower:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         if self._consumer is None:
+            # one consumer for the worker's life: it never joins a group, and is stopped at shutdown
             consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.broker_bootstrap, group_id=None,
                                         enable_auto_commit=False, auto_offset_reset="earliest",
                                         client_id="fundflow-indicator-feeds", fetch_max_wait_ms=50)
             await consumer.start()
-            partitions = consumer.partitions_for_topic(self.topic)
+            self._consumer = consumer
+        if not self._assigned:
+            consumer = self._consumer
+            # asked of the broker afresh each time until the topic is there (the consumer's own metadata is not
+            # refreshed for a topic it is not assigned), off the event loop: kafka-python's call blocks
+            partitions = await asyncio.get_running_loop().run_in_executor(
+                None, topic_partitions, self.settings.broker_bootstrap, self.topic)
             if not partitions:
-                await consumer.stop()
                 if not self._said_missing:
                     self._said_missing = True
                     log.warning("indicators_topic %s does not exist (yet); feeds are read once it does "
                                 "(`fundflow indicators send` creates it)", self.topic)
                 return 0
-            consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
             await consumer.seek_to_beginning()
-            self._consumer = consumer
+            ends = await consumer.end_offsets(tps)
+            log.info("reading indicator feeds from %s (partitions %s, %d records)", self.topic,
+                     ", ".join(str(tp.partition) for tp in tps), sum(ends.values()))
+            self._assigned = True
         batches = await self._consumer.getmany(timeout_ms=200)
         records = [record for _, messages in sorted(batches.items(), key=lambda item: item[0].partition)
                    for record in messages]
-        if records:
-            self._merge(records)
+        self.records += len(records)
+        self._pending += records
+        if self._pending:
+            self._merge(self._pending)      # raises when the set cannot be read or written: kept for the next tick
+            self._pending = []
         return len(records)
 
     def _merge(self, records: list) -> None:
@@ -74,7 +102,6 @@ class FeedFollower:
         report = ImportReport()
         feeds = []
         for record in records:
-            self.records += 1
             where = f"{self.topic}[{record.partition}]@{record.offset}"
             if record.value is None:
                 continue                    # a tombstone: compaction's way of forgetting a source
@@ -94,4 +121,5 @@ class FeedFollower:
     async def stop(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
+            self._assigned = False
             await consumer.stop()

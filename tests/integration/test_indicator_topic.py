@@ -57,6 +57,7 @@ def test_a_feed_sent_to_the_topic_reaches_a_running_worker(kafka_broker, tmp_pat
     try:
         worker.start()
         worker.wait_for(worker.ready, "the worker to be ready")
+        worker.wait_for(lambda: "does not exist (yet)" in worker.log_text(), "the worker to look for the topic")
         assert main(["indicators", "send", str(tmp_path / "good.json"), "--broker", kafka_broker.url,
                      "--topic", topic]) == 0
         worker.wait_for(lambda: metric(worker.metrics(), "fundflow_indicators") == 1, "the feed to be merged")
