@@ -187,6 +187,27 @@ class Settings:
     broker_fetch_max_wait: int = _duration_setting("100ms",
                                           "longest a fetch waits at the broker for new data (Kafka answers "
                                           "as soon as data arrives; some dev brokers wait it out)")
+    indicators_dir: str | None = _setting(None, _optional_text,
+                                          "directory of the local indicator set that `fundflow indicators import` "
+                                          "writes and the worker reloads like rules_dir; unset = no sharing")
+    indicator_keys: str | None = _setting(None, _optional_text,
+                                          "directory of the consortium keys, one <key_id>.key file each (HMAC "
+                                          "secrets shared by the members)")
+    indicator_key_id: str | None = _setting(None, _optional_text,
+                                            "the consortium key id feeds are published under now")
+    indicator_overlap_key_id: str | None = _setting(None, _optional_text,
+                                                    "during a key rotation: the other key id every entry is also "
+                                                    "published under; unset = none")
+    indicator_signing_key: str | None = _setting(None, _optional_text,
+                                                 "this institution's Ed25519 private key (PEM) that signs its feeds")
+    indicators_topic: str | None = _setting(None, _optional_text,
+                                            "Kafka topic of the members' feeds (e.g. fundflow.indicators, "
+                                            "compacted, keyed by institution): the worker merges every feed on it "
+                                            "into indicators_dir; unset = feeds only from `fundflow indicators "
+                                            "import`")
+    indicator_members: str | None = _setting(None, _optional_text,
+                                             "directory of the members' Ed25519 public keys, <institution>.pem "
+                                             "each, that feeds from indicators_topic are verified against")
     data_dir: str = _setting(".fundflow", _text, "local state of the worker (page ledger, snapshots)")
     snapshot_interval: int = _duration_setting("60s",
                                       "how often the worker snapshots its detection state to data_dir, so a "

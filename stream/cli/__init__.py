@@ -12,9 +12,10 @@ import os
 import sys
 
 from ..errors import FundflowError
-from . import demo, evaluate, evidence, produce, replay, replay_diff, rules, simulate, store, warnings, worker
+from . import (demo, evaluate, evidence, indicators, produce, replay, replay_diff, rules, simulate, store, warnings,
+               worker)
 
-COMMANDS = (worker, produce, replay, replay_diff, rules, simulate, evaluate, demo, warnings, store, evidence)
+COMMANDS = (worker, produce, replay, replay_diff, rules, simulate, evaluate, demo, warnings, store, evidence, indicators)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="split the detection state into N partitions by key, as N workers hold it, with "
                              "every hop between them on an in-memory queue (default 1); the warnings are the "
                              "same for every N")
+    parser.add_argument("--indicators", type=Path, default=None, metavar="DIR",
+                        help="the local indicator set to run with (a directory `fundflow indicators import` wrote; "
+                             "default: the indicators_dir setting, none when unset); hashed under indicator_keys")
     parser.add_argument("--show-bad", type=int, default=20, metavar="N", help="list at most N bad lines (20)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true",
@@ -68,15 +71,20 @@ def run(args: argparse.Namespace) -> int:
     ruleset = load_rules(paths, args.overrides, window_ms=options["window_ms"])
     rules_used = {"paths": [str(Path(p).resolve()) for p in paths], "source": source, "version": ruleset.version,
                   "rules": len(ruleset)}
+    from ..indicators.configured import configured_set
+    indicators = configured_set(settings, args.indicators)
     if not args.json:
         print(rules_line(where, ruleset), file=sys.stderr)
+        if indicators or args.indicators or settings.indicators_dir:
+            print(f"indicators: {indicators.path or args.indicators}: {indicators.describe()}", file=sys.stderr)
     try:
         out = open(args.out, "wb") if args.out else sys.stdout.buffer
     except OSError as exc:
         raise FundflowError(f"--out {args.out}: cannot write there ({exc.strerror})") from None
     try:
         report = replay_file(args.events, ruleset, out, progress=not args.no_progress,
-                             max_bad_shown=max(args.show_bad, 0), partitions=args.partitions, **options)
+                             max_bad_shown=max(args.show_bad, 0), partitions=args.partitions,
+                             indicators=indicators, **options)
     finally:
         if args.out:
             out.close()

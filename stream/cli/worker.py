@@ -32,5 +32,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings.with_overrides(rules_dir=str(pack.path))
     print(f"fundflow worker: {rules_line(pack.describe(), load_rules(pack.path, window_ms=settings.window))}",
           file=sys.stderr, flush=True)
+    if settings.indicators_dir is not None:
+        from ..indicators.configured import configured_set
+        print(f"fundflow worker: indicators: {settings.indicators_dir}: {configured_set(settings).describe()} "
+              f"(reloaded on change)", file=sys.stderr, flush=True)
     from ..worker.runner import run_worker
     return run_worker(settings, loglevel=args.loglevel)

@@ -24,6 +24,9 @@ Admission:
   the same pattern share an id and the sinks keep one.
 - Cooldown: at most one warning per rule and cooldown key (`loan`: the finding's loan, `account`: its primary
   account, `subject`: its subject) per `rule.cooldown.ms` of event time.
+- Indicators: the detector is handed the local indicator set (`indicators=`, default empty: no sharing); the
+  `shared_indicator` kind looks events up in it and a `where` can call `listed(value)`, both by event time. The
+  worker swaps in a new set on reload (`replace_indicators`), as it does rules.
 - `detected_at` is what the caller passes (the worker: the Kafka timestamp of the completing record), else the
   injected clock, else the event's own time, so replays are byte-for-byte deterministic.
 """
@@ -37,11 +40,13 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from ..errors import EventError, RuleError
+from ..indicators.indicator_set import EMPTY as NO_INDICATORS
+from ..indicators.indicator_set import IndicatorSet
 from ..model.events import TOO_OLD as TOO_OLD_REASON
 from ..model.events import Event, Transfer
 from ..model.timefmt import format_ts
 from ..rules.model import AllowList, Rule, RuleSet
-from ..rules.names import names_for
+from ..rules.names import LISTED, names_for
 from ..model.warning import (MAX_SUMMARY_CHARS, TRUNCATED_KEY, EarlyWarning, capped, capped_evidence,
                        make_warning_id)
 from .finding import Finding
@@ -113,7 +118,8 @@ class Detector:
     def __init__(self, rules: RuleSet, *, window_ms: int = DEFAULT_WINDOW_MS,
                  lateness_ms: int = DEFAULT_LATENESS_MS, clock: Callable[[], int] | None = None,
                  tracer: TracerOptions | None = None, limits: SearchLimits | None = None,
-                 freeze_gc_every: int = DEFAULT_FREEZE_GC_EVERY, partitions: int = 1) -> None:
+                 freeze_gc_every: int = DEFAULT_FREEZE_GC_EVERY, partitions: int = 1,
+                 indicators: IndicatorSet | None = None) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions!r}")
         self._plan = _compile(rules)
@@ -124,6 +130,8 @@ class Detector:
         self.partitions = [DetectionState(self.event_clock, tracer=tracer, limits=limits)
                            for _ in range(partitions)]
         self.counts = EventCounts()
+        self.indicators = indicators if indicators is not None else NO_INDICATORS
+        self.replace_indicators(self.indicators)
         self.warnings_by_rule: Counter[str] = Counter()
         self.suppressed_by_rule: Counter[str] = Counter()
         self.where_errors_by_rule: Counter[str] = Counter()
@@ -146,11 +154,19 @@ class Detector:
     def import_state(self, exported: tuple) -> None:
         """Continue from an exported state; the rules stay this detector's own."""
         self.event_clock, self.partitions, self.counts = exported
+        self.replace_indicators(self.indicators)
 
     def replace_rules(self, rules: RuleSet) -> None:
         """Swap in a new rule set; graph, tracer and cooldowns are kept. Atomic: compiled first, then one
         assignment, so an event is checked against either the old or the new set, never a mix."""
         self._plan = _compile(rules)
+
+    def replace_indicators(self, indicators: IndicatorSet) -> None:
+        """Swap in a new indicator set (a reload of indicators_dir); state and rules are kept. Between two events:
+        every partition reads the same set."""
+        self.indicators = indicators
+        for state in self.partitions:
+            state.indicators = indicators
 
     def _index(self, key: str) -> int:
         count = len(self.partitions)
@@ -371,7 +387,11 @@ class Detector:
 
     def _where(self, rule: Rule, event: Event, finding: Finding) -> bool:
         try:
-            return rule.matches(names_for(event, finding.loan))
+            names = names_for(event, finding.loan)
+            indicators = self.indicators
+            if indicators:
+                names[LISTED] = lambda value, at=event.ts: indicators.listed(value, at)
+            return rule.matches(names)
         except Exception:  # noqa: BLE001 - an analyst's expression must not stop the stream
             self.where_errors_by_rule[rule.id] += 1
             return False

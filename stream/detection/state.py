@@ -14,6 +14,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+from ..indicators.indicator_set import EMPTY as NO_INDICATORS
+from ..indicators.indicator_set import IndicatorSet
 from ..model.events import Disbursement
 from .graph import EventClock, RollingGraph
 from .provenance import Inflow, Provenance
@@ -108,6 +110,9 @@ class DetectionState:
         self.cooldowns: dict[tuple[str, str], int] = {}        # (rule id, key) -> event ts of the last warning
         self.cooldown_expiry: list[tuple[int, str, str, int]] = []  # (expires at, rule id, key, emitted at)
         self._caught_up_to: int | None = None
+        # The indicators the members' feeds list (read-only, shared by every partition; the Detector sets it).
+        # Not part of a snapshot: a restored state is handed the running set.
+        self.indicators: IndicatorSet = NO_INDICATORS
         # The message in hand (set by the Detector before the kinds of a stage run).
         self.stage = ""
         self.allocation: Allocation | None = None   # what the current transfer carried
@@ -157,6 +162,7 @@ class DetectionState:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.indicators = NO_INDICATORS
         self.enter("")
 
     def enter(self, stage: str, *, allocation: Allocation | None = None, before: Inflow | None = None,

@@ -15,6 +15,10 @@ tests:
       - {rule: rapid-cashout, subject: L1}
     expect_none: [layering-chain]
 ```
+`enable: [rule-id]` runs rules of the pack that ship disabled; `indicators:` (per file, or per test in place of the
+file's) is the local indicator set the detector is handed, as if imported from the members' feeds:
+`{type: card, value: "6222...", source: lender-a, reason: rapid_cashout, expires: +30d}` (source, reason and
+expires optional; the values are hashed under a test consortium key).
 For every rule named in `expect`, its warnings must match the expected entries one to one (the fields given
 must be equal; `accounts`, `loan_ids`, `txn_ids` compare as sets). Rules in `expect_none` must stay silent.
 `expect: []` means no rule at all may warn.
@@ -37,8 +41,11 @@ from ..detection.rulebook import load_rules
 from ..rules.model import RuleSet
 from ..rules.yamlsource import YamlSyntaxError, YList, YMap, load_yaml_file
 
-FILE_KEYS = ("rule_files", "overrides", "start", "window", "lateness", "tests")
-TEST_KEYS = ("name", "start", "window", "lateness", "events", "expect", "expect_none")
+FILE_KEYS = ("rule_files", "overrides", "enable", "start", "window", "lateness", "indicators", "tests")
+TEST_KEYS = ("name", "start", "window", "lateness", "indicators", "events", "expect", "expect_none")
+INDICATOR_KEYS = ("type", "value", "source", "reason", "first_seen", "last_seen", "expires")
+# The consortium key rule tests hash their indicators under (a test needs no real key).
+TEST_KEY_ID = "rule-test"
 EXPECT_KEYS = ("rule", "subject", "kind", "severity", "accounts", "loan_ids", "txn_ids", "amount", "currency")
 SET_FIELDS = ("accounts", "loan_ids", "txn_ids")
 DEFAULT_START = "2026-01-01T00:00:00Z"
@@ -82,6 +89,7 @@ class TestCase:
     expect_none: tuple[str, ...]
     window_ms: int
     lateness_ms: int
+    indicators: Any = None          # the IndicatorSet the detector is handed (None: none)
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,7 @@ def run_test_file(path: str | Path, *, name_filter: str | None = None) -> FileRe
 def run_case(ruleset: RuleSet, case: TestCase) -> TestResult:
     from ..detection.detector import Detector
 
-    detector = Detector(ruleset, window_ms=case.window_ms, lateness_ms=case.lateness_ms)
+    detector = Detector(ruleset, window_ms=case.window_ms, lateness_ms=case.lateness_ms, indicators=case.indicators)
     warnings: list[EarlyWarning] = []
     try:
         for event in case.events:
@@ -241,6 +249,9 @@ def load_test_file(path: Path) -> tuple[RuleSet, dict[str, Any], list["TestCase 
         "lateness": _duration(doc.get("lateness", DEFAULT_LATENESS), file, doc.value_line("lateness"), "lateness"),
     }
     ruleset = load_rules(rule_paths, overrides, window_ms=defaults["window"])
+    ruleset = _enabled(ruleset, doc, file)
+    defaults["indicators"] = (_indicators(doc["indicators"], file, doc.value_line("indicators"), defaults["start"])
+                              if "indicators" in doc else None)
     tests = doc.get("tests")
     if not isinstance(tests, YList) or not tests:
         raise RuleTestError("`tests` must be a non-empty list of tests", file, doc.value_line("tests"))
@@ -272,6 +283,8 @@ def _test_case(entry: Any, line: int, file: str, defaults: dict[str, Any], known
               else defaults["window"])
     lateness = (_duration(entry["lateness"], file, entry.value_line("lateness"), "lateness") if "lateness" in entry
                 else defaults["lateness"])
+    indicators = (_indicators(entry["indicators"], file, entry.value_line("indicators"), start)
+                  if "indicators" in entry else defaults["indicators"])
     raw_events = entry.get("events")
     if not isinstance(raw_events, YList) or not raw_events:
         raise RuleTestError(f"test {name!r}: `events` must be a non-empty list of events", file,
@@ -311,7 +324,71 @@ def _test_case(entry: Any, line: int, file: str, defaults: dict[str, Any], known
                 raise RuleTestError(f"test {name!r}: expect_none names unknown rule {rule_id!r}", file,
                                     raw_none.item_line(index))
         expect_none = tuple(raw_none)
-    return TestCase(name.strip(), line, events, expect, expect_none, window, lateness)
+    return TestCase(name.strip(), line, events, expect, expect_none, window, lateness, indicators)
+
+
+def _enabled(ruleset: RuleSet, doc: YMap, file: str) -> RuleSet:
+    """`enable: [rule-id]`: rules that ship disabled run in this file's tests (their versions do not change)."""
+    if doc.get("enable") is None:
+        return ruleset
+    names = doc["enable"]
+    if not isinstance(names, YList) or not all(isinstance(n, str) for n in names):
+        raise RuleTestError("enable must be a list of rule ids", file, doc.value_line("enable"))
+    known = {rule.id for rule in ruleset.rules}
+    for index, rule_id in enumerate(names):
+        if rule_id not in known:
+            raise RuleTestError(f"enable names unknown rule {rule_id!r}", file, names.item_line(index))
+    from dataclasses import replace
+    return RuleSet(tuple(replace(rule, enabled=True) if rule.id in names else rule for rule in ruleset.rules),
+                   version=ruleset.version)
+
+
+def test_key() -> Any:
+    import hashlib
+
+    from ..indicators.keys import ConsortiumKey
+    return ConsortiumKey(TEST_KEY_ID, hashlib.sha256(b"fundflow rule tests").digest())
+
+
+def _indicators(raw: Any, file: str, line: int, start: int) -> Any:
+    """The `indicators:` of a test file: an IndicatorSet, each value hashed under the test key."""
+    from ..indicators.indicator_set import IndicatorSet, Listing
+    from ..indicators.normalize import Refused
+
+    if not isinstance(raw, YList):
+        raise RuleTestError("indicators must be a list of {type, value, source, reason, expires}", file, line)
+    key = test_key()
+    listings: dict = {}
+    for index, item in enumerate(raw):
+        at = raw.item_line(index)
+        if not isinstance(item, YMap):
+            raise RuleTestError("an indicator is a mapping with type and value", file, at)
+        _check_keys(item, INDICATOR_KEYS, file, "indicator key")
+        try:
+            digest = key.hash_identifier(str(item.get("type")), _plain(item.get("value")))
+        except Refused as exc:
+            raise RuleTestError(f"indicator {index + 1}: {exc}", file, at) from None
+        times = {name: _relative_ts(item.get(name), start, file, at, name, default)
+                 for name, default in (("first_seen", start), ("last_seen", start),
+                                       ("expires", start + parse_duration_ms("3650d")))}
+        source = str(item.get("source", "lender-test"))
+        listing = Listing(source, str(item.get("reason", "confirmed")), times["first_seen"], times["last_seen"],
+                          times["expires"], f"{source}@rule-test")
+        listings.setdefault((item["type"], key.key_id, digest), {})[source] = listing
+    return IndicatorSet(listings, {key.key_id: key},
+                        {source: {"feed": f"{source}@rule-test"} for slot in listings for source in listings[slot]})
+
+
+def _relative_ts(value: Any, start: int, file: str, line: int, what: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, str) and value.strip().startswith(("+", "-")):
+        try:
+            offset = parse_duration_ms(value.strip()[1:])
+        except ValueError as exc:
+            raise RuleTestError(f"{what}: {exc}", file, line) from None
+        return start + offset if value.strip()[0] == "+" else start - offset
+    return _start(value, file, line)
 
 
 def _event(raw: Any, start: int, index: int, file: str, line: int, test: str) -> Event:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from simpleeval import EvalWithCompoundTypes, InvalidExpression
 
 from . import wheretypes
-from .names import extra_field
+from .names import LISTED, extra_field
 from .rawrule import did_you_mean as _did_you_mean
 from .schema import ANY_RULE, ROOTS, WhereSchema
 
@@ -76,6 +76,8 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, str]] = {
     "max": (max, 2, "max(a, b)"),
     "extra": (extra_field, 2, 'extra(event, "name"): an input field outside the event contract, None when absent'),
     "in_list": (None, 2, 'in_list("name", value): true when value is in the shared list `name`'),  # type: ignore
+    "listed": (None, 1, "listed(value): true when value is a live indicator of another lender (any type it "  # type: ignore
+                        "normalizes to: card, device, ip, phone, national_id), by the event's time"),
 }
 
 
@@ -167,7 +169,15 @@ def compile_where(text: Any, lists: Mapping[str, frozenset[str]], *,
         return value is not None and str(value) in resolved[name]
 
     functions["in_list"] = in_list
-    return Where(source, tree, functions), notes
+    where = Where(source, tree, functions)
+    evaluator = where._evaluator
+
+    def listed(value: Any) -> bool:
+        lookup = evaluator.names.get(LISTED)        # handed in by the detector with the event's time
+        return lookup is not None and value is not None and bool(lookup(value))
+
+    evaluator.functions["listed"] = listed
+    return where, notes
 
 
 def _check(tree: ast.AST, source: str, lists: Mapping[str, frozenset[str]], roots: tuple[str, ...],

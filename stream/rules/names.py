@@ -15,6 +15,10 @@ from typing import Any, Mapping
 from ..model.events import Disbursement, Event, Transfer
 from ..model.money import minor_to_decimal
 
+# The name under which the detector hands a `where` its indicator lookup (`listed(value)`): not an identifier, so
+# no expression can read it directly. Absent when no indicators are loaded, and `listed` is then false.
+LISTED = "@listed"
+
 
 class EventView:
     """Read-only view of an event for expressions: the contract's fields by name, amount in units. Unknown names

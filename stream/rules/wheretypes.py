@@ -200,6 +200,9 @@ class _Checker:
             return _common(node, args)
         if name == "in_list":
             return Value(BOOLEAN, node)
+        if name == "listed":
+            _takes(name, args[0], (TEXT, NONE), "looks up an identifier (text: a card, device id, IP, ...)")
+            return Value(BOOLEAN, node)
         return Value(UNKNOWN, node)
 
     def extra(self, node: ast.Call) -> Value:

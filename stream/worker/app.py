@@ -24,7 +24,7 @@ from .handler import MessageHandler
 from .pipeline import Pipeline
 from .publisher import Publisher
 from .recovery import StateRecovery
-from .reload import RuleReloader
+from .reload import DirectoryReloader, RuleReloader
 from .checkpoint import SnapshotWriter
 from .transport import WorkerApp
 from .tuning import ALIGN_TICK_S, CONSUME_BATCH, CONSUME_WITHIN_S, SHUTDOWN_FLUSH_TIMEOUT_S, SNAPSHOT_CHECK_S
@@ -150,11 +150,29 @@ def add_lifecycle(app: faust.App, pipeline: Pipeline, recovery: StateRecovery, s
     app.on_before_shutdown.connect(on_shutdown)
 
 
-def add_rule_reloads(app: faust.App, settings: Settings, pipeline: Pipeline, rules: RuleReloader) -> None:
-    rules.apply = pipeline.replace_rules
+def add_reloads(app: faust.App, settings: Settings, pipeline: Pipeline, rules: RuleReloader | None,
+                indicators: DirectoryReloader | None = None, feeds: Any = None) -> None:
+    """One timer checks rules_dir and indicators_dir every rules_reload_interval; with `feeds` (a
+    `FeedFollower`), the feeds that arrived on indicators_topic are merged into indicators_dir first."""
+    if rules is not None:
+        rules.apply = pipeline.replace_rules
+    reloaders = [reloader for reloader in (rules, indicators) if reloader is not None]
 
     async def reload_rules() -> None:
-        rules.check()       # logs what changed or every error; counters are read by /metrics
+        if feeds is not None:
+            try:
+                await feeds.poll()
+            except Exception:  # noqa: BLE001 - a feed that cannot be read now is read at a later tick
+                log.exception("reading indicator feeds from %s failed; trying again at the next check",
+                              settings.indicators_topic)
+        for reloader in reloaders:
+            reloader.check()    # logs what changed or every error; counters are read by /metrics
+
+    if feeds is not None:
+        async def stop_feeds(*_: Any, **__: Any) -> None:
+            await feeds.stop()
+
+        app.on_before_shutdown.connect(stop_feeds)
 
     app.timer(settings.rules_reload_interval / 1000, name="fundflow.rules.reload")(reload_rules)
 

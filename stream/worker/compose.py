@@ -20,12 +20,13 @@ from .checkpoint import Compatibility, SnapshotWriter, read_snapshot, snapshot_p
 from .evidence_index import EvidenceIndex
 from .handler import DetectorLike, MessageHandler
 from .health import HealthTracker
+from .indicator_feeds import FeedFollower
 from .metrics import FundflowMetrics, WorkerCollector
 from .pages import add_pages, input_lags
 from .pipeline import Pipeline
 from .publisher import Publisher
 from .recovery import StateRecovery
-from .reload import RuleReloader
+from .reload import IndicatorReloader, RuleReloader
 from .sink_agents import SinkAgents, attach_sinks
 
 DetectorSource = DetectorLike | Callable[[], DetectorLike]
@@ -46,15 +47,18 @@ class Worker:
     snapshots: SnapshotWriter | None
     rules: RuleReloader | None
     sinks: SinkAgents | None
+    indicators: IndicatorReloader | None = None
 
 
 def build_worker(settings: Settings, detector: DetectorSource, *, with_sinks: bool = True,
-                 app_id: str | None = None, rules: RuleReloader | None = None) -> Worker:
+                 app_id: str | None = None, rules: RuleReloader | None = None,
+                 indicators: IndicatorReloader | None = None) -> Worker:
     """A configured, unstarted worker whose agents feed the detector.
 
     `detector` is a factory of fresh detectors (each partition assignment rebuilds one from the log) or, for
     tests that record what reaches it, one instance that is reused. With `rules`, the rules directory is
-    watched and reloaded every `rules_reload_interval`. Without sinks (`with_sinks=False`) the worker only
+    watched and reloaded every `rules_reload_interval`; with `indicators`, so is indicators_dir, on the same timer,
+    and the running detector takes the new set (`replace_indicators`). Without sinks (`with_sinks=False`) the worker only
     publishes to the warnings topic, and is ready without a warning store.
     """
     app = faust_wiring.make_app(settings, app_id)
@@ -88,16 +92,30 @@ def build_worker(settings: Settings, detector: DetectorSource, *, with_sinks: bo
     faust_wiring.add_input_agents(app, settings, pipeline, publisher, handler)
     snapshot_now = faust_wiring.add_snapshots(app, settings, pipeline, snapshots) if snapshots else None
     faust_wiring.add_lifecycle(app, pipeline, recovery, snapshots, snapshot_now)
-    if rules is not None:
-        faust_wiring.add_rule_reloads(app, settings, pipeline, rules)
+    feeds = None
+    if indicators is not None:
+        indicators.apply = lambda new: _replace_indicators(pipeline, new)
+        if settings.indicators_topic is not None:
+            feeds = FeedFollower(settings)
+    if rules is not None or indicators is not None:
+        faust_wiring.add_reloads(app, settings, pipeline, rules, indicators, feeds)
     sinks = attach_sinks(app, settings, publisher=publisher, health=health) if with_sinks else None
 
     metrics.watch(WorkerCollector(handler=handler, publisher=publisher, pipeline=pipeline, recovery=recovery,
                                   snapshots=snapshots, rules=rules, sinks=sinks,
-                                  lags=lambda: input_lags(app, input_topics)))
+                                  lags=lambda: input_lags(app, input_topics), indicators=indicators))
     add_pages(app, health, metrics)
     return Worker(app=app, settings=settings, health=health, metrics=metrics, handler=handler, publisher=publisher,
-                  pipeline=pipeline, recovery=recovery, snapshots=snapshots, rules=rules, sinks=sinks)
+                  pipeline=pipeline, recovery=recovery, snapshots=snapshots, rules=rules, sinks=sinks,
+                  indicators=indicators)
+
+
+def _replace_indicators(pipeline: Pipeline, indicators: object) -> None:
+    """The running detector takes the new indicator set; a detector rebuilt later is made with it (the factory
+    reads the reloader's current set)."""
+    replace = getattr(pipeline.handler.detector, "replace_indicators", None)
+    if replace is not None:
+        replace(indicators)
 
 
 def detection_settings(settings: Settings) -> dict:

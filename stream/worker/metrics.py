@@ -71,6 +71,10 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "fundflow_rule_reloads": (
         "counter", "Changes of the rules directory seen by the worker, by result (ok: swapped in; failed: "
                    "refused, the previous rules keep running).", ("result",)),
+    "fundflow_indicator_reloads": (
+        "counter", "Changes of indicators_dir (the local indicator set) seen by the worker, by result (ok: swapped "
+                   "in; failed: refused, the previous set keeps running).", ("result",)),
+    "fundflow_indicators": ("gauge", "Indicators of the members' feeds in the running indicator set.", ()),
     "fundflow_rebuild_events": ("gauge", "Events replayed from the input log by the last state rebuild.", ()),
     "fundflow_rebuild_seconds": ("gauge", "Duration of the last state rebuild from the input log.", ()),
     "fundflow_rebuild_from_snapshot": (
@@ -132,6 +136,7 @@ class WorkerCollector:
     rules: Any | None                 # RuleReloader: reloads that worked and failed
     sinks: Any | None                 # SinkAgents: ClickHouse writer and pager
     lags: Lags                        # messages behind per input topic-partition
+    indicators: Any | None = None     # IndicatorReloader: reloads and the running set (None: no sharing)
 
     def describe(self) -> list[Metric]:
         return []        # series appear with their values: a gauge absent until known stays absent
@@ -218,6 +223,12 @@ class WorkerCollector:
             reloads.add_metric(["ok"], self.rules.reloads_ok)
             reloads.add_metric(["failed"], self.rules.reloads_failed)
             yield reloads
+        if self.indicators is not None:
+            reloads = _family("fundflow_indicator_reloads")
+            reloads.add_metric(["ok"], self.indicators.reloads_ok)
+            reloads.add_metric(["failed"], self.indicators.reloads_failed)
+            yield reloads
+            yield _family("fundflow_indicators", len(self.indicators.current))
         report = self.recovery.last_report
         if report is not None:
             yield _family("fundflow_rebuild_events", report.events)

@@ -1,4 +1,5 @@
-"""Hot reload of the rules directory: analysts ship a rule change without restarting the worker.
+"""Hot reload of the rules directory (and of the indicator set): analysts ship a rule change, and the members' feeds
+are imported, without restarting the worker.
 
 A restart would cost a full state rebuild (see `recovery`), so the worker watches `rules_dir` itself. It
 compares a fingerprint (file names, sizes, mtimes and a content hash) every `rules_reload_interval`; on a
@@ -7,6 +8,10 @@ swapped in atomically (`Detector.replace_rules`: graph, lots and cooldowns stay)
 leaves the running one in place, and every error is logged as file:line, so a typo saved by an editor never
 takes detection down. The fingerprint of a failed set is remembered, so the same broken files are reported
 once, not every interval.
+
+The same mechanism reloads `indicators_dir` (the local indicator set `fundflow indicators import` writes,
+docs/sharing.md): `DirectoryReloader` is the fingerprint, load, apply and refuse cycle; `RuleReloader` and
+`IndicatorReloader` say what they load, which errors refuse a load and how a change is described.
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Generic, Mapping, TypeVar
 
-from ..errors import RuleError, RuleSetError
+from ..errors import FundflowError, RuleError, RuleSetError
 from ..rules.model import RuleSet
 
 log = logging.getLogger(__name__)
 
 LoadRules = Callable[[], RuleSet]
+T = TypeVar("T")
 
 
 def rules_fingerprint(rules_dir: str | Path) -> str:
@@ -59,51 +65,98 @@ class ReloadResult:
     errors: tuple[str, ...] = ()
 
 
-class RuleReloader:
-    """Holds the running rule set and swaps in new ones; `current` is what a fresh detector is built with."""
+class DirectoryReloader(Generic[T]):
+    """Holds what was loaded from a directory and swaps in a new load when the directory's fingerprint changes;
+    `current` is what a fresh detector is built with. Subclasses say what they load (`what`), the errors that
+    refuse a load (`_errors`), a version to log and how a change reads."""
 
-    def __init__(self, rules_dir: str | Path, initial: RuleSet, load: LoadRules, *,
-                 apply: Callable[[RuleSet], None] = lambda rules: None,
-                 kinds: Mapping[str, Any] | None = None) -> None:
-        self.rules_dir = Path(rules_dir)
+    what = "files"
+
+    def __init__(self, directory: str | Path, initial: T, load: Callable[[], T], *,
+                 apply: Callable[[T], None] = lambda value: None) -> None:
+        self.directory = Path(directory)
         self.current = initial
         self._load = load
-        self.apply = apply                  # set by the worker: the running detector takes the new set
-        self._kinds = kinds
-        self._fingerprint = rules_fingerprint(self.rules_dir)
+        self.apply = apply                  # set by the worker: the running detector takes the new value
+        self._fingerprint = rules_fingerprint(self.directory)
         self.reloads_ok = 0
         self.reloads_failed = 0
 
     def check(self) -> ReloadResult:
-        fingerprint = rules_fingerprint(self.rules_dir)
+        fingerprint = rules_fingerprint(self.directory)
         if fingerprint == self._fingerprint:
-            return ReloadResult(changed=False, version=self.current.version)
+            return ReloadResult(changed=False, version=self._version(self.current))
         self._fingerprint = fingerprint
         try:
             new = self._load()
-        except RuleSetError as exc:
-            return self._refused(tuple(error.located() for error in exc.errors))
-        except RuleError as exc:
-            return self._refused((exc.located(),))
-        try:
             self.apply(new)                 # compiles first; raises before anything is swapped
-        except RuleError as exc:
-            return self._refused((exc.located(),))
+        except Exception as exc:            # noqa: BLE001 - only the errors a subclass knows are a refusal
+            errors = self._errors(exc)
+            if errors is None:
+                raise
+            return self._refused(errors)
         old, self.current = self.current, new
         self.reloads_ok += 1
         summary = self._describe(old, new)
-        log.info("rules reloaded from %s: version %s -> %s\n%s", self.rules_dir, old.version, new.version, summary)
-        return ReloadResult(changed=True, ok=True, version=new.version, summary=summary)
+        log.info("%s reloaded from %s: version %s -> %s\n%s", self.what, self.directory, self._version(old),
+                 self._version(new), summary)
+        return ReloadResult(changed=True, ok=True, version=self._version(new), summary=summary)
 
     def _refused(self, errors: tuple[str, ...]) -> ReloadResult:
         self.reloads_failed += 1
-        log.error("rules in %s not reloaded, still running version %s; %d error(s):\n%s", self.rules_dir,
-                  self.current.version, len(errors), "\n".join(errors))
-        return ReloadResult(changed=True, ok=False, version=self.current.version, summary="\n".join(errors),
+        log.error("%s in %s not reloaded, still running version %s; %d error(s):\n%s", self.what, self.directory,
+                  self._version(self.current), len(errors), "\n".join(errors))
+        return ReloadResult(changed=True, ok=False, version=self._version(self.current), summary="\n".join(errors),
                             errors=errors)
+
+    def _errors(self, exc: Exception) -> tuple[str, ...] | None:
+        """The error lines of a refused load, or None for an exception that is not a refusal (it propagates)."""
+        return (str(exc),) if isinstance(exc, FundflowError) else None
+
+    def _version(self, value: T) -> str:
+        return getattr(value, "version", "")
+
+    def _describe(self, old: T, new: T) -> str:
+        return ""
+
+
+class RuleReloader(DirectoryReloader[RuleSet]):
+    """The running rule set of `rules_dir`."""
+
+    what = "rules"
+
+    def __init__(self, rules_dir: str | Path, initial: RuleSet, load: LoadRules, *,
+                 apply: Callable[[RuleSet], None] = lambda rules: None,
+                 kinds: Mapping[str, Any] | None = None) -> None:
+        super().__init__(rules_dir, initial, load, apply=apply)
+        self._kinds = kinds
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.directory
+
+    def _errors(self, exc: Exception) -> tuple[str, ...] | None:
+        if isinstance(exc, RuleSetError):
+            return tuple(error.located() for error in exc.errors)
+        if isinstance(exc, RuleError):
+            return (exc.located(),)
+        return None
 
     def _describe(self, old: RuleSet, new: RuleSet) -> str:
         from ..rules.diff import diff_rulesets
         from ..detection.kinds import KINDS
 
         return diff_rulesets(old, new, self._kinds if self._kinds is not None else KINDS).render()
+
+
+class IndicatorReloader(DirectoryReloader[Any]):
+    """The local indicator set of `indicators_dir` (an `IndicatorSet`); a file that does not read, or that does
+    not fit the consortium keys held here, is refused and the running set stays."""
+
+    what = "indicators"
+
+    def _version(self, value: Any) -> str:
+        return f"{len(value)} indicators"
+
+    def _describe(self, old: Any, new: Any) -> str:
+        return f"now {new.describe()}"

@@ -13,16 +13,19 @@ from ..detection.rulebook import load_rules
 from ..settings import Settings
 from .compose import build_worker
 from .handler import DetectorLike
-from .reload import RuleReloader
+from .reload import IndicatorReloader, RuleReloader
 from .topics import ensure_topics
 
 log = logging.getLogger(__name__)
 
 
-def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], RuleReloader]:
-    """A factory of fresh detectors over the running rules, and the reloader that keeps those rules current.
+def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], RuleReloader,
+                                                   IndicatorReloader | None]:
+    """A factory of fresh detectors over the running rules and indicators, and the reloaders that keep them current
+    (no indicator reloader when indicators_dir is unset).
 
-    The rules are loaded once here, so a broken rules directory stops the start with every error listed.
+    Rules and indicators are loaded once here, so a broken rules directory or indicator set stops the start with
+    every error listed.
     """
     def load() -> object:
         # with the window, so a rule that looks further back than the graph remembers is refused
@@ -31,12 +34,22 @@ def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], Ru
     rules = RuleReloader(settings.rules_dir, load(), load)
     log.info("rules %s loaded from %s: %d rules", rules.current.version, settings.rules_dir, len(rules.current))
     tracer = TracerOptions.from_settings(settings)
+    indicators = None
+    if settings.indicators_dir is not None:
+        from ..indicators.configured import configured_set
+
+        def load_indicators() -> object:
+            return configured_set(settings)
+
+        indicators = IndicatorReloader(settings.indicators_dir, load_indicators(), load_indicators)
+        log.info("indicators loaded from %s: %s", settings.indicators_dir, indicators.current.describe())
 
     def make_detector() -> DetectorLike:
         return Detector(rules.current, window_ms=settings.window, lateness_ms=settings.allowed_lateness,
-                              tracer=tracer)   # detected_at: the Kafka timestamp of the completing record
+                        tracer=tracer,    # detected_at: the Kafka timestamp of the completing record
+                        indicators=indicators.current if indicators is not None else None)
 
-    return make_detector, rules
+    return make_detector, rules, indicators
 
 
 def run_worker(settings: Settings, detector: DetectorLike | Callable[[], DetectorLike] | None = None, *,
@@ -45,14 +58,14 @@ def run_worker(settings: Settings, detector: DetectorLike | Callable[[], Detecto
 
     Without `detector`, the production detector over `rules_dir` runs, and the rules are hot-reloaded.
     """
-    rules = None
+    rules = indicators = None
     if detector is None:
-        detector, rules = build_production(settings)
+        detector, rules, indicators = build_production(settings)
     created = ensure_topics(settings)
     if created:
         log.info("created topics %s", ", ".join(created))
-    worker = faust.Worker(build_worker(settings, detector, app_id=app_id, rules=rules).app, loglevel=loglevel,
-                          quiet=True)
+    worker = faust.Worker(build_worker(settings, detector, app_id=app_id, rules=rules, indicators=indicators).app,
+                          loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -29,8 +29,9 @@ def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[str]:
 
 
 def create_topics(bootstrap: str | Sequence[str], names: Sequence[str], partitions: int = 1,
-                  *, timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created. Existing topics are left alone."""
+                  *, timeout_s: float = 30.0, configs: dict[str, str] | None = None) -> list[str]:
+    """Create the topics that do not exist yet (with `configs`, e.g. {"cleanup.policy": "compact"}); returns the
+    names created. Existing topics are left alone."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -45,7 +46,7 @@ def create_topics(bootstrap: str | Sequence[str], names: Sequence[str], partitio
         missing = [name for name in dict.fromkeys(names) if name not in existing]
         if missing:
             try:
-                admin.create_topics([NewTopic(name, partitions, 1) for name in missing],
+                admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {}) for name in missing],
                                     timeout_ms=int(timeout_s * 1000))
             except TopicAlreadyExistsError:
                 pass  # created by another process between list and create: what we wanted anyway

@@ -54,9 +54,9 @@ def register(kind: Kind) -> Kind:
 def _register_builtin_kinds() -> None:
     """Every built-in typology, one module each; imported here so that `KINDS` is complete on import."""
     from . import (cycle, device_burst, fan_in, fan_out, gather_scatter, layering, rapid_cashout,
-                   scatter_gather)
+                   scatter_gather, shared_indicator)
     for module in (rapid_cashout, layering, fan_in, fan_out, scatter_gather, gather_scatter, cycle,
-                   device_burst):
+                   device_burst, shared_indicator):
         register(Kind(name=module.NAME, doc=(module.__doc__ or "").strip(), params=module.PARAMS,
                       triggers=module.TRIGGERS, stages=module.STAGES, detect=module.detect,
                       reports_loan=getattr(module, "REPORTS_LOAN", False)))
