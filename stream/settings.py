@@ -182,6 +182,15 @@ class Settings:
                                       "restart replays only the log after it; 0 = never (every start replays "
                                       "the whole window)")
 
+    console_host: str = _setting("127.0.0.1", _text, "address `fundflow console` listens on (127.0.0.1: this "
+                                 "machine only)")
+    console_port: int = _setting(8070, _port, "port of `fundflow console`")
+    console_tokens: str | None = _setting(None, _optional_text,
+                                          "console users: NAME:ROLE:TOKEN, several separated by commas; ROLE is "
+                                          "analyst or supervisor, TOKEN at least 16 characters")
+    console_tokens_file: str | None = _setting(None, _optional_text,
+                                               "file of console users, one NAME:ROLE:TOKEN a line (# comments)")
+
     @property
     def broker_bootstrap(self) -> list[str]:
         """kafka://h1:9092;h2:9092 -> ['h1:9092', 'h2:9092'] for kafka-python / aiokafka."""

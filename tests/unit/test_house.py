@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "stream"
 # Lowest first; a layer may import only the layers before it. The top-level modules settings, errors and clock
 # sit with model (settings reads durations and money through model, model raises errors).
 LAYERS = ("errors", "clock", "model", "settings", "rules", "detection", "sinks", "worker", "simulate", "offline",
-          "dev", "cli")
+          "dev", "console", "cli")
 
 
 def _imports() -> dict[str, set[str]]:
