@@ -25,7 +25,7 @@ from ..model.timefmt import format_ts, parse_rfc3339_ms
 from . import auth
 from .auth import Tokens, User
 from .labels import STATUSES
-from .queries import Console, NotFound, QueueFilter, Refused, parse_cursor
+from .queries import Console, NotFound, QueueFilter, Refused, elapsed, parse_cursor
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -49,6 +49,7 @@ def _templates() -> Environment:
     env.filters["q"] = _q
     env.filters["ts"] = lambda ms: format_ts(int(ms)) if ms is not None else ""
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * v:.1f}%"
+    env.filters["elapsed"] = elapsed
     env.filters["status_text"] = lambda s: str(s).replace("_", " ")
     return env
 

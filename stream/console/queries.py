@@ -424,3 +424,31 @@ def rule_block(text: str, line: int) -> str:
 
 def with_limit(f: QueueFilter, limit: int) -> QueueFilter:
     return replace(f, limit=limit)
+
+
+def elapsed(seconds: float) -> str:
+    from ..detection.kinds._common import format_elapsed
+    return ("-" if seconds < 0 else "") + format_elapsed(int(abs(seconds) * 1000))
+
+
+def render_rule_figures(figures: dict[str, Any]) -> str:
+    """The rules page as a terminal table (`fundflow evaluate --labels`)."""
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    header = ("rule", "version", "warnings", "per day", "labelled", "confirmed", "false pos", "precision",
+              "median triage")
+    lines = [header]
+    for r in figures["rules"]:
+        triage = "-" if r["median_time_to_triage_s"] is None else elapsed(r["median_time_to_triage_s"])
+        lines.append((r["rule_id"], r["rule_version"], str(r["warnings"]), f"{r['warnings_per_day']:.2f}",
+                      pct(r["share_labelled"]), str(r["confirmed"]), str(r["false_positive"]), pct(r["precision"]),
+                      triage))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+           for line in lines]
+    quiet = ", ".join(q["rule_id"] for q in figures["quiet"]) or "none"
+    out.append(f"no warning in the last {figures['quiet_days']} days of event time: {quiet}")
+    out.append(f"rules that do not load: {len(figures['errors'])}")
+    out += [f"  {error}" for error in figures["errors"]]
+    return "\n".join(out)
