@@ -110,6 +110,17 @@ def _choice(*options: str):
     return check
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
 def _text(value: Any) -> str:
     text = str(value).strip()
     if not text:
@@ -185,6 +196,10 @@ class Settings:
     console_host: str = _setting("127.0.0.1", _text, "address `fundflow console` listens on (127.0.0.1: this "
                                  "machine only)")
     console_port: int = _setting(8070, _port, "port of `fundflow console`")
+    console_in_worker: bool = _setting(False, _flag,
+                                       "`fundflow worker` also serves the console on console_host:console_port, "
+                                       "from its own process over the store it writes (the way to triage an "
+                                       "embedded chDB store while the worker runs)")
     console_tokens: str | None = _setting(None, _optional_text,
                                           "console users: NAME:ROLE:TOKEN, several separated by commas; ROLE is "
                                           "analyst or supervisor, TOKEN at least 16 characters")

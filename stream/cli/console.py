@@ -14,9 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "console", help="serve the analyst console (web pages and a JSON API) over the warning store",
         description="Serve the analyst console on console_host:console_port (127.0.0.1:8070 by default) over the "
                     "store named by clickhouse_url. Users and roles come from console_tokens or "
-                    "console_tokens_file; without any the console does not start. An embedded chDB store is "
-                    "locked by the worker that writes it: run the console while no worker holds it, or use a "
-                    "ClickHouse server (docs/console.md).")
+                    "console_tokens_file; without any the console does not start. An embedded chDB store admits "
+                    "one process: while a worker runs on it, let the worker serve the console "
+                    "(FUNDFLOW_CONSOLE_IN_WORKER=true) instead (docs/console.md).")
     parser.add_argument("--host", metavar="ADDRESS", help="override console_host (default 127.0.0.1)")
     parser.add_argument("--port", metavar="PORT", type=int, help="override console_port (0: any free port)")
     parser.add_argument("--store", metavar="URL", help="override clickhouse_url from the settings")

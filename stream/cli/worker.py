@@ -33,4 +33,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"fundflow worker: {rules_line(pack.describe(), load_rules(pack.path, window_ms=settings.window))}",
           file=sys.stderr, flush=True)
     from ..worker.runner import run_worker
-    return run_worker(settings, loglevel=args.loglevel)
+    return run_worker(settings, loglevel=args.loglevel,
+                      on_built=_serve_console if settings.console_in_worker else None)
+
+
+def _serve_console(worker) -> None:
+    """console_in_worker: the console from this process, over the store the worker's sink holds (an embedded chDB
+    store admits one process only)."""
+    import logging
+
+    from ..console.server import serve_store_in_thread
+    from ..errors import FundflowError
+
+    if worker.sinks is None:
+        raise FundflowError("console_in_worker: this worker has no warning store to serve")
+    log = logging.getLogger("stream.console")
+    serve_store_in_thread(worker.settings, worker.sinks.clickhouse.store, log=log.warning)
+    print(f"fundflow worker: console on http://{worker.settings.console_host}:{worker.settings.console_port}/ "
+          f"(console_in_worker)", file=sys.stderr, flush=True)
