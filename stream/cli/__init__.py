@@ -12,9 +12,9 @@ import os
 import sys
 
 from ..errors import FundflowError
-from . import console, demo, evaluate, produce, replay, replay_diff, rules, simulate, store, warnings, worker
+from . import console, demo, evaluate, labels, produce, replay, replay_diff, rules, simulate, store, warnings, worker
 
-COMMANDS = (worker, produce, replay, replay_diff, rules, simulate, evaluate, demo, warnings, store, console)
+COMMANDS = (worker, produce, replay, replay_diff, rules, simulate, evaluate, demo, warnings, store, console, labels)
 
 
 def build_parser() -> argparse.ArgumentParser:

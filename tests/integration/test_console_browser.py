@@ -179,6 +179,11 @@ def test_a_warning_page_draws_every_account_of_its_evidence_and_a_label_reaches_
         assert main(["evaluate", "--labels", "--store", url, "--rules", str(rules_dir), "--json"]) == 0
     figures = {r["rule_id"]: r for r in json.loads(out.getvalue())["rules"]}
     assert (figures["layering-chain"]["confirmed"], figures["layering-chain"]["precision"]) == (1, 1.0)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["labels", "export", "--store", url]) == 0
+    assert [(e["warning_id"], e["status_to"]) for e in map(json.loads, out.getvalue().splitlines())] == \
+        [(wid, "confirmed")]
 
 
 def test_unauthenticated_requests_are_refused(console):

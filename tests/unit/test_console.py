@@ -240,3 +240,31 @@ def test_login_sets_an_httponly_strict_cookie_and_never_redirects_off_site(clien
     assert "httponly" in cookie and "samesite=strict" in cookie
     assert client.post("/login", data={"token": "wrong-token-000000"}).status_code == 401
     client.cookies.clear()
+
+
+def test_labels_export_and_import_round_trip_and_never_add_twice(console):
+    import io
+
+    from stream.console import labels_io
+    from stream.errors import FundflowError
+
+    c, samples = console
+    wid = samples["rapid-cashout"].warning_id
+    c.label(wid, actor="ana", role="analyst", note="exported")
+    for fmt in labels_io.FORMATS:
+        out = io.StringIO()
+        count = labels_io.export(c.store, out, fmt)
+        rows = labels_io.read(out.getvalue(), fmt, source="x")
+        assert len(rows) == count >= 1
+        again = labels_io.import_rows(c.store, rows, source="x", clock=c.clock)
+        assert (again.added, again.skipped) == (0, count)
+    fresh = [{"warning_id": wid, "status_from": "confirmed", "status_to": "confirmed", "note": "from the case tool"}]
+    assert labels_io.import_rows(c.store, fresh, source="x", clock=c.clock).added == 1
+    assert labels.history(c.store, wid)[-1].note == "from the case tool"
+    total = len(labels.every_event(c.store))
+    with pytest.raises(FundflowError, match="status_to: expected one of"):
+        labels_io.import_rows(c.store, fresh + [{"warning_id": wid, "status_to": "done"}], source="x", clock=c.clock)
+    with pytest.raises(FundflowError, match="not in the store"):
+        labels_io.import_rows(c.store, [{"warning_id": "w-nope", "status_to": "confirmed"}], source="x",
+                              clock=c.clock)
+    assert len(labels.every_event(c.store)) == total                  # a bad file imports nothing
