@@ -23,11 +23,12 @@ from ..sinks.schema import COLUMNS, TABLE, row_to_warning_json
 from ..sinks.store import WarningStore, identifier, literal
 from . import labels as label_store
 from .graph import to_svg
+from .views import KEYS, LIST_COLUMNS, QUEUE, ensure_views
 
 DAY_MS = 86_400_000
 MAX_LIMIT = 500
 DEFAULT_COOLDOWN_MS = DAY_MS
-LIST_COLUMNS = tuple(c for c in COLUMNS if c != "evidence")
+FACETS_TTL_MS = 300_000
 
 
 class NotFound(FundflowError):
@@ -120,8 +121,10 @@ class Console:
         self._lock = threading.RLock()
         self._catalogue: RuleCatalogue | None = None
         self._has_rule_texts: bool | None = None
+        self._facets: tuple[int, dict[str, list[str]]] | None = None
         with self._lock:
             label_store.ensure_labels_table(store)
+            ensure_views(store)
 
     @property
     def catalogue(self) -> RuleCatalogue:
@@ -137,6 +140,15 @@ class Console:
     def _table(self) -> str:
         return f"{identifier(self.store.database)}.{TABLE}"
 
+    @property
+    def _queue(self) -> str:
+        return f"{identifier(self.store.database)}.{QUEUE}"
+
+    def _keyed(self, keys: list[str]) -> str:
+        """A condition: the warning touches one of these accounts or loans (an index lookup in console_keys)."""
+        return (f"warning_id IN (SELECT warning_id FROM {identifier(self.store.database)}.{KEYS} "
+                f"WHERE key IN ({', '.join(literal(k) for k in keys)}))")
+
     # -- the queue ---------------------------------------------------------------------------------------------
 
     def conditions(self, f: QueueFilter) -> list[str]:
@@ -146,9 +158,9 @@ class Console:
             if value is not None:
                 c.append(f"{column} = {literal(value)}")
         if f.account is not None:
-            c.append(f"has(accounts, {literal(f.account)})")
+            c.append(self._keyed([f.account]) + f" AND has(accounts, {literal(f.account)})")
         if f.loan is not None:
-            c.append(f"has(loan_ids, {literal(f.loan)})")
+            c.append(self._keyed([f.loan]) + f" AND has(loan_ids, {literal(f.loan)})")
         if f.since_ms is not None:
             c.append(f"event_ts_ms >= {max(int(f.since_ms), 0)}")
         if f.until_ms is not None:
@@ -165,16 +177,46 @@ class Console:
     def queue(self, f: QueueFilter) -> dict[str, Any]:
         """One page of warnings, newest event first, each with its triage state; grouped into cases."""
         where = self.conditions(f)
-        where_sql = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self._q(f"SELECT {', '.join(LIST_COLUMNS)} FROM {self._table} FINAL{where_sql} "
-                       f"ORDER BY event_ts_ms DESC, warning_id LIMIT 1 BY warning_id LIMIT {int(f.limit) + 1}")
-        more = len(rows) > f.limit
-        rows = rows[:f.limit]
+        ids = self._page_ids(" AND ".join(where), f.limit + 1)
+        more = len(ids) > f.limit
+        rows = self._rows(ids[:f.limit], LIST_COLUMNS)
         triage = self._triage([str(r["warning_id"]) for r in rows])
         items = [self._summary(row, triage) for row in rows]
         last = rows[-1] if rows else None
         return {"warnings": items, "cases": self.cases(items),
                 "next": f"{int(last['event_ts_ms'])}:{last['warning_id']}" if more and last else None}
+
+    def _page_ids(self, where_sql: str, limit: int) -> list[tuple[str, int]]:
+        """(id, event time) of the newest `limit` warnings matching `where_sql`, newest first (ties by id).
+
+        From the console_queue view, without FINAL, reading only the id, the time and the filtered columns. A
+        warning stored twice and not merged yet appears twice here, so twice the rows are asked for and repeats
+        dropped; `_rows` then reads the copy kept."""
+        condition = f" WHERE {where_sql}" if where_sql else ""
+        found = self._q(f"SELECT warning_id, event_ts_ms FROM {self._queue}{condition} "
+                        f"ORDER BY event_ts_ms DESC, warning_id LIMIT {2 * int(limit)}")
+        seen: dict[str, int] = {}
+        for r in found:
+            seen.setdefault(str(r["warning_id"]), int(r["event_ts_ms"]))
+        return list(seen.items())[:limit]
+
+    def _rows(self, listed: list[tuple[str, int]] | list[str], columns: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The kept copy of each warning, in the order of `ids`: the copy inserted last, as ReplacingMergeTree
+        (inserted_ms) keeps and FINAL shows, picked by `LIMIT 1 BY` instead of FINAL, which on ClickHouse 18.16
+        does not narrow an `IN` list by the primary key (600 ms at 1M warnings rather than a few)."""
+        if not listed:
+            return []
+        ids = [item[0] if isinstance(item, tuple) else item for item in listed]
+        times = {item[1] if isinstance(item, tuple) else None for item in listed}
+        wanted = tuple(dict.fromkeys((*columns, "inserted_ms")))
+        source, narrow = self._table, ""
+        if set(columns) <= set(LIST_COLUMNS) and None not in times:    # the queue view, narrowed by its index
+            source, narrow = self._queue, f"event_ts_ms IN ({', '.join(str(t) for t in sorted(times))}) AND "
+        rows = self._q(f"SELECT {', '.join(wanted)} FROM {source} "
+                       f"WHERE {narrow}warning_id IN ({', '.join(literal(i) for i in ids)}) "
+                       f"ORDER BY warning_id, inserted_ms DESC LIMIT 1 BY warning_id")
+        by_id = {str(r["warning_id"]): r for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
 
     def _triage(self, ids: list[str]) -> dict[str, label_store.Triage]:
         with self._lock:
@@ -209,16 +251,20 @@ class Console:
         return out
 
     def facets(self) -> dict[str, list[str]]:
-        """The values the queue's filter menus offer."""
-        rows = self._q(f"SELECT DISTINCT rule_id, kind FROM {self._table} ORDER BY rule_id, kind")
-        return {"rules": sorted({str(r["rule_id"]) for r in rows}), "kinds": sorted({str(r["kind"]) for r in rows}),
-                "severities": list(SEVERITY_RANK), "statuses": list(label_store.STATUSES)}
+        """The values the queue's filter menus offer: the stored rules and kinds (a scan of two columns, kept for
+        FACETS_TTL_MS) with those of rules_dir."""
+        now = self.clock()
+        if self._facets is None or now - self._facets[0] > FACETS_TTL_MS:
+            rows = self._q(f"SELECT DISTINCT rule_id, kind FROM {self._table}")
+            rules = {str(r["rule_id"]) for r in rows} | set(self.catalogue.rules)
+            kinds = {str(r["kind"]) for r in rows} | {r.kind for r in self.catalogue.rules.values()}
+            self._facets = (now, {"rules": sorted(rules), "kinds": sorted(kinds)})
+        return {**self._facets[1], "severities": list(SEVERITY_RANK), "statuses": list(label_store.STATUSES)}
 
     # -- one warning -------------------------------------------------------------------------------------------
 
     def row(self, warning_id: str) -> dict[str, Any]:
-        rows = self._q(f"SELECT {', '.join(COLUMNS)} FROM {self._table} FINAL "
-                       f"WHERE warning_id = {literal(warning_id)} ORDER BY inserted_ms DESC LIMIT 1")
+        rows = self._rows([warning_id], COLUMNS)
         if not rows:
             raise NotFound(f"no warning {warning_id[:120]!r} in the store")
         return rows[0]
@@ -250,14 +296,9 @@ class Console:
         accounts, loans = list(data["accounts"]), list(data["loan_ids"])
         if not accounts and not loans:
             return []
-        either = []
-        if accounts:
-            either.append(f"hasAny(accounts, {literal(accounts[:200])})")
-        if loans:
-            either.append(f"hasAny(loan_ids, {literal(loans[:200])})")
-        rows = self._q(f"SELECT {', '.join(LIST_COLUMNS)} FROM {self._table} FINAL "
-                       f"WHERE ({' OR '.join(either)}) AND warning_id != {literal(data['warning_id'])} "
-                       f"ORDER BY event_ts_ms DESC, warning_id LIMIT 1 BY warning_id LIMIT {int(limit)}")
+        ids = self._page_ids(f"{self._keyed(accounts[:200] + loans[:200])} "
+                             f"AND warning_id != {literal(data['warning_id'])}", limit)
+        rows = self._rows(ids, LIST_COLUMNS)
         triage = self._triage([str(r["warning_id"]) for r in rows])
         return [self._summary(row, triage) for row in rows]
 
@@ -292,8 +333,8 @@ class Console:
     # -- an account --------------------------------------------------------------------------------------------
 
     def account(self, account: str, limit: int = 100) -> dict[str, Any]:
-        rows = self._q(f"SELECT {', '.join(COLUMNS)} FROM {self._table} FINAL WHERE has(accounts, {literal(account)}) "
-                       f"ORDER BY event_ts_ms DESC, warning_id LIMIT 1 BY warning_id LIMIT {int(limit)}")
+        rows = self._rows(self._page_ids(self._keyed([account]) + f" AND has(accounts, {literal(account)})", limit),
+                          COLUMNS)
         triage = self._triage([str(r["warning_id"]) for r in rows])
         flows = []
         seen = set()

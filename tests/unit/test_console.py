@@ -268,3 +268,19 @@ def test_labels_export_and_import_round_trip_and_never_add_twice(console):
         labels_io.import_rows(c.store, [{"warning_id": "w-nope", "status_to": "confirmed"}], source="x",
                               clock=c.clock)
     assert len(labels.every_event(c.store)) == total                  # a bad file imports nothing
+
+
+def test_warnings_stored_after_the_console_opened_reach_its_views_once_and_latest(console):
+    c, samples = console
+    base = samples["rapid-cashout"].to_dict()
+    late = EarlyWarning.from_dict({**base, "warning_id": "w-late", "event_ts": "2026-03-09T10:00:00Z",
+                                   "summary": "first copy", "accounts": ["U-late"]})
+    again = EarlyWarning.from_dict({**late.to_dict(), "summary": "second copy"})
+    c.store.insert_rows([warning_to_row(late, 10)])
+    c.store.insert_rows([warning_to_row(again, 11)])
+    page = c.queue(QueueFilter(limit=5))["warnings"]
+    assert [w["warning_id"] for w in page].count("w-late") == 1 and page[0]["warning_id"] == "w-late"
+    assert page[0]["summary"] == "second copy"
+    assert [w["warning_id"] for w in c.queue(QueueFilter(account="U-late"))["warnings"]] == ["w-late"]
+    assert c.warning("w-late")["warning"]["summary"] == "second copy"
+    assert "w-late" in {w["warning_id"] for w in c.account("U-late")["warnings"]}
