@@ -33,6 +33,7 @@ def build(settings: Settings, *, store_url: str | None = None, rules_dir: str | 
     except StoreError as exc:
         raise FundflowError(f"cannot open the warning store: {exc}{_lock_hint(url)}") from None
     try:
+        store.ensure_schema()          # as the worker does at start: the console's views are defined on the table
         console = Console(store, rules_dir=rules_dir or settings.rules_dir)
     except StoreError as exc:
         store.close()
