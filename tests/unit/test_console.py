@@ -284,3 +284,17 @@ def test_warnings_stored_after_the_console_opened_reach_its_views_once_and_lates
     assert [w["warning_id"] for w in c.queue(QueueFilter(account="U-late"))["warnings"]] == ["w-late"]
     assert c.warning("w-late")["warning"]["summary"] == "second copy"
     assert "w-late" in {w["warning_id"] for w in c.account("U-late")["warnings"]}
+
+
+def test_the_console_command_refuses_to_start_without_users_or_on_a_bad_port(tmp_path, capsys, monkeypatch):
+    from stream.cli import main
+
+    monkeypatch.delenv("FUNDFLOW_CONSOLE_TOKENS", raising=False)
+    monkeypatch.delenv("FUNDFLOW_CONSOLE_TOKENS_FILE", raising=False)
+    assert main(["console", "--store", f"chdb://{tmp_path / 'none'}", "--port", "0"]) == 1
+    assert "no console users" in capsys.readouterr().err
+    assert main(["console", "--port", "70000"]) == 1
+    assert "--port: expected 0-65535" in capsys.readouterr().err
+    monkeypatch.setenv("FUNDFLOW_CONSOLE_TOKENS", "ana:boss:0123456789abcdef")
+    assert main(["console", "--port", "0"]) == 1
+    assert "ROLE one of analyst, supervisor" in capsys.readouterr().err
