@@ -184,6 +184,8 @@ def create_app(console: Console, tokens: Tokens) -> Starlette:
     async def login(request: Request) -> Response:
         next_url = request.query_params.get("next", "/")
         if request.method == "POST":
+            if not _same_origin(request):          # login CSRF: another site logging the browser in as someone
+                return page("error.html", request, None, status=403, message="cross-origin login refused")
             form = await request.form()
             next_url = str(form.get("next") or "/")
             user = tokens.find(str(form.get("token") or ""))
@@ -286,14 +288,19 @@ def create_app(console: Console, tokens: Tokens) -> Starlette:
 def _check_change(request: Request, via: str | None) -> None:
     """State changes: a same-origin browser (when it says where it comes from) and, for a cookie session, the
     CSRF token of that session."""
-    origin = request.headers.get("origin")
-    if origin and origin != "null" and origin.rstrip("/") != f"{request.url.scheme}://{request.url.netloc}":
+    if not _same_origin(request):
         raise Refused("cross-origin request refused", status=403)
     if via == "bearer":
         return
     given = request.headers.get("x-csrf-token") or request.state.form.get("csrf")
     if not auth.csrf_ok(request.cookies.get(auth.COOKIE, ""), given):
         raise Refused("missing or wrong CSRF token: reload the page and try again", status=403)
+
+
+def _same_origin(request: Request) -> bool:
+    """False when the browser says the request comes from another site (an Origin header that is not ours)."""
+    origin = request.headers.get("origin")
+    return not origin or origin.rstrip("/") == f"{request.url.scheme}://{request.url.netloc}"
 
 
 def _local(target: str) -> str:

@@ -239,6 +239,9 @@ def test_login_sets_an_httponly_strict_cookie_and_never_redirects_off_site(clien
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     assert client.post("/login", data={"token": "wrong-token-000000"}).status_code == 401
+    forced = client.post("/login", data={"token": ANALYST}, headers={"Origin": "http://evil.example"},
+                         follow_redirects=False)
+    assert forced.status_code == 403 and "set-cookie" not in forced.headers
     client.cookies.clear()
 
 
