@@ -410,8 +410,9 @@ def rule_figures(console: Console, quiet_days: int = 7) -> dict[str, Any]:
         f"FROM {label_store.table(store)} GROUP BY warning_id")}
     labelled = []
     if marks:
-        for row in console._q(f"SELECT warning_id, rule_id, rule_version, detected_at_ms FROM {table} FINAL "
-                              f"WHERE warning_id IN (SELECT warning_id FROM {label_store.table(store)})"):
+        for row in console._q(f"SELECT warning_id, rule_id, rule_version, detected_at_ms FROM {console._queue} "
+                              f"WHERE warning_id IN (SELECT warning_id FROM {label_store.table(store)}) "
+                              f"LIMIT 1 BY warning_id"):
             mark = marks.get(str(row["warning_id"]))
             if mark is not None:
                 labelled.append({**row, "status": str(mark["status"]), "first_ms": int(mark["first_ms"])})
