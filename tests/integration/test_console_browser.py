@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import threading
 import time
 from contextlib import redirect_stdout
@@ -115,6 +116,7 @@ def page(browser, console):
     assert "/login" in page.url                      # refused without a token: sent to the login page
     page.fill("input[name=token]", ANALYST)
     page.click("form.login button")
+    page.wait_for_url(console + "/")               # every navigation is awaited before its page is read
     yield page
     assert not dialogs, f"a script ran: {dialogs}"
     context.close()
@@ -134,11 +136,12 @@ def test_the_queue_lists_the_worker_s_warnings_and_filters_them(page, console, s
     page.screenshot(path=str(shots / "queue.png"))
     page.select_option("select[name=rule]", "rapid-cashout")
     page.click("form.filters button")
-    assert "rule=rapid-cashout" in page.url
+    page.wait_for_url(re.compile(r"rule=rapid-cashout"))
     shown = page.locator("table.cases tr.case td:nth-child(3)").all_inner_texts()
     assert shown and set(shown) == {"rapid-cashout"}
     page.select_option("select[name=severity]", "medium")
     page.click("form.filters button")
+    page.wait_for_url(re.compile(r"severity=medium"))
     assert page.locator("table.cases tr.case").count() == 0 or \
         set(page.locator("table.cases tr.case td:nth-child(2)").all_inner_texts()) == {"medium"}
 
@@ -149,8 +152,9 @@ def test_a_warning_page_draws_every_account_of_its_evidence_and_a_label_reaches_
     layered = api(console, "/api/warnings?rule=layering-chain&limit=1").json()["warnings"][0]
     wid = layered["warning_id"]
     page.goto(f"{console}/?rule=layering-chain")
+    from playwright.sync_api import expect
     page.click(f'tr.case[data-warning-id="{wid}"] a')        # from the queue to the warning page
-    assert page.url.endswith(f"/warnings/{wid}")
+    page.wait_for_url(f"{console}/warnings/{wid}")
     graph = page.locator("svg.evidence-graph")
     assert graph.is_visible()
     drawn = set(graph.locator("g.node").evaluate_all("nodes => nodes.map(n => n.dataset.id)"))
@@ -161,7 +165,7 @@ def test_a_warning_page_draws_every_account_of_its_evidence_and_a_label_reaches_
     page.select_option("select[name=status]", "confirmed")
     page.fill("textarea[name=note]", "mule chain, confirmed with the bank")
     page.click("form.label-form button")
-    assert page.locator("#triage-status").inner_text() == "confirmed"
+    expect(page.locator("#triage-status")).to_have_text("confirmed")     # retried until the new page shows it
     page.screenshot(path=str(shots / "warning.png"), full_page=True)
 
     detail = api(console, f"/api/warnings/{wid}").json()
@@ -202,6 +206,7 @@ def test_an_account_id_carrying_a_script_is_shown_inert(page, console):
     assert EVIL in page.locator("dd.accounts").inner_text()
     assert EVIL in set(page.locator("svg.evidence-graph g.node").evaluate_all("n => n.map(x => x.dataset.id)"))
     page.locator("dd.accounts a").first.click()
+    page.wait_for_url(re.compile(r"/accounts/"))
     assert page.locator("h1 .account-id").inner_text() == EVIL
     assert page.evaluate("document.title") != "pwned"
     assert page.locator("script").count() == 0

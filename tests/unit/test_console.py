@@ -242,6 +242,9 @@ def test_login_sets_an_httponly_strict_cookie_and_never_redirects_off_site(clien
     forced = client.post("/login", data={"token": ANALYST}, headers={"Origin": "http://evil.example"},
                          follow_redirects=False)
     assert forced.status_code == 403 and "set-cookie" not in forced.headers
+    framed = client.post("/login", data={"token": ANALYST}, headers={"Origin": "null"}, follow_redirects=False)
+    assert framed.status_code == 403                  # a sandboxed frame of another site says `null`
+    assert client.get("/login").headers["referrer-policy"] == "same-origin"   # so our own forms send their origin
     client.cookies.clear()
 
 
