@@ -9,14 +9,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CLICKHOUSE_SERVER := /usr/sbin/clickhouse-server
+CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 FUZZ_LINES ?= 1000000
 
-.PHONY: setup clickhouse test demo bench partitions faults fuzz clean
+.PHONY: setup clickhouse chromium test demo bench partitions faults fuzz clean
 
-setup: $(VENV)/.installed clickhouse
+setup: $(VENV)/.installed clickhouse chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,17 @@ clickhouse:
 		echo "ClickHouse server: installing the Debian package clickhouse-server"; \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q clickhouse-server; \
+	fi
+
+# The console's browser tests drive Debian's chromium through Playwright (`playwright install` downloads a
+# browser, which CI cannot).
+chromium:
+	@if [ -x $(CHROMIUM) ]; then \
+		echo "Chromium: found"; \
+	else \
+		echo "Chromium: installing the Debian package chromium"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	fi
 
 test: setup

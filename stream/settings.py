@@ -225,6 +225,19 @@ class Settings:
                                                           "longest a chain record waits to be covered by a signed "
                                                           "checkpoint")
 
+    console_host: str = _setting("127.0.0.1", _text, "address `fundflow console` listens on (127.0.0.1: this "
+                                 "machine only)")
+    console_port: int = _setting(8070, _port, "port of `fundflow console`")
+    console_in_worker: bool = _setting(False, _boolean,
+                                       "`fundflow worker` also serves the console on console_host:console_port, "
+                                       "from its own process over the store it writes (the way to triage an "
+                                       "embedded chDB store while the worker runs)", shown="false")
+    console_tokens: str | None = _setting(None, _optional_text,
+                                          "console users: NAME:ROLE:TOKEN, several separated by commas; ROLE is "
+                                          "analyst or supervisor, TOKEN at least 16 characters")
+    console_tokens_file: str | None = _setting(None, _optional_text,
+                                               "file of console users, one NAME:ROLE:TOKEN a line (# comments)")
+
     @property
     def broker_bootstrap(self) -> list[str]:
         """kafka://h1:9092;h2:9092 -> ['h1:9092', 'h2:9092'] for kafka-python / aiokafka."""

@@ -12,10 +12,11 @@ import os
 import sys
 
 from ..errors import FundflowError
-from . import (demo, evaluate, evidence, indicators, produce, replay, replay_diff, rules, simulate, store, warnings,
-               worker)
+from . import (console, demo, evaluate, evidence, indicators, labels, produce, replay, replay_diff, rules, simulate,
+               store, warnings, worker)
 
-COMMANDS = (worker, produce, replay, replay_diff, rules, simulate, evaluate, demo, warnings, store, evidence, indicators)
+COMMANDS = (worker, produce, replay, replay_diff, rules, simulate, evaluate, demo, warnings, store, evidence, indicators,
+            console, labels)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"(default {defaults.store})")
     parser.add_argument("--keep", action="store_true",
                         help="keep the broker (and ClickHouse server) running after the summary, until Ctrl-C")
+    parser.add_argument("--console", action="store_true",
+                        help="after the summary, serve the analyst console on the demo's store until Ctrl-C and "
+                             "print its address and two demo tokens (analyst, supervisor)")
     parser.add_argument("--rate", type=whole_number, default=int(defaults.rate or 0), metavar="N",
                         help=f"events per second sent to Kafka, like a live ledger; 0 sends as fast as possible "
                              f"(default {int(defaults.rate or 0)})")
@@ -47,6 +50,28 @@ def run(args: argparse.Namespace) -> int:
     options = DemoOptions(events_per_day=args.events_per_day, days=args.days, instances=args.instances,
                           seed=args.seed, workdir=args.workdir, keep=args.keep, store=args.store,
                           rate=float(args.rate) or None, progress=not args.no_progress, timeout_s=args.timeout,
-                          settings_file=args.settings)
+                          settings_file=args.settings,
+                          after_summary=(lambda url: _console(url, args.settings)) if args.console else None)
     return run_demo(options)
+
+
+def _console(store_url: str, settings_file: str | None) -> None:
+    """The console on the demo's store (the worker has stopped, so an embedded store is free) until Ctrl-C. Demo
+    tokens are made up unless the settings name users."""
+    import secrets
+    import sys
+
+    from ..console.server import serve
+    from ..settings import load_settings
+
+    settings = load_settings(settings_file)
+    if not (settings.console_tokens or settings.console_tokens_file):
+        analyst, supervisor = secrets.token_hex(16), secrets.token_hex(16)
+        settings = settings.with_overrides(console_tokens=f"analyst:analyst:{analyst},"
+                                                          f"supervisor:supervisor:{supervisor}")
+        print(f"console tokens: analyst {analyst}  supervisor {supervisor}  (log in with one of them)", flush=True)
+    try:
+        serve(settings, store_url=store_url, out=sys.stdout)
+    except KeyboardInterrupt:
+        pass
 

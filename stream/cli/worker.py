@@ -37,4 +37,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"fundflow worker: indicators: {settings.indicators_dir}: {configured_set(settings).describe()} "
               f"(reloaded on change)", file=sys.stderr, flush=True)
     from ..worker.runner import run_worker
-    return run_worker(settings, loglevel=args.loglevel)
+    return run_worker(settings, loglevel=args.loglevel,
+                      on_built=_serve_console if settings.console_in_worker else None)
+
+
+def _serve_console(worker) -> None:
+    """console_in_worker: the console from this process, over the store the worker's sink holds when it is an
+    embedded chDB store (which admits one process only; its calls are serialised), else over a connection of its
+    own to the same server."""
+    import logging
+
+    from ..console.server import serve_store_in_thread
+    from ..errors import FundflowError
+
+    from ..sinks.chdb_store import ChdbStore
+    from ..sinks.factory import open_store
+
+    if worker.sinks is None:
+        raise FundflowError("console_in_worker: this worker has no warning store to serve")
+    log = logging.getLogger("stream.console")
+    store = worker.sinks.clickhouse.store
+    if not isinstance(store, ChdbStore):
+        # A server admits many clients, and one clickhouse-driver client must not serve two threads: its own.
+        store = open_store(worker.settings.clickhouse_url)
+    serve_store_in_thread(worker.settings, store, log=log.warning)
+    print(f"fundflow worker: console on http://{worker.settings.console_host}:{worker.settings.console_port}/ "
+          f"(console_in_worker)", file=sys.stderr, flush=True)

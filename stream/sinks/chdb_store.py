@@ -2,11 +2,13 @@
 
 The single-machine default (`chdb://.fundflow/chdb`): no server to run, the same schema and SQL as a
 ClickHouse server. chDB holds one persistent session per process, so a store owns its session and
-closes it; open one store per path at a time.
+closes it; open one store per path at a time. Calls on one store are serialised by a lock, so the process that
+owns the store may share it between threads (the worker's sink and the console it serves).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,6 +24,7 @@ class ChdbStore(WarningStore):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.database = database
+        self._lock = threading.Lock()
         identifier(database)
         try:
             self._session = chdb_session.Session(str(self.path))
@@ -29,6 +32,10 @@ class ChdbStore(WarningStore):
             raise StoreError(f"cannot open the embedded store at {self.path}: {exc}", retryable=False) from None
 
     def _run(self, sql: str, fmt: str = "CSV") -> bytes:
+        with self._lock:
+            return self._run_locked(sql, fmt)
+
+    def _run_locked(self, sql: str, fmt: str) -> bytes:
         if self._session is None:
             raise StoreError(f"the embedded store at {self.path} is closed", retryable=False)
         try:
@@ -61,6 +68,7 @@ class ChdbStore(WarningStore):
         return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None

@@ -11,7 +11,7 @@ from ..detection.detector import Detector
 from ..detection.tracer import TracerOptions
 from ..detection.rulebook import load_rules
 from ..settings import Settings
-from .compose import build_worker
+from .compose import Worker, build_worker
 from .handler import DetectorLike
 from .reload import IndicatorReloader, RuleReloader
 from .topics import ensure_topics
@@ -53,10 +53,12 @@ def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], Ru
 
 
 def run_worker(settings: Settings, detector: DetectorLike | Callable[[], DetectorLike] | None = None, *,
-               loglevel: str = "info", app_id: str | None = None) -> int:
+               loglevel: str = "info", app_id: str | None = None,
+               on_built: Callable[[Worker], None] | None = None) -> int:
     """Create missing topics, build the app and block until the worker is stopped. Returns an exit code.
 
     Without `detector`, the production detector over `rules_dir` runs, and the rules are hot-reloaded.
+    `on_built` is handed the built worker before it starts.
     """
     rules = indicators = None
     if detector is None:
@@ -64,8 +66,10 @@ def run_worker(settings: Settings, detector: DetectorLike | Callable[[], Detecto
     created = ensure_topics(settings)
     if created:
         log.info("created topics %s", ", ".join(created))
-    worker = faust.Worker(build_worker(settings, detector, app_id=app_id, rules=rules, indicators=indicators).app,
-                          loglevel=loglevel, quiet=True)
+    built = build_worker(settings, detector, app_id=app_id, rules=rules, indicators=indicators)
+    if on_built is not None:        # the layers above add to the process, e.g. the console (fundflow worker)
+        on_built(built)
+    worker = faust.Worker(built.app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

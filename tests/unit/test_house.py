@@ -12,8 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "stream"
 # Lowest first; a layer may import only the layers before it. The top-level modules settings, errors and clock
 # sit with model (settings reads durations and money through model, model raises errors).
 LAYERS = ("errors", "clock", "model", "settings", "rules", "indicators", "detection", "evidence", "sinks", "worker",
-          "simulate", "offline",
-          "dev", "cli")
+          "simulate", "offline", "dev", "console", "cli")
 
 
 def _imports() -> dict[str, set[str]]:

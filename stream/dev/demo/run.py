@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from .. import devstack
 from ...errors import FundflowError
@@ -55,6 +55,9 @@ class DemoOptions:
     progress: bool = True
     timeout_s: float | None = None      # None: scaled to the ledger's size
     settings_file: str | None = None
+    # Called with the store's URL after the summary, while the store (and its server) still run; returns when
+    # the user is done (`fundflow demo --console` serves the console until Ctrl-C). Then --keep is not waited.
+    after_summary: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         if self.store not in STORES:
@@ -223,7 +226,9 @@ def _run(options: DemoOptions, steps: _Steps, cleanup: Cleanup, err: TextIO) -> 
     steps.out.write("\n" + render(figures, rows, stored, quality) + "\n")
     steps.out.flush()
 
-    if options.keep:
+    if options.after_summary is not None:
+        options.after_summary(store_url)
+    elif options.keep:
         _stay_up(steps, broker, server)
     return 0
 
