@@ -126,9 +126,11 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
         outbox for good."""
         log.error("storing a batch of %d warnings failed (%s: %s); storing them one by one", len(decoded),
                   type(exc).__name__, str(exc)[:300])
+        stored = []
         for warning, message in decoded:
             try:
                 await sink.write([warning])
+                stored.append((warning, message))
             except (asyncio.CancelledError, RetryStopped):
                 raise
             except Exception as single:  # noqa: BLE001 - see the docstring

@@ -7,8 +7,6 @@ import hashlib
 import os
 import pickle
 import stat
-import tempfile
-from pathlib import Path
 
 import orjson
 import pytest

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-import pytest
 
 from detection_helpers import T0, at, detector, disb, rule, run, xfer
 from stream.detection.rulebook import check_rules
