@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "import the feed drop this institution's entry for it (repeatable)")
     publish.add_argument("--now", metavar="TIME", help="the feed's issue time, RFC 3339 or epoch ms (default: the "
                                                        "wall clock)")
+    publish.add_argument("--confirmed-only", action="store_true",
+                         help="only warnings an analyst labelled confirmed in the console (their latest label), "
+                              "published with the reason `confirmed`")
     publish.set_defaults(func=run_publish)
 
     imported = actions.add_parser(
@@ -143,9 +146,12 @@ def run_publish(args: argparse.Namespace, *, err: TextIO | None = None) -> int:
             for rule_id in rules:
                 rows += store.select_warnings(WarningFilter(rule_id=rule_id, min_severity=args.min_severity,
                                                             limit=100_000_000))
+            if args.confirmed_only:
+                rows = _confirmed(store, rows)
     except StoreError as exc:
         raise FundflowError(f"cannot read the warnings at {url}: {exc}") from None
-    extraction = extract(row_to_warning_json(row) for row in rows)
+    extraction = extract((row_to_warning_json(row) for row in rows),
+                         reason=CONFIRMED if args.confirmed_only else None)
     now = _now(args.now)
     revoked = []
     for item in args.revoke:
@@ -180,6 +186,19 @@ def run_publish(args: argparse.Namespace, *, err: TextIO | None = None) -> int:
     for reason, count in sorted(extraction.refused.items()):
         err.write(f"not published ({count}): {reason}\n")
     return 0
+
+
+CONFIRMED = "confirmed"
+
+
+def _confirmed(store, rows: list) -> list:
+    """The rows whose latest triage label is `confirmed` (none when nobody has labelled in this store)."""
+    from ..sinks import labels
+    if not labels.exists(store):
+        return []
+    triage = labels.current(store, [str(row["warning_id"]) for row in rows])
+    return [row for row in rows if triage.get(str(row["warning_id"])) is not None
+            and triage[str(row["warning_id"])].status == CONFIRMED]
 
 
 def run_import(args: argparse.Namespace, *, out: TextIO | None = None) -> int:

@@ -44,7 +44,8 @@ def _store(args: argparse.Namespace):
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..console import labels, labels_io
+    from ..console import labels_io
+    from ..sinks import labels
     from ..sinks.store import StoreError
 
     try:

@@ -24,7 +24,7 @@ from ..errors import FundflowError
 from ..model.timefmt import format_ts, parse_rfc3339_ms
 from . import auth
 from .auth import Tokens, User
-from .labels import STATUSES
+from ..sinks.labels import STATUSES
 from .queries import Console, NotFound, QueueFilter, Refused, elapsed, parse_cursor
 
 SECURITY_HEADERS = {

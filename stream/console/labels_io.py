@@ -1,6 +1,6 @@
 """Label events in and out of the store as CSV or JSON lines, for teams that keep cases in their own tool.
 
-Export writes every label event (the columns of stream.console.labels, in time order per warning). Import
+Export writes every label event (the columns of stream.sinks.labels, in time order per warning). Import
 appends events: each is checked (a known status, a warning in the store, bounded text), an event whose
 label_id is already stored is skipped, so importing a file twice adds nothing; an event without a label_id
 gets one, without a time gets now. Nothing is rewritten: an import is more label events.
@@ -18,7 +18,7 @@ import orjson
 from ..errors import FundflowError
 from ..sinks.schema import TABLE
 from ..sinks.store import WarningStore, identifier, literal
-from . import labels
+from ..sinks import labels
 
 FORMATS = ("csv", "jsonl")
 

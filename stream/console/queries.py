@@ -2,7 +2,7 @@
 
 Pages render these dicts; `/api/` serialises them. Values typed by an analyst reach SQL only through
 `literal` (stream.sinks.store), which escapes them. Every query runs on ClickHouse 18.16 and chDB: FINAL
-and `LIMIT 1 BY` deduplicate warnings, labels come from `stream.console.labels`, and paging is by a key
+and `LIMIT 1 BY` deduplicate warnings, labels come from `stream.sinks.labels`, and paging is by a key
 (event time, warning id) rather than an offset, so a page deep in a million warnings costs what the first does.
 """
 
@@ -21,7 +21,7 @@ from ..model.warning import SEVERITY_RANK, EarlyWarning
 from ..offline.evidence_view import money_flow
 from ..sinks.schema import COLUMNS, TABLE, row_to_warning_json
 from ..sinks.store import WarningStore, identifier, literal
-from . import labels as label_store
+from ..sinks import labels as label_store
 from .graph import to_svg
 from .views import KEYS, LIST_COLUMNS, QUEUE, ensure_views
 

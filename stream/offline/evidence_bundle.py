@@ -9,6 +9,8 @@ A bundle is a zip of:
   chain.json       the chain records of the checkpoint that covers the warning, from its first seq to its last
   checkpoint.json  that checkpoint: Merkle root, signature, key id and the public key
   report.html      a printable report for people: the money's path as a drawing, the transfers in time order
+  labels.json      the analysts' triage labels and notes of the warning at export time (who, when, from, to):
+                   judgements made after detection, so outside the chain; the manifest fixes them from the export on
   manifest.json    the SHA-256 of every other file, and a digest of that list
 
 `verify_bundle` checks all of it and says which check failed, on which file (docs/evidence.md).
@@ -33,6 +35,7 @@ from ..evidence.ruletext import load_rebuilt, parse_rule_text
 from ..model.events import parse_event
 from ..model.warning import EarlyWarning
 from ..sinks import evidence_tables as tables
+from ..sinks import labels
 from ..sinks.evidence_tables import canonical_row_json, stored_sources
 from ..sinks.store import WarningStore
 
@@ -44,8 +47,9 @@ SETTINGS = "settings.json"
 CHAIN = "chain.json"
 CHECKPOINT = "checkpoint.json"
 REPORT = "report.html"
+LABELS = "labels.json"
 MANIFEST = "manifest.json"
-FILES = (WARNING, EVENTS, RULE, SETTINGS, CHAIN, CHECKPOINT, REPORT)
+FILES = (WARNING, EVENTS, RULE, SETTINGS, CHAIN, CHECKPOINT, REPORT, LABELS)
 ZIP_TIME = (2000, 1, 1, 0, 0, 0)         # fixed entry times: the same evidence gives the same zip
 
 
@@ -112,6 +116,8 @@ def build_bundle(store: WarningStore, warning_id: str, settings: Any) -> bytes:
         CHAIN: _pretty({"partition": record.partition, "records": [r.to_dict() for r in chain]}),
         CHECKPOINT: _pretty({key: checkpoint[key] for key in tables.CHECKPOINT_COLUMNS}),
     }
+    files[LABELS] = _pretty({"warning_id": warning_id, "chained": False,
+                             "events": [event.to_dict() for event in labels.history_if_any(store, warning_id)]})
     warning = EarlyWarning.from_json(warning_bytes)
     files[REPORT] = render_report(warning, sources, record, checkpoint, rule_text,
                                   orjson.loads(settings_bytes)).encode("utf-8")

@@ -51,9 +51,10 @@ def identifiers_of(evidence: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def extract(warnings: Iterable[Mapping[str, Any]]) -> Extraction:
-    """The identifiers of stored warnings (the `fundflow warnings --json` shape), each with its typology (the
-    warning's kind) and when it was seen (the warning's first and event times)."""
+def extract(warnings: Iterable[Mapping[str, Any]], *, reason: str | None = None) -> Extraction:
+    """The identifiers of stored warnings (the `fundflow warnings --json` shape), each with its reason (the
+    warning's kind, its typology, unless `reason` is given: `confirmed` for analyst-confirmed warnings) and when
+    it was seen (the warning's first and event times)."""
     result = Extraction()
     for warning in warnings:
         if warning.get("kind") == SHARED_KIND:
@@ -67,7 +68,8 @@ def extract(warnings: Iterable[Mapping[str, Any]]) -> Extraction:
             except Refused as exc:
                 result.refused[f"{kind}: {exc}"[:160]] += 1
                 continue
-            result.found.append((kind, normalized, str(warning["kind"]), min(first, last), max(first, last)))
+            result.found.append((kind, normalized, reason or str(warning["kind"]), min(first, last),
+                                 max(first, last)))
     return result
 
 

@@ -13,7 +13,8 @@ with warnings.catch_warnings():       # Starlette 1.x prefers httpx2 for its tes
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from stream.console import auth, graph, labels
+from stream.console import auth, graph
+from stream.sinks import labels
 from stream.console.app import create_app
 from stream.console.queries import Console, QueueFilter, Refused, rule_block
 from stream.errors import SettingsError

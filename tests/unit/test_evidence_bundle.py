@@ -132,6 +132,26 @@ def test_export_then_verify_with_replay_holds_for_every_warning(filled):
     assert only_bundled.ok and "not who signed it" in only_bundled.render()
 
 
+def test_a_bundle_carries_the_analysts_labels_of_its_warning_and_reading_creates_no_table(filled):
+    from stream.sinks import labels
+
+    store, chain, batch, root = filled
+    first, second = batch[0].warning.warning_id, batch[1].warning.warning_id
+    unlabelled = orjson.loads(bundle.unpack(bundle.build_bundle(store, first, Settings()))[bundle.LABELS])
+    assert unlabelled == {"warning_id": first, "chained": False, "events": []}
+    assert not labels.exists(store)
+    labels.ensure_labels_table(store)
+    event = labels.LabelEvent(label_id="l-1", warning_id=first, at_ms=1_772_500_000_000, actor="ana", role="analyst",
+                              status_from="open", status_to="confirmed", assignee_from="", assignee_to="ana",
+                              note="card seen in two other cases")
+    labels.append(store, event)
+    data = bundle.build_bundle(store, first, Settings())
+    assert orjson.loads(bundle.unpack(data)[bundle.LABELS])["events"] == [event.to_dict()]
+    assert bundle.verify_bundle(data, public_key_pem=public_pem(chain.key.public).encode()).ok
+    other = orjson.loads(bundle.unpack(bundle.build_bundle(store, second, Settings()))[bundle.LABELS])
+    assert other["events"] == []
+
+
 def _repack(files: dict[str, bytes], manifest: bytes | None = None) -> bytes:
     return bundle.pack({k: v for k, v in files.items() if k != bundle.MANIFEST},
                        manifest if manifest is not None else files[bundle.MANIFEST])

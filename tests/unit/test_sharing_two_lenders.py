@@ -196,3 +196,26 @@ def test_import_drops_expired_entries_and_applies_revocations(consortium, a_publ
     assert main(["--settings", b, "indicators", "import", str(feed), "--members", str(members), "--into", str(into),
                  "--now", "2026-03-05T00:00:00Z"]) == 1                        # the older feed cannot bring it back
     assert "older than the feed already imported from lender-a" in capsys.readouterr().out
+
+
+def test_confirmed_only_publishes_the_warnings_an_analyst_confirmed_with_the_reason_confirmed(consortium, a_published,
+                                                                                              tmp_path):
+    from stream.sinks import labels
+
+    root, a, _, _ = consortium
+    warnings, _ = a_published
+    store_url = f"chdb://{root / 'a-chdb'}"
+    out = tmp_path / "confirmed.json"
+    publish = ["--settings", a, "indicators", "publish", "--store", store_url, "--rules", "device-burst",
+               "--out", str(out), "--source", "lender-a", "--now", ISSUED, "--confirmed-only"]
+    assert main(publish) == 0
+    assert orjson.loads(out.read_text())["feed"]["entries"] == []          # nobody labelled yet: nothing confirmed
+    bursts = [w for w in warnings if w.rule_id == "device-burst"]
+    with open_store(store_url) as store:
+        labels.ensure_labels_table(store)
+        for label_id, warning, status in (("l-1", bursts[0], "confirmed"), ("l-2", bursts[1], "false_positive")):
+            labels.append(store, labels.LabelEvent(label_id, warning.warning_id, 1_772_500_000_000, "ana", "analyst",
+                                                   "open", status, "", "", ""))
+    assert main(publish) == 0
+    entries = orjson.loads(out.read_text())["feed"]["entries"]
+    assert [(e["type"], e["reason"]) for e in entries] == [("device", "confirmed")]

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
-from ..sinks.store import WarningStore, identifier, literal
+from .store import WarningStore, identifier, literal
 
 TABLE = "warning_labels"
 STATUSES = ("open", "investigating", "confirmed", "false_positive", "escalated")
@@ -110,6 +110,18 @@ def history(store: WarningStore, warning_id: str) -> list[LabelEvent]:
     rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM {table(store)} WHERE warning_id = {literal(warning_id)} "
                        f"ORDER BY at_ms, label_id")
     return [LabelEvent.from_row(row) for row in rows]
+
+
+def exists(store: WarningStore) -> bool:
+    """Whether anybody has labelled in this store yet: readers (an evidence export, a feed of confirmed warnings)
+    ask instead of creating the table."""
+    answer = store.query(f"EXISTS TABLE {table(store)}")
+    return bool(answer) and bool(int(next(iter(answer[0].values()))))
+
+
+def history_if_any(store: WarningStore, warning_id: str) -> list[LabelEvent]:
+    """The warning's label events; none when the store has no labels table."""
+    return history(store, warning_id) if exists(store) else []
 
 
 def every_event(store: WarningStore) -> list[LabelEvent]:
