@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import FundflowError
+from ..evidence.ruletext import parse_rule_text, rule_yaml
 from ..model.timefmt import format_ts
 from ..model.warning import SEVERITY_RANK, EarlyWarning
 from ..offline.evidence_view import money_flow
@@ -314,7 +315,8 @@ class Console:
                            f"WHERE rule_id = {literal(rule_id)} AND rule_version = {literal(version)} "
                            f"ORDER BY inserted_ms DESC LIMIT 1")
             if rows:
-                return {"text": str(rows[0]["text"]), "source": "the store (rule_texts)", "current": None}
+                return {"text": stored_rule_yaml(str(rows[0]["text"])), "current": None,
+                        "source": "the store (rule_texts): the rule as the worker ran it, overrides applied"}
         rule = self.catalogue.rules.get(rule_id)
         if rule is None:
             return {"text": None, "source": None, "current": None,
@@ -494,3 +496,14 @@ def render_rule_figures(figures: dict[str, Any]) -> str:
     out.append(f"rules that do not load: {len(figures['errors'])}")
     out += [f"  {error}" for error in figures["errors"]]
     return "\n".join(out)
+
+
+def stored_rule_yaml(text: str) -> str:
+    """The YAML of a rule the evidence chain stored as canonical text (what its version hashes); a text that is
+    not one is shown as it is."""
+    try:
+        rule = parse_rule_text(text)
+    except ValueError:
+        return text
+    rebuilt = rule_yaml(rule, desc="as the worker ran it (the evidence chain's canonical text of this version)")
+    return rebuilt[len("rules:\n"):] if rebuilt.startswith("rules:\n") else rebuilt

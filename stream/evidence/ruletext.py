@@ -53,10 +53,10 @@ def parse_rule_text(text: str) -> RuleText:
     return RuleText(data["rule"], data["content"], where, tuple(notify), text)
 
 
-def rule_yaml(rule: RuleText) -> str:
+def rule_yaml(rule: RuleText, desc: str = REBUILT_DESC) -> str:
     """A one-rule YAML file whose compiled rule has the same version (and so raises the same warning ids)."""
     content = rule.content
-    entry: dict[str, Any] = {"rule": rule.rule_id, "kind": content["kind"], "desc": REBUILT_DESC}
+    entry: dict[str, Any] = {"rule": rule.rule_id, "kind": content["kind"], "desc": desc}
     if rule.where_source is not None:
         entry["where"] = rule.where_source
     if content.get("params"):

@@ -5,6 +5,7 @@ embedded store (chDB) through Starlette's test client."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -305,3 +306,17 @@ def test_the_console_command_refuses_to_start_without_users_or_on_a_bad_port(tmp
     monkeypatch.setenv("FUNDFLOW_CONSOLE_TOKENS", "ana:boss:0123456789abcdef")
     assert main(["console", "--port", "0"]) == 1
     assert "ROLE one of analyst, supervisor" in capsys.readouterr().err
+
+
+def test_a_rule_text_the_evidence_chain_stored_is_shown_as_yaml_of_the_same_version(tmp_path):
+    import yaml
+
+    from stream.console.queries import stored_rule_yaml
+    from stream.detection.rulebook import load_rules
+
+    rule = load_rules(Path(__file__).resolve().parents[2] / "rules").by_id("layering-chain")
+    shown = stored_rule_yaml(rule.canonical_text)
+    assert shown.startswith("- rule: layering-chain\n")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({"rules": yaml.safe_load(shown)}))
+    assert load_rules(tmp_path / "r.yaml").by_id("layering-chain").version == rule.version
+    assert stored_rule_yaml("a text from elsewhere") == "a text from elsewhere"
