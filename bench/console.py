@@ -30,7 +30,7 @@ BASE_MS = 1_772_323_200_000          # 2026-03-01T00:00:00Z
 
 
 def fill(store, n: int) -> None:
-    from stream.console import labels
+    from stream.sinks import labels
     from stream.sinks.schema import COLUMNS
     from stream.sinks.store import identifier, literal
 
