@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..errors import FundflowError
+from ..model.version import fundflow_version
 from . import (console, demo, evaluate, evidence, indicators, labels, produce, replay, replay_diff, rules, simulate,
                store, warnings, worker)
 
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--settings", metavar="FILE", default=None,
                         help="YAML settings file; FUNDFLOW_* environment variables override it (may also be "
                              "given after the command)")
-    parser.add_argument("--version", action="version", version=f"fundflow {_version()}")
+    parser.add_argument("--version", action="version", version=f"fundflow {fundflow_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
@@ -73,12 +74,6 @@ def _settings_first(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def _version() -> str:
-    from importlib import metadata
-    try:
-        return metadata.version("fundflow")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 if __name__ == "__main__":

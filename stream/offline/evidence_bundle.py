@@ -33,6 +33,7 @@ from ..evidence.hashing import ChainRecord, EventSource
 from ..evidence.keys import EvidenceKeyError, key_id, load_public_pem, verify_signature
 from ..evidence.ruletext import load_rebuilt, parse_rule_text
 from ..model.events import parse_event
+from ..model.version import fundflow_version
 from ..model.warning import EarlyWarning
 from ..sinks import evidence_tables as tables
 from ..sinks import labels
@@ -63,14 +64,6 @@ def detector_settings(settings: Any) -> dict[str, Any]:
             "allowed_lateness_ms": settings.allowed_lateness,
             "allowed_lateness": format_duration_ms(settings.allowed_lateness),
             "tracer_policy": settings.tracer_policy, "trace_inflows_above": settings.trace_inflows_above}
-
-
-def fundflow_version() -> str:
-    from importlib import metadata
-    try:
-        return metadata.version("fundflow")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def build_bundle(store: WarningStore, warning_id: str, settings: Any) -> bytes:

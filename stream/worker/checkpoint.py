@@ -40,7 +40,7 @@ import signal
 import time
 import types
 from dataclasses import dataclass
-from importlib import metadata
+from ..model.version import fundflow_version
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -78,7 +78,7 @@ class Compatibility:
 
     @classmethod
     def current(cls, group_id: str, settings: Mapping[str, Any]) -> "Compatibility":
-        return cls(group_id=group_id, settings=dict(settings), version=_fundflow_version(), code=_detection_code())
+        return cls(group_id=group_id, settings=dict(settings), version=fundflow_version(), code=_detection_code())
 
     def as_dict(self) -> dict[str, Any]:
         return {"group_id": self.group_id, "settings": dict(self.settings), "version": self.version,
@@ -239,13 +239,6 @@ class SnapshotWriter:
 
 def _temporary_path(path: Path, pid: int) -> Path:
     return path.with_name(f".{path.name}.{pid}.tmp")
-
-
-def _fundflow_version() -> str:
-    try:
-        return metadata.version("fundflow")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _detection_code() -> str:

@@ -13,6 +13,7 @@ from typing import Callable
 
 import faust
 
+from ..model.version import fundflow_version
 from ..settings import Settings
 from . import app as faust_wiring
 from .alignment import EventTimeAligner
@@ -127,9 +128,8 @@ def detection_settings(settings: Settings) -> dict:
 def recorded_settings(settings: Settings) -> str:
     """The detector settings recorded (and hashed into the evidence chain) beside every warning."""
     from ..evidence.hashing import detector_settings_text
-    from .checkpoint import _fundflow_version
     return detector_settings_text(settings.window, settings.allowed_lateness, settings.tracer_policy,
-                                  settings.trace_inflows_above, _fundflow_version())
+                                  settings.trace_inflows_above, fundflow_version())
 
 
 def _detector_factory(detector: DetectorSource) -> Callable[[], DetectorLike]:
