@@ -51,8 +51,9 @@ from ..model.warning import (MAX_SUMMARY_CHARS, TRUNCATED_KEY, EarlyWarning, cap
                        make_warning_id)
 from .finding import Finding
 from .graph import DEFAULT_LATENESS_MS, DEFAULT_WINDOW_MS, LATE, TOO_OLD, EventClock, sink_node
-from .hops import Borrowed, Candidate, Exited, Message, Received, Requested, Searching, Sent
-from .kinds import EXITED, KINDS, RECEIVED, REQUESTED, SENT, Kind
+from .hops import Borrowed, Candidate, Exited, LeftVia, Message, Received, Requested, Searching, Sent
+from .identity import identity_keys
+from .kinds import EXITED, KINDS, LINKED, RECEIVED, REQUESTED, SENT, Kind
 from .partitioning import partition_of
 from .state import DetectionState, SearchLimits, device_keys
 from .tracer import TracerOptions, exits_by_loan
@@ -73,7 +74,7 @@ class _Plan:
 
 def _compile(rules: RuleSet) -> _Plan:
     by_stage: dict[str, list[tuple[Rule, Kind, AllowList | None]]] = {SENT: [], RECEIVED: [], EXITED: [],
-                                                                      REQUESTED: []}
+                                                                      REQUESTED: [], LINKED: []}
     for rule in rules.rules:
         kind = KINDS.get(rule.kind)
         if kind is None:
@@ -119,7 +120,7 @@ class Detector:
                  lateness_ms: int = DEFAULT_LATENESS_MS, clock: Callable[[], int] | None = None,
                  tracer: TracerOptions | None = None, limits: SearchLimits | None = None,
                  freeze_gc_every: int = DEFAULT_FREEZE_GC_EVERY, partitions: int = 1,
-                 indicators: IndicatorSet | None = None) -> None:
+                 indicators: IndicatorSet | None = None, identity_fields: tuple[str, ...] = ()) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions!r}")
         self._plan = _compile(rules)
@@ -127,7 +128,9 @@ class Detector:
         self._until_freeze = freeze_gc_every
         self._clock = clock
         self.event_clock = EventClock(window_ms, lateness_ms)
-        self.partitions = [DetectionState(self.event_clock, tracer=tracer, limits=limits)
+        self.identity_fields = tuple(identity_fields)
+        self.partitions = [DetectionState(self.event_clock, tracer=tracer, limits=limits,
+                                          identity_fields=self.identity_fields)
                            for _ in range(partitions)]
         self.counts = EventCounts()
         self.indicators = indicators if indicators is not None else NO_INDICATORS
@@ -231,9 +234,11 @@ class Detector:
             elif isinstance(message, Received):
                 self._received(state, message, queue)
             elif isinstance(message, Exited):
-                state.tracer.record_exits(message.loan_id, message.pieces, message.transfer)
-                state.enter(EXITED, loan_id=message.loan_id)
-                self._run(EXITED, state, message.transfer, queue)
+                self._exited(state, message, queue)
+            elif isinstance(message, LeftVia):
+                arrived = state.identities.arrive(message.key, message.transfer, message.pieces)
+                state.enter(LINKED, node=message.key, arrived=arrived)
+                self._run(LINKED, state, message.transfer, queue)
             elif isinstance(message, Borrowed):
                 self._borrowed(state, message, queue)
             elif isinstance(message, Requested):
@@ -291,9 +296,12 @@ class Detector:
         external = t.channel != "p2p"
         attrs = state.graph.insert_transfer(t)
         allocation = state.tracer.take(t, dst, state.clock.cutoff)
+        identities = state.identities
+        identities.saw(t.src, identity_keys(t, self.identity_fields), t.ts)
         if allocation.loan_amount:
             attrs["loan"] = allocation.loan_amount
             attrs["loans"] = allocation.loan_ids
+            identities.left(t, allocation.pieces)
         before = state.provenance.inflows(t.src)
         counterparties = state.graph.counterparty_count(t.src)
         state.enter(SENT, allocation=allocation)
@@ -313,14 +321,28 @@ class Detector:
             state.tracer.deposit(dst, message.allocation)
             state.provenance.add(dst, t.src, t.event_id, message.attrs, message.before,
                                  message.sender_counterparties)
+        arrived = state.identities.arrive(dst, t, message.allocation.pieces) if message.allocation.pieces else ()
         state.enter(RECEIVED, allocation=message.allocation, before=message.before,
-                    sender_counterparties=message.sender_counterparties, fired=message.fired)
+                    sender_counterparties=message.sender_counterparties, fired=message.fired, node=dst,
+                    arrived=arrived)
         self._run(RECEIVED, state, t, queue)
+
+    def _exited(self, state: DetectionState, message: Exited, queue: deque) -> None:
+        """At a loan's borrower, when pieces of the loan left the ledger: record them, run its kinds, and tell the
+        identifiers the loan was requested from (`LeftVia`)."""
+        state.tracer.record_exits(message.loan_id, message.pieces, message.transfer)
+        state.enter(EXITED, loan_id=message.loan_id)
+        self._run(EXITED, state, message.transfer, queue)
+        loan = message.pieces[0].origin.disbursement
+        if loan is not None:
+            for key in identity_keys(loan, self.identity_fields):
+                queue.append(LeftVia(key, message.transfer, message.pieces))
 
     def _borrowed(self, state: DetectionState, message: Borrowed, queue: deque) -> None:
         d = message.disbursement
         state.graph.insert_disbursement(d)
         state.tracer.disburse(d)
+        state.identities.borrowed(d, identity_keys(d, self.identity_fields))
         keys = device_keys(d)
         if keys:
             queue.append(Requested(keys[0], d, keys[1:], frozenset()))
@@ -387,7 +409,7 @@ class Detector:
 
     def _where(self, rule: Rule, event: Event, finding: Finding) -> bool:
         try:
-            names = names_for(event, finding.loan)
+            names = names_for(event, finding.loan, finding.features)
             indicators = self.indicators
             if indicators:
                 names[LISTED] = lambda value, at=event.ts: indicators.listed(value, at)

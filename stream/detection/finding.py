@@ -26,3 +26,4 @@ class Finding:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     loan_subject: str | None = None   # the loan a `cooldown: {subject: loan}` dedupes on, if any
     loan: "Disbursement | None" = None   # that loan's disbursement (what `where` and the currency read)
+    features: Mapping[str, Any] = field(default_factory=dict)   # what a `where` reads as `finding.<name>`

@@ -8,6 +8,7 @@ everything that crosses to another key travels as a hop addressed to that key.
 | Exited     | a loan's borrower       | the loan's pieces that left the ledger with the transfer       |
 | Borrowed   | the borrower            | the disbursement                                               |
 | Requested  | `device:<id>`, `ip:<a>` | the disbursement, the requester keys still to visit            |
+| LeftVia    | an identifier key       | a loan's pieces that left the ledger, to its identifiers       |
 | Searching  | an account              | a search continued over that account's current inflows         |
 | Candidate  | the cooldown key        | a finding, to be admitted (allow-list, where, cooldown)        |
 
@@ -70,6 +71,15 @@ class Requested:
 
 
 @dataclass(slots=True)
+class LeftVia:
+    """Money of a loan left the ledger: told to each identifier the loan was requested from (identity_ring)."""
+
+    key: str
+    transfer: Transfer
+    pieces: tuple[Lot, ...]
+
+
+@dataclass(slots=True)
 class Searching:
     """A multi-hop search reaching `node`: the search (which expands it and, once every branch is back, says
     what it found), and the branch so far."""
@@ -92,4 +102,4 @@ class Candidate:
     finding: "Finding"
 
 
-Message = Sent | Received | Exited | Borrowed | Requested | Searching | Candidate
+Message = Sent | Received | Exited | Borrowed | Requested | LeftVia | Searching | Candidate

@@ -18,6 +18,7 @@ from ..indicators.indicator_set import EMPTY as NO_INDICATORS
 from ..indicators.indicator_set import IndicatorSet
 from ..model.events import Disbursement
 from .graph import EventClock, RollingGraph
+from .identity import Arrival, Identities
 from .provenance import Inflow, Provenance
 from .tracer import Allocation, FundTracer, TracerOptions
 
@@ -97,16 +98,18 @@ def device_keys(d: Disbursement) -> tuple[str, ...]:
 
 
 class DetectionState:
-    """One partition's graph, tracer, device index, provenance and cooldowns, plus the message in hand."""
+    """One partition's graph, tracer, device index, provenance, identity links and cooldowns, plus the message in
+    hand."""
 
     def __init__(self, clock: EventClock, *, tracer: TracerOptions | None = None,
-                 limits: SearchLimits | None = None) -> None:
+                 limits: SearchLimits | None = None, identity_fields: tuple[str, ...] = ()) -> None:
         self.clock = clock
         self.graph = RollingGraph(clock=clock)
         self.tracer = FundTracer(tracer)
         self.limits = limits or SearchLimits()
         self.devices = DeviceIndex(self.limits.device_cap)
         self.provenance = Provenance(clock.window_ms)
+        self.identities = Identities(identity_fields)
         self.cooldowns: dict[tuple[str, str], int] = {}        # (rule id, key) -> event ts of the last warning
         self.cooldown_expiry: list[tuple[int, str, str, int]] = []  # (expires at, rule id, key, emitted at)
         self._caught_up_to: int | None = None
@@ -121,6 +124,8 @@ class DetectionState:
         self.fired: frozenset[str] = frozenset()    # rules that found something at an earlier stage of this event
         self.loan_id: str | None = None             # exited: the loan whose pieces left
         self.requester: str | None = None           # requested: the device or IP key
+        self.node: str | None = None                # received, linked: the node loan money arrived at
+        self.arrived: tuple[Arrival, ...] = ()      # received, linked: the loan pieces that arrived there
 
     @property
     def window_ms(self) -> int:
@@ -146,6 +151,7 @@ class DetectionState:
         self.tracer.expire(cutoff)
         self.devices.expire(cutoff)
         self.provenance.expire(cutoff)
+        self.identities.expire(cutoff)
         heap = self.cooldown_expiry
         while heap and heap[0][0] < cutoff:
             _, rule_id, key, emitted_at = heapq.heappop(heap)
@@ -156,7 +162,7 @@ class DetectionState:
         """What a snapshot keeps: the state, not the message in hand (which would also drag provenance into
         pickle's recursion; see `Provenance.__getstate__`)."""
         state = {name: getattr(self, name) for name in ("clock", "graph", "tracer", "limits", "devices",
-                                                          "provenance", "cooldowns", "cooldown_expiry",
+                                                          "provenance", "identities", "cooldowns", "cooldown_expiry",
                                                           "_caught_up_to")}
         return state
 
@@ -167,7 +173,7 @@ class DetectionState:
 
     def enter(self, stage: str, *, allocation: Allocation | None = None, before: Inflow | None = None,
               sender_counterparties: int = 0, fired: frozenset[str] = frozenset(), loan_id: str | None = None,
-              requester: str | None = None) -> None:
+              requester: str | None = None, node: str | None = None, arrived: tuple[Arrival, ...] = ()) -> None:
         self.stage = stage
         self.allocation = allocation
         self.before = before
@@ -175,3 +181,5 @@ class DetectionState:
         self.fired = fired
         self.loan_id = loan_id
         self.requester = requester
+        self.node = node
+        self.arrived = arrived

@@ -1,4 +1,5 @@
-"""The names a rule's `where` expression can read: `event`, `disbursement`, `transfer`, plus features.
+"""The names a rule's `where` expression can read: `event`, `disbursement`, `transfer`, and `finding`, the
+values a kind computes about what it found (`finding.device_is_new`; each kind lists its own in `FEATURES`).
 
 Amounts are shown to analysts in units as `Decimal` (`disbursement.amount >= 1000`), never as minor units or
 floats; times as epoch ms (`event.ts`). The fields are those the event contract defines (`view_fields`, from the
@@ -68,9 +69,25 @@ def extra_field(view: Any, name: Any) -> Any:
     return view._event.extra.get(name)
 
 
+class FindingView:
+    """Read-only view of a finding's features for expressions (`finding.account_age_h`)."""
+
+    __slots__ = ("_features",)
+
+    def __init__(self, features: Mapping[str, Any]) -> None:
+        self._features = features
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._features[name]
+        except KeyError:
+            raise AttributeError(f"this finding has no feature {name!r}") from None
+
+
 def names_for(event: Event, disbursement: Disbursement | None = None,
               features: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Names for evaluating a `where` on `event`; `disbursement` is the loan the money came from, if known."""
+    """Names for evaluating a `where` on `event`; `disbursement` is the loan the money came from, if known;
+    `features` what the kind computed about the finding."""
     view = EventView(event)
     if isinstance(event, Disbursement):
         disbursement = event
@@ -78,5 +95,5 @@ def names_for(event: Event, disbursement: Disbursement | None = None,
         "event": view,
         "transfer": view if isinstance(event, Transfer) else None,
         "disbursement": EventView(disbursement) if disbursement is not None else None,
-        **(features or {}),
+        "finding": FindingView(features) if features else None,
     }

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 from ..model.events import Disbursement, Transfer
 from .names import view_fields
 
-ROOTS = ("event", "disbursement", "transfer")
+ROOTS = ("event", "disbursement", "transfer", "finding")
 
 # The types of values a where compares, in the words an error message uses.
 TEXT, NUMBER, BOOLEAN, UNKNOWN = "text", "number", "boolean", "unknown"
@@ -76,7 +76,8 @@ def _fields(event_types: Iterable[str]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=None)
-def schema_for(kind: str | None, triggers: frozenset[str], reports_loan: bool) -> WhereSchema:
+def schema_for(kind: str | None, triggers: frozenset[str], reports_loan: bool,
+               features: tuple[tuple[str, str], ...] | None = None) -> WhereSchema:
     """The names a rule of `kind` reads: `event` is the event that completed the pattern (one of `triggers`),
     `transfer` the same event when it is a transfer, `disbursement` the event when it is a disbursement, else the
     loan the finding is about when the kind reports one."""
@@ -94,12 +95,20 @@ def schema_for(kind: str | None, triggers: frozenset[str], reports_loan: bool) -
         roots["disbursement"] = Root("disbursement", None,
                                      f"{what} runs on {runs_on} and does not report the loan the money came from, "
                                      f"so `disbursement` is always None")
+    if features:
+        roots["finding"] = Root("finding", dict(features))
+    elif kind is None:
+        roots["finding"] = Root("finding", {})
+    else:
+        roots["finding"] = Root("finding", None, f"{what} computes no features, so `finding` is always None")
     return WhereSchema(what, roots)
 
 
 def schema_of_kind(kind: Any) -> WhereSchema:
-    """The schema of a rule of this registered kind (anything with `name`, `triggers` and `reports_loan`)."""
-    return schema_for(kind.name, frozenset(kind.triggers), bool(kind.reports_loan))
+    """The schema of a rule of this registered kind (anything with `name`, `triggers`, `reports_loan` and
+    `features`)."""
+    features = tuple(sorted(getattr(kind, "features", {}).items()))
+    return schema_for(kind.name, frozenset(kind.triggers), bool(kind.reports_loan), features)
 
 
 # Any rule: every root can hold an event. What `compile_where` checks against when it is not told the kind.

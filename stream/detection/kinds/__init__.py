@@ -8,13 +8,15 @@ runs at, and a pure `detect(rule, event, state)` that searches only the new even
 - `received`: at the node the transfer lands on (its edges, and what the transfer carried: pieces, the sender's
   inflows and counterparty count);
 - `exited`: at a loan's borrower, when pieces of the loan left the ledger (the loan's record);
-- `requested`: at a device or IP key, when a loan was requested from it (its index).
+- `requested`: at a device or IP key, when a loan was requested from it (its index);
+- `linked`: at an identifier key (device, IP, configured field), when money of a loan requested from it left
+  the ledger (its arrivals, `stream.detection.identity`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from ...rules.params import Param
 
@@ -36,10 +38,12 @@ class Kind:
     # Its findings carry the loan their money came from (`Finding.loan`): the rule loader lets a `where` read
     # `disbursement` on a transfer only for such kinds, since for the others it is always none.
     reports_loan: bool = False
+    # Values its findings carry for a `where` to read as `finding.<name>`: name -> "boolean", "number" or "text".
+    features: Mapping[str, str] = field(default_factory=dict)
 
 
-SENT, RECEIVED, EXITED, REQUESTED = "sent", "received", "exited", "requested"
-STAGES = (SENT, RECEIVED, EXITED, REQUESTED)
+SENT, RECEIVED, EXITED, REQUESTED, LINKED = "sent", "received", "exited", "requested", "linked"
+STAGES = (SENT, RECEIVED, EXITED, REQUESTED, LINKED)
 
 KINDS: dict[str, Kind] = {}
 
@@ -53,13 +57,14 @@ def register(kind: Kind) -> Kind:
 
 def _register_builtin_kinds() -> None:
     """Every built-in typology, one module each; imported here so that `KINDS` is complete on import."""
-    from . import (cycle, device_burst, fan_in, fan_out, gather_scatter, layering, rapid_cashout,
-                   scatter_gather, shared_indicator)
+    from . import (account_takeover, cycle, device_burst, fan_in, fan_out, gather_scatter, identity_ring, layering,
+                   rapid_cashout, scatter_gather, shared_indicator)
     for module in (rapid_cashout, layering, fan_in, fan_out, scatter_gather, gather_scatter, cycle,
-                   device_burst, shared_indicator):
+                   device_burst, shared_indicator, identity_ring, account_takeover):
         register(Kind(name=module.NAME, doc=(module.__doc__ or "").strip(), params=module.PARAMS,
                       triggers=module.TRIGGERS, stages=module.STAGES, detect=module.detect,
-                      reports_loan=getattr(module, "REPORTS_LOAN", False)))
+                      reports_loan=getattr(module, "REPORTS_LOAN", False),
+                      features=getattr(module, "FEATURES", {})))
 
 
 _register_builtin_kinds()

@@ -163,8 +163,22 @@ def event_qualifies(event, loan_amount: int, channels: frozenset[str], min_amoun
 
 
 def threshold_score(found: int, needed: int) -> float:
-    """0.5 at the threshold, rising to 1.0 at twice the threshold."""
+    """0.5 at the threshold, rising to 1.0 at twice the threshold: `evidence_score` of one count."""
     return min(1.0, 0.5 + 0.5 * (found - needed) / max(needed, 1))
+
+
+def strength(value: float, threshold: float, strongest: float) -> float:
+    """How far one piece of evidence goes past its rule's threshold: 0 at the threshold, 1 at `strongest` or
+    beyond. For evidence that is stronger when smaller (elapsed time), pass negated values."""
+    if strongest == threshold:
+        return 1.0 if value >= threshold else 0.0
+    return max(0.0, min(1.0, (value - threshold) / (strongest - threshold)))
+
+
+def evidence_score(*strengths: float) -> float:
+    """A warning's score, comparable across kinds: 0.5 when every piece of evidence just meets its threshold,
+    1.0 when each is at its strongest, the mean of their strengths in between (docs/detection.md, "Scores")."""
+    return round(0.5 + 0.5 * sum(strengths) / len(strengths), 4) if strengths else 0.5
 
 
 def loans_of(attrs_list) -> tuple[str, ...]:

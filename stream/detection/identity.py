@@ -1,0 +1,251 @@
+"""Identity links in the window: which devices, IPs and other identifiers each account used, the loans requested
+from an identifier their borrower had not used before, and where loan money of borrowers arrives together.
+
+Three indexes, each kept at the partition of its own key (docs/architecture.md, invariant 7):
+
+- per **account**: the identifiers it used (as the sender of a transfer or the borrower of a loan) with the last
+  time it used each, and how long it has been seen. A loan is then judged against the account's own history:
+  `device_is_new`, `ip_is_new`, `account_age`. Bounded: at most `IDENTIFIERS_PER_ACCOUNT` identifiers, the
+  least recently used one leaves first.
+- per **loan from a new identifier** (a `LoanWatch`, at the borrower): what left the borrower's account from
+  that loan, transfer by transfer. That is what `account_takeover` reads: a thief borrows on a device the owner
+  never used and moves the money out at once.
+- per **node** money lands on (an account, an external sink, or an identifier key when loan money left the
+  ledger): the loan money that arrived there with the identifiers its loan was requested from (`Arrival`).
+  That is what `identity_ring` reads: borrowers linked by shared identifiers whose loans converge on one
+  collector, or leave the ledger.
+
+Identifier keys are `device:<id>`, `ip:<address>` and `<field>:<value>` for each extra input field named in the
+`identity_fields` setting (a phone hash, a card BIN, a registration batch...). Everything expires with the
+window, by the shared event clock, so what a kind reads depends only on the event log.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..model.events import Disbursement, Event
+
+IDENTIFIERS_PER_ACCOUNT = 16     # an account with more devices and IPs than this is judged on its recent ones
+OUTFLOWS_PER_WATCH = 32          # transfers remembered per watched loan: a takeover moves money in a few
+ARRIVALS_PER_NODE = 1000         # loan pieces remembered per node, as SearchLimits.device_cap for devices
+IDENTIFIER_PREFIXES = ("device:", "ip:")
+
+
+def identity_keys(event: Event, fields: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The identifiers an event was made from, as keys: its device, its IP, then the configured extra fields (a
+    text or integer value of at most 256 characters; anything else identifies nothing)."""
+    keys = []
+    if event.device_id:
+        keys.append(f"device:{event.device_id}")
+    if event.ip:
+        keys.append(f"ip:{event.ip}")
+    if fields:
+        extra = event.extra
+        for name in fields:
+            value = extra.get(name)
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                continue
+            text = str(value)
+            if text and len(text) <= 256:
+                keys.append(f"{name}:{text}")
+    return tuple(keys)
+
+
+@dataclass(slots=True)
+class AccountSeen:
+    first_seen: int                 # earliest activity still known; the window's start once older activity left
+    last_seen: int
+    used: dict[str, int]            # identifier key -> last time the account used it
+
+
+@dataclass(frozen=True, slots=True)
+class Outflow:
+    ts: int
+    txn_id: str
+    dst: str
+    channel: str
+    merchant_category: str | None
+    amount: int                     # of the watched loan's money
+
+
+@dataclass(slots=True)
+class LoanWatch:
+    """A loan whose borrower had not used its device or its IP in the window (or had no history at all)."""
+
+    disbursement: Disbursement
+    device_is_new: bool
+    ip_is_new: bool
+    account_age: int                # ms the borrower had been seen before the loan (0: never)
+    known_devices: int              # devices and IPs the account had used in the window
+    known_ips: int
+    outflows: list[Outflow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """Loan money that reached a node: how much, from which loan and borrower, requested from what."""
+
+    ts: int
+    txn_id: str
+    loan_id: str
+    loan_event_id: str
+    loan_ts: int
+    loan_amount: int
+    borrower: str
+    identifiers: tuple[str, ...]
+    amount: int
+    hops: int
+    channel: str
+    merchant_category: str | None
+
+
+class Identities:
+    """The three indexes of one partition (see the module docstring)."""
+
+    def __init__(self, fields: tuple[str, ...] = ()) -> None:
+        self.fields = fields
+        self.accounts: dict[str, AccountSeen] = {}
+        self._account_expiry: list[tuple[int, int, str]] = []
+        self.watches: dict[str, LoanWatch] = {}
+        self._watch_expiry: list[tuple[int, str]] = []
+        self.arrivals: dict[str, list[Arrival]] = {}
+        self._arrival_expiry: list[tuple[int, int, str]] = []
+        self._seq = 0
+        self._cutoff: int | None = None
+
+    # -- accounts ------------------------------------------------------------------------------------------
+    def saw(self, account: str, keys: tuple[str, ...], ts: int) -> None:
+        """`account` acted at `ts` from these identifiers."""
+        seen = self.accounts.get(account)
+        if seen is None:
+            seen = self.accounts[account] = AccountSeen(ts, ts, {})
+            self._seq += 1
+            heapq.heappush(self._account_expiry, (ts, self._seq, account))
+        else:
+            if ts < seen.first_seen:
+                seen.first_seen = ts
+            if ts > seen.last_seen:
+                seen.last_seen = ts
+        used = seen.used
+        for key in keys:
+            if used.get(key, -1) < ts:
+                used[key] = ts
+        if len(used) > IDENTIFIERS_PER_ACCOUNT:
+            for key, _ in sorted(used.items(), key=lambda item: (item[1], item[0]))[:len(used) -
+                                                                                      IDENTIFIERS_PER_ACCOUNT]:
+                del used[key]
+
+    def used(self, account: str) -> dict[str, int]:
+        """The identifiers `account` used in the window, with the last time of each."""
+        seen = self.accounts.get(account)
+        if seen is None:
+            return {}
+        cutoff = self._cutoff
+        return {key: ts for key, ts in seen.used.items() if cutoff is None or ts >= cutoff}
+
+    def borrowed(self, d: Disbursement, keys: tuple[str, ...]) -> LoanWatch | None:
+        """Judge a loan against its borrower's history, before the loan itself joins it: watched when its device
+        or IP is one the account had not used in the window."""
+        known = self.used(d.account)
+        seen = self.accounts.get(d.account)
+        device_is_new = bool(d.device_id) and f"device:{d.device_id}" not in known
+        ip_is_new = bool(d.ip) and f"ip:{d.ip}" not in known
+        watch = None
+        if device_is_new or ip_is_new:
+            age = max(0, d.ts - seen.first_seen) if seen is not None and known else 0
+            watch = LoanWatch(d, device_is_new, ip_is_new, age,
+                              known_devices=sum(1 for key in known if key.startswith("device:")),
+                              known_ips=sum(1 for key in known if key.startswith("ip:")))
+            self.watches[d.loan_id] = watch
+            heapq.heappush(self._watch_expiry, (d.ts, d.loan_id))
+        self.saw(d.account, keys, d.ts)
+        return watch
+
+    def left(self, transfer, pieces: Iterable) -> None:
+        """Pieces of watched loans that left their borrower's account with `transfer` (first hop only)."""
+        watches = self.watches
+        if not watches:
+            return
+        for piece in pieces:
+            origin = piece.origin
+            if piece.hops != 1 or not origin.is_loan or origin.account != transfer.src:
+                continue
+            watch = watches.get(origin.id)
+            if watch is not None and len(watch.outflows) < OUTFLOWS_PER_WATCH:
+                watch.outflows.append(Outflow(transfer.ts, transfer.event_id, transfer.dst, transfer.channel,
+                                              transfer.merchant_category, piece.amount))
+
+    # -- arrivals ------------------------------------------------------------------------------------------
+    def arrive(self, node: str, transfer, pieces: Iterable) -> tuple[Arrival, ...]:
+        """Record the loan pieces `transfer` brought to `node`; returns them (what the kinds of this step see)."""
+        fields = self.fields
+        made = []
+        for piece in pieces:
+            origin = piece.origin
+            loan = origin.disbursement
+            if not origin.is_loan or loan is None:
+                continue
+            identifiers = identity_keys(loan, fields)
+            if not identifiers:
+                continue
+            made.append(Arrival(transfer.ts, transfer.event_id, origin.id, origin.event_id, origin.ts,
+                                origin.amount, origin.account, identifiers, piece.amount, piece.hops,
+                                transfer.channel, transfer.merchant_category))
+        if made:
+            arrivals = self.arrivals.get(node)
+            if arrivals is None:
+                arrivals = self.arrivals[node] = []
+                self._seq += 1
+                heapq.heappush(self._arrival_expiry, (min(a.loan_ts for a in made), self._seq, node))
+            arrivals.extend(made)
+            if len(arrivals) > ARRIVALS_PER_NODE:
+                del arrivals[:len(arrivals) - ARRIVALS_PER_NODE]
+        return tuple(made)
+
+    def arrivals_at(self, node: str) -> tuple[Arrival, ...]:
+        cutoff = self._cutoff
+        return tuple(a for a in self.arrivals.get(node, ()) if cutoff is None or a.loan_ts >= cutoff)
+
+    # -- the window ----------------------------------------------------------------------------------------
+    def expire(self, cutoff: int) -> None:
+        self._cutoff = cutoff
+        heap = self._account_expiry
+        while heap and heap[0][0] < cutoff:
+            _, _, account = heapq.heappop(heap)
+            seen = self.accounts.get(account)
+            if seen is None:
+                continue
+            if seen.last_seen < cutoff:
+                del self.accounts[account]
+                continue
+            # Still active: older activity is forgotten, so it has been seen at least since the window began.
+            seen.first_seen = max(seen.first_seen, cutoff)
+            for key in [key for key, ts in seen.used.items() if ts < cutoff]:
+                del seen.used[key]
+            self._seq += 1
+            heapq.heappush(heap, (seen.last_seen, self._seq, account))
+        watches = self._watch_expiry
+        while watches and watches[0][0] < cutoff:
+            _, loan_id = heapq.heappop(watches)
+            watch = self.watches.get(loan_id)
+            if watch is not None and watch.disbursement.ts < cutoff:
+                del self.watches[loan_id]
+        heap = self._arrival_expiry
+        while heap and heap[0][0] < cutoff:
+            _, _, node = heapq.heappop(heap)
+            arrivals = self.arrivals.get(node)
+            if arrivals is None:
+                continue
+            kept = [a for a in arrivals if a.loan_ts >= cutoff]
+            if not kept:
+                del self.arrivals[node]
+                continue
+            self.arrivals[node] = kept
+            self._seq += 1
+            heapq.heappush(heap, (min(a.loan_ts for a in kept), self._seq, node))
+
+    def __len__(self) -> int:
+        return len(self.accounts)
