@@ -132,6 +132,22 @@ def _optional_text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+def _field_names(value: Any) -> tuple[str, ...]:
+    """A list of input field names (YAML list, or comma-separated text in the environment)."""
+    if value in (None, ""):
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"expected a list of field names, got {value!r}")
+    names = []
+    for item in items:
+        name = str(item).strip() if isinstance(item, (str, int)) else None
+        if not name or not name.replace("_", "a").isalnum():
+            raise ValueError(f"expected field names of letters, digits and _, got {item!r}")
+        names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
 def _setting(default: Any, parse, doc: str, shown: str | None = None):
     return field(default=default, metadata={"parse": parse, "doc": doc, "shown": shown})
 
@@ -181,6 +197,10 @@ class Settings:
     trace_inflows_above: int | None = _setting(None, _optional_amount,
                                                "also trace inflows of unknown origin at or above this amount "
                                                "(units, e.g. 5000); unset = trace loan money only")
+    identity_fields: tuple[str, ...] = _setting((), _field_names,
+                                                "extra input fields that identify who made an event, beside "
+                                                "device_id and ip (a phone hash, a registration batch): "
+                                                "accounts sharing one are linked (identity_ring)", shown="none")
     web_port: int = _setting(6066, _port, "worker HTTP port: /healthz, /readyz, /metrics")
     broker_session_timeout: int = _duration_setting("10s", "Kafka consumer session timeout")
     broker_rebalance_timeout: int = _duration_setting("10s", "Kafka consumer rebalance timeout")

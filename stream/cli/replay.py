@@ -111,7 +111,8 @@ def detector_options(settings: Any, *, window: int | None = None, lateness: int 
     lateness = lateness if lateness is not None else settings.allowed_lateness
     if lateness >= window:
         raise FundflowError("--lateness must be shorter than --window")
-    return {"window_ms": window, "lateness_ms": lateness, "tracer": TracerOptions.from_settings(settings)}
+    return {"window_ms": window, "lateness_ms": lateness, "tracer": TracerOptions.from_settings(settings),
+            "identity_fields": tuple(getattr(settings, "identity_fields", ()))}
 
 
 def check_ledger(path: Path) -> None:

@@ -199,6 +199,9 @@ def _where_reads(kind) -> str:
     names = [f"`{root}`" for root in ("event", "transfer", "disbursement") if root in readable]
     if "disbursement" in readable and "disbursement" not in kind.triggers:
         names[-1] += " (the loan the money came from, when it is known)"
+    if "finding" in readable:
+        features = ", ".join(f"`{name}`" for name in sorted(kind.features))
+        names.append(f"`finding` (what the kind computed: {features})")
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return f"A `where` reads {listed}."
 

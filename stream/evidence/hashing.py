@@ -111,11 +111,15 @@ settings_sha256 = rule_sha256
 
 
 def detector_settings_text(window_ms: int, lateness_ms: int, tracer_policy: str, trace_inflows_above: int | None,
-                           fundflow_version: str) -> str:
-    """The settings that shape what the detector sees, as the worker records them beside every warning."""
-    return canonical_json({"window_ms": int(window_ms), "allowed_lateness_ms": int(lateness_ms),
-                           "tracer_policy": tracer_policy, "trace_inflows_above": trace_inflows_above,
-                           "fundflow_version": fundflow_version}).decode()
+                           fundflow_version: str, identity_fields: tuple[str, ...] = ()) -> str:
+    """The settings that shape what the detector sees, as the worker records them beside every warning
+    (`identity_fields` only when set, so the records of deployments without it keep their bytes)."""
+    settings = {"window_ms": int(window_ms), "allowed_lateness_ms": int(lateness_ms),
+                "tracer_policy": tracer_policy, "trace_inflows_above": trace_inflows_above,
+                "fundflow_version": fundflow_version}
+    if identity_fields:
+        settings["identity_fields"] = list(identity_fields)
+    return canonical_json(settings).decode()
 
 
 def record_hash(partition: int, seq: int, warning_id: str, warning_digest: str, events_digest: str,

@@ -63,7 +63,8 @@ def detector_settings(settings: Any) -> dict[str, Any]:
     return {"window_ms": settings.window, "window": format_duration_ms(settings.window),
             "allowed_lateness_ms": settings.allowed_lateness,
             "allowed_lateness": format_duration_ms(settings.allowed_lateness),
-            "tracer_policy": settings.tracer_policy, "trace_inflows_above": settings.trace_inflows_above}
+            "tracer_policy": settings.tracer_policy, "trace_inflows_above": settings.trace_inflows_above,
+            "identity_fields": list(getattr(settings, "identity_fields", ()))}
 
 
 def build_bundle(store: WarningStore, warning_id: str, settings: Any) -> bytes:
@@ -374,6 +375,7 @@ def _replay(result: Verification, warning: EarlyWarning, sources: list[EventSour
         window, lateness = int(settings["window_ms"]), int(settings["allowed_lateness_ms"])
         tracer = TracerOptions(policy=str(settings["tracer_policy"]),
                                trace_inflows_above=settings.get("trace_inflows_above"))
+        identity_fields = tuple(str(name) for name in settings.get("identity_fields") or ())
     except (KeyError, TypeError, ValueError) as exc:
         raise _Failed("replay settings", SETTINGS, f"unreadable: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="fundflow-verify-") as directory:
@@ -392,7 +394,8 @@ def _replay(result: Verification, warning: EarlyWarning, sources: list[EventSour
             return -1
     ordered = sorted(sources, key=lambda s: (event_time(s), s.topic, s.partition, s.offset))
     raised: list[EarlyWarning] = []
-    detector = replay_detector(ruleset, window_ms=window, lateness_ms=lateness, tracer=tracer)
+    detector = replay_detector(ruleset, window_ms=window, lateness_ms=lateness, tracer=tracer,
+                               identity_fields=identity_fields)
     replay_lines((s.value for s in ordered), detector, raised.append)
     same = [w for w in raised if w.warning_id == warning.warning_id]
     if not same:

@@ -131,12 +131,12 @@ def _count_bad(report: ReplayReport, number: int, error: EventError, max_bad_sho
 def replay_file(path: str | Path, ruleset: RuleSet, out: IO[bytes], *, window_ms: int, lateness_ms: int,
                 progress: bool = True, max_bad_shown: int = DEFAULT_MAX_BAD_SHOWN,
                 clock: Callable[[], int] | None = None, tracer: Any = None, partitions: int = 1,
-                indicators: Any = None) -> ReplayReport:
+                indicators: Any = None, identity_fields: tuple[str, ...] = ()) -> ReplayReport:
     """Replay one file, writing each warning as a JSON line to `out`. `clock` None = event time (deterministic);
     `tracer` the `TracerOptions` (None = the defaults); `partitions`, how many partitions the detection state is
     split into (the warnings are the same for any count); `indicators` the local indicator set (None: none)."""
     detector = replay_detector(ruleset, window_ms=window_ms, lateness_ms=lateness_ms, clock=clock, tracer=tracer,
-                               partitions=partitions, indicators=indicators)
+                               partitions=partitions, indicators=indicators, identity_fields=identity_fields)
 
     def emit(warning: EarlyWarning) -> None:
         out.write(warning.to_json() + b"\n")
@@ -181,13 +181,14 @@ class _ReadableLines:
 
 def replay_detector(ruleset: RuleSet, *, window_ms: int, lateness_ms: int,
                     clock: Callable[[], int] | None = None, tracer: Any = None, partitions: int = 1,
-                    indicators: Any = None) -> Any:
+                    indicators: Any = None, identity_fields: tuple[str, ...] = ()) -> Any:
     """The Detector as replay runs it: every `FREEZE_GC_EVERY` events the window is frozen out of the collector's
     sight, otherwise its occasional full collections rescan all of it (seconds each at 3M edges)."""
     from ..detection.detector import Detector
 
     return Detector(ruleset, window_ms=window_ms, lateness_ms=lateness_ms, clock=clock, tracer=tracer,
-                    freeze_gc_every=FREEZE_GC_EVERY, partitions=partitions, indicators=indicators)
+                    freeze_gc_every=FREEZE_GC_EVERY, partitions=partitions, indicators=indicators,
+                    identity_fields=identity_fields)
 
 
 @contextmanager

@@ -122,14 +122,15 @@ def _replace_indicators(pipeline: Pipeline, indicators: object) -> None:
 def detection_settings(settings: Settings) -> dict:
     """The settings that shape detection state: a snapshot written under others is refused."""
     return {"window": settings.window, "allowed_lateness": settings.allowed_lateness,
-            "tracer_policy": settings.tracer_policy, "trace_inflows_above": settings.trace_inflows_above}
+            "tracer_policy": settings.tracer_policy, "trace_inflows_above": settings.trace_inflows_above,
+            "identity_fields": list(settings.identity_fields)}
 
 
 def recorded_settings(settings: Settings) -> str:
     """The detector settings recorded (and hashed into the evidence chain) beside every warning."""
     from ..evidence.hashing import detector_settings_text
     return detector_settings_text(settings.window, settings.allowed_lateness, settings.tracer_policy,
-                                  settings.trace_inflows_above, fundflow_version())
+                                  settings.trace_inflows_above, fundflow_version(), settings.identity_fields)
 
 
 def _detector_factory(detector: DetectorSource) -> Callable[[], DetectorLike]:

@@ -47,7 +47,8 @@ def build_production(settings: Settings) -> tuple[Callable[[], DetectorLike], Ru
     def make_detector() -> DetectorLike:
         return Detector(rules.current, window_ms=settings.window, lateness_ms=settings.allowed_lateness,
                         tracer=tracer,    # detected_at: the Kafka timestamp of the completing record
-                        indicators=indicators.current if indicators is not None else None)
+                        indicators=indicators.current if indicators is not None else None,
+                        identity_fields=settings.identity_fields)
 
     return make_detector, rules, indicators
 

@@ -91,7 +91,7 @@ def test_rules_diff_replays_the_ledger_under_both_packs(tmp_path, capsys):
     assert main(["rules", "diff", str(PACK), str(pack), "--replay", str(ledger), "--exit-code"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[:3] == ["~ rapid-cashout (rapid_cashout):", "    params.min_ratio: 0.8 -> 0.99 (tightened)",
-                       "0 added, 0 removed, 1 changed, 9 unchanged"]
+                       "0 added, 0 removed, 1 changed, 11 unchanged"]
     assert out[4] == f"== warnings of {ledger}, replayed under {PACK} and under {pack}"
     assert out[5:7] == [f"under {PACK}: 7 events, 0 bad lines skipped, 3 warnings",
                         f"under {pack}: 7 events, 0 bad lines skipped, 2 warnings"]
