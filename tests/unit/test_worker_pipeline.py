@@ -300,13 +300,15 @@ def test_the_evidence_index_rides_in_the_snapshot_and_a_full_rebuild_refills_it(
     asyncio.run(run())
 
 
-def test_a_snapshot_of_the_format_before_the_evidence_index_is_refused(tmp_path):
+def test_a_snapshot_of_an_older_format_is_refused(tmp_path):
+    """Format 1 had no evidence index, format 2 no identity links: restoring either would run without them."""
     import pytest
     from stream.worker import checkpoint
 
     compatibility = checkpoint.Compatibility.current("g", {"window": 1})
-    path = tmp_path / "s.snapshot"
-    checkpoint.write_snapshot(path, ("state",), {("t", 0): 1}, compatibility, 5)
-    path.write_bytes(path.read_bytes().replace(b'"format":2', b'"format":1'))
-    with pytest.raises(checkpoint.SnapshotRefused, match="format 1, this worker reads 2"):
-        checkpoint.read_snapshot(path, compatibility, {("t", 0)})
+    for older in (1, 2):
+        path = tmp_path / f"s{older}.snapshot"
+        checkpoint.write_snapshot(path, ("state",), {("t", 0): 1}, compatibility, 5)
+        path.write_bytes(path.read_bytes().replace(b'"format":3', b'"format":%d' % older))
+        with pytest.raises(checkpoint.SnapshotRefused, match=f"format {older}, this worker reads 3"):
+            checkpoint.read_snapshot(path, compatibility, {("t", 0)})
