@@ -12,6 +12,7 @@ the `fundflow evaluate` table, then one summary table of all scenarios.
     .venv/bin/python bench/quality.py                         # everything (about 1-2 min)
     .venv/bin/python bench/quality.py --only sim-seed7        # one scenario
     .venv/bin/python bench/quality.py --json results.json     # also keep the numbers
+    .venv/bin/python bench/quality.py --sweep                 # recall per typology over seeds x spreads (~5 min)
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ FUNDFLOW = str(Path(sys.executable).with_name("fundflow"))
 DEFAULT_AMLSIM = REPO.parent / "shared" / "data" / "amlsim-12k"
 OVERRIDES = REPO / "bench" / "overrides"
 TYPOLOGY_ORDER = ("rapid_cashout", "layering", "fan_in", "fan_out", "scatter_gather", "gather_scatter", "cycle",
-                  "device_burst", "bipartite", "stack", "random")
+                  "device_burst", "identity_ring", "account_takeover", "bipartite", "stack", "random")
+# The sweep: every typology planted 10 times per ledger, parameters drawn from ranges that widen with the spread.
+SWEEP_SEEDS = (7, 11, 23)
+SWEEP_SPREADS = (0.0, 0.5, 1.0)
+RECALL_TARGET = PRECISION_TARGET = 0.95
 
 
 @dataclass(frozen=True)
@@ -57,17 +62,27 @@ SCENARIOS = (
 )
 
 
+SWEEP = tuple(
+    Scenario(f"spread{spread:g}-seed{seed}", f"simulator, seed {seed}, --spread {spread:g}, 10 instances per typology",
+             ("--seed", str(seed), "--spread", f"{spread:g}", "--instances", "10", "--accounts", "5000"))
+    for spread in SWEEP_SPREADS for seed in SWEEP_SEEDS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--amlsim", type=Path, default=DEFAULT_AMLSIM,
                         help="directory with the benchmark's events.jsonl.gz and truth.json")
-    parser.add_argument("--only", action="append", choices=[s.name for s in SCENARIOS],
+    parser.add_argument("--only", action="append", choices=[s.name for s in SCENARIOS + SWEEP],
                         help="run only this scenario (repeatable)")
+    parser.add_argument("--sweep", action="store_true",
+                        help=f"run the spread sweep instead (seeds {', '.join(map(str, SWEEP_SEEDS))} x spreads "
+                             f"{', '.join(f'{s:g}' for s in SWEEP_SPREADS)}) and print recall per typology and spread")
     parser.add_argument("--workdir", type=Path, default=None, help="keep ledgers and warnings here (default: temp)")
     parser.add_argument("--json", type=Path, default=None, help="write every scenario's evaluation here")
     args = parser.parse_args(argv)
 
-    chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
+    pool = SWEEP if args.sweep else SCENARIOS + SWEEP
+    chosen = [s for s in pool if (s.name in args.only if args.only else s in (SWEEP if args.sweep else SCENARIOS))]
     with tempfile.TemporaryDirectory(prefix="fundflow-quality-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -78,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results[scenario.name] = run_scenario(scenario, workdir, args.amlsim)
     print(summary_table(chosen, results))
+    if args.sweep:
+        print()
+        print(sweep_table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
@@ -146,6 +164,40 @@ def summary_table(scenarios: list[Scenario], results: dict) -> str:
     lines = ["## Summary: recall (any rule / same-kind rule) and precision", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def sweep_table(results: dict) -> str:
+    """Recall per typology at each spread, summed over the seeds, against the 95% target; then precision."""
+    by_spread: dict[float, list[dict]] = {}
+    for scenario in SWEEP:
+        if scenario.name in results:
+            by_spread.setdefault(float(scenario.simulate[3]), []).append(results[scenario.name])
+    if not by_spread:
+        return "no sweep results"
+    spreads = sorted(by_spread)
+    kinds = [k for k in TYPOLOGY_ORDER if any(k in r["recall"]["by_kind"] for rs in by_spread.values() for r in rs)]
+    lines = [f"## Sweep: recall per typology (any rule), seeds {', '.join(map(str, SWEEP_SEEDS))} summed; "
+             f"target >= {RECALL_TARGET:.0%} recall at >= {PRECISION_TARGET:.0%} precision", "",
+             "| typology | " + " | ".join(f"spread {s:g}" for s in spreads) + " |", "|---|" + "---|" * len(spreads)]
+    for kind in kinds:
+        cells = []
+        for spread in spreads:
+            found = sum(r["recall"]["by_kind"].get(kind, {}).get("detected", 0) for r in by_spread[spread])
+            total = sum(r["recall"]["by_kind"].get(kind, {}).get("instances", 0) for r in by_spread[spread])
+            mark = "" if total and found / total >= RECALL_TARGET else " MISSED"
+            cells.append(f"{found}/{total} ({_pct(found / total if total else None)}){mark}")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    for label, key in (("warnings", "total"), ("on look-alikes", "lookalike"), ("on background", "background")):
+        lines.append(f"| {label} | " + " | ".join(str(sum(r["warnings"][key] for r in by_spread[s]))
+                                                  for s in spreads) + " |")
+    cells = []
+    for spread in spreads:
+        total = sum(r["warnings"]["total"] for r in by_spread[spread])
+        planted = sum(r["warnings"]["planted"] for r in by_spread[spread])
+        share = planted / total if total else None
+        cells.append(_pct(share) + ("" if share is not None and share >= PRECISION_TARGET else " MISSED"))
+    lines.append("| **precision** | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

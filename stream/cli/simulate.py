@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--evasive", type=share, default=0.0, metavar="SHARE",
                         help="share (0-1) of planted instances in the evasive variant: 4x slower, fees tripled, "
                              "cash-outs split into 3-6 partial withdrawals (default 0)")
+    parser.add_argument("--spread", type=share, default=0.0, metavar="S",
+                        help="0-1: draw each planted instance's parameters from ranges this wide; at 1 delays "
+                             "1-8x, fees up to 30%%, cash-outs of 60-100%% in pieces, layering chains up to 8 "
+                             "hops (default 0: the plain typologies; see docs/simulator.md)")
     parser.set_defaults(func=run)
 
 
@@ -49,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     params = SimParams(seed=args.seed, accounts=args.accounts, days=args.days, instances=args.instances,
                        lookalikes=args.lookalikes, background_per_day=args.background_per_day, start=args.start,
-                       currency=args.currency, kinds=kinds, bad_events=args.bad_events, evasive=args.evasive)
+                       currency=args.currency, kinds=kinds, bad_events=args.bad_events, evasive=args.evasive,
+                       spread=args.spread)
     report = write_ledger(params, args.out, args.truth)
     print(f"wrote {report.events} events to {args.out} and {report.planted} planted instances + "
           f"{report.lookalikes} look-alikes to {args.truth} in {report.seconds:.1f} s "

@@ -22,6 +22,10 @@ Admission:
   warning let through once the cooldown has passed always lands in a later bucket, so it gets a new id instead of
   being dropped as a duplicate by the sinks. With no cooldown, the exact first evidence time is used: repeats of
   the same pattern share an id and the sinks keep one.
+- `suppressed_by`: a rule stays quiet about an incident (its cooldown key) that one of the rules it names
+  warned about within that rule's cooldown, so a looser rule of a typology does not repeat its stricter
+  sibling. Both rules' cooldowns of the key live at the key's partition; rules are admitted in rule-set order
+  within an event, so the stricter rule comes first in the file.
 - Cooldown: at most one warning per rule and cooldown key (`loan`: the finding's loan, `account`: its primary
   account, `subject`: its subject) per `rule.cooldown.ms` of event time.
 - Indicators: the detector is handed the local indicator set (`indicators=`, default empty: no sharing); the
@@ -70,6 +74,7 @@ class _Plan:
 
     rules: RuleSet
     by_stage: Mapping[str, tuple[tuple[Rule, Kind, AllowList | None], ...]]
+    cooldown_ms: Mapping[str, int]          # rule id -> its cooldown, for `suppressed_by`
 
 
 def _compile(rules: RuleSet) -> _Plan:
@@ -85,7 +90,8 @@ def _compile(rules: RuleSet) -> _Plan:
             continue
         for stage in kind.stages:
             by_stage[stage].append((rule, kind, rule.allow if rule.allow else None))
-    return _Plan(rules=rules, by_stage={name: tuple(pairs) for name, pairs in by_stage.items()})
+    return _Plan(rules=rules, by_stage={name: tuple(pairs) for name, pairs in by_stage.items()},
+                 cooldown_ms={rule.id: rule.cooldown.ms for rule in rules.rules if rule.enabled})
 
 
 class Traffic:
@@ -379,6 +385,9 @@ class Detector:
         if rule.where is not None and not self._where(rule, event, finding):
             return None
         cooldown = rule.cooldown
+        if rule.suppressed_by and self._suppressed(state, rule, finding, event.ts):
+            self.suppressed_by_rule[rule.id] += 1
+            return None
         if cooldown.ms > 0:
             key = self._cooldown_key(rule, finding)
             last = state.cooldowns.get((rule.id, key))
@@ -406,6 +415,17 @@ class Detector:
                 self._clock() if self._clock is not None else event.ts),
             summary=finding.summary[:MAX_SUMMARY_CHARS], evidence=evidence, notify=rule.notify,
         )
+
+    def _suppressed(self, state: DetectionState, rule: Rule, finding: Finding, ts: int) -> bool:
+        """Did a rule this one names in `suppressed_by` warn about the same cooldown key within its cooldown? Read
+        at this key's partition, where both rules' cooldowns of this key live."""
+        key = self._cooldown_key(rule, finding)
+        cooldowns = self._plan.cooldown_ms
+        for other in rule.suppressed_by:
+            last = state.cooldowns.get((other, key))
+            if last is not None and abs(ts - last) < cooldowns.get(other, 0):
+                return True
+        return False
 
     def _where(self, rule: Rule, event: Event, finding: Finding) -> bool:
         try:

@@ -31,7 +31,7 @@ from .rawrule import Field, RawRule, did_you_mean, kind_of
 from .schema import ANY_RULE, schema_of_kind
 from .yamlsource import YamlSyntaxError, YList, YMap, load_yaml_file
 
-RULE_KEYS = ("rule", "kind", "desc", "where", "params", "severity", "cooldown", "notify", "allow",
+RULE_KEYS = ("rule", "kind", "desc", "where", "params", "severity", "cooldown", "suppressed_by", "notify", "allow",
              "false_positives", "tags", "enabled")
 REQUIRED_RULE_KEYS = ("rule", "kind", "desc", "severity")
 RULE_FILE_KEYS = ("lists", "allow", "rules")
@@ -170,6 +170,7 @@ class _Loader:
         applied = apply_overrides(self, override_docs, raw_rules)
         global_allow = self.allow_list(self.global_allow, None)
         rules = [rule for raw in raw_rules.values() if (rule := self.compile(raw, global_allow)) is not None]
+        self.check_suppressions(rules)
         ruleset = None
         if not self.errors:
             ruleset = RuleSet(rules=tuple(rules), version=ruleset_version(rules))
@@ -378,6 +379,7 @@ class _Loader:
                 self.error(f"unknown notify target {target!r}{did_you_mean(target, NOTIFY_TARGETS)}; known: "
                            f"{', '.join(NOTIFY_TARGETS)}", f["notify"].file, f["notify"].line, rid)
         tags = self.strings(f.get("tags"), "tags", rid)
+        suppressed_by = self.strings(f.get("suppressed_by"), "suppressed_by", rid)
         false_positives = self.strings(f.get("false_positives"), "false_positives", rid)
         enabled = True
         if "enabled" in f:
@@ -404,7 +406,25 @@ class _Loader:
                     version=_short_hash(content), canonical_text=rule_text(rid, content, where_text, notify),
                     where=where, where_text=where_text, cooldown=cooldown,
                     notify=notify, tags=tags, enabled=enabled, allow=allow, false_positives=false_positives,
-                    source=SourceLocation(raw.file, raw.line))
+                    suppressed_by=suppressed_by, source=SourceLocation(raw.file, raw.line))
+
+    def check_suppressions(self, rules: list[Rule]) -> None:
+        """`suppressed_by` names rules of this set that key their cooldown the same way (else it can never apply)."""
+        by_id = {rule.id: rule for rule in rules}
+        for rule in rules:
+            where = rule.source.file if rule.source else None, rule.source.line if rule.source else None
+            for other_id in rule.suppressed_by:
+                other = by_id.get(other_id)
+                if other is None:
+                    self.warn(f"suppressed_by: no rule {other_id!r} in this rule set"
+                              f"{did_you_mean(other_id, tuple(by_id))}; it suppresses nothing", *where, rule.id)
+                elif other_id == rule.id:
+                    self.error("suppressed_by: a rule cannot suppress itself", *where, rule.id)
+                elif other.cooldown.subject != rule.cooldown.subject or other.cooldown.ms <= 0:
+                    self.warn(f"suppressed_by: {other_id!r} keys its cooldown by {other.cooldown.subject} "
+                              f"({'no cooldown' if other.cooldown.ms <= 0 else 'for ' + str(other.cooldown.ms // 1000) + ' s'})"
+                              f" and this rule by {rule.cooldown.subject}; they must share a subject, and it needs a "
+                              f"cooldown, for its warnings to silence this one", *where, rule.id)
 
     def compile_params(self, raw: RawRule, kind: Any) -> dict[str, Any]:
         given = {name: fld.value for name, fld in raw.params.items()}
@@ -579,5 +599,7 @@ def _short_hash(content: Any) -> str:
 
 
 def ruleset_version(rules: Sequence[Rule]) -> str:
-    """What is running: every rule's id, version and whether it is enabled."""
-    return _short_hash(sorted([rule.id, rule.version, rule.enabled] for rule in rules))
+    """What is running: every rule's id, version, whether it is enabled and which rules suppress it."""
+    return _short_hash(sorted([rule.id, rule.version, rule.enabled, *([list(rule.suppressed_by)]
+                                                                       if rule.suppressed_by else [])]
+                              for rule in rules))

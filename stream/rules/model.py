@@ -71,6 +71,11 @@ class Rule:
     enabled: bool = True
     allow: AllowList = field(default_factory=AllowList)
     false_positives: tuple[str, ...] = ()
+    # Rules whose warning about the same incident (the same cooldown key, within that rule's cooldown) makes this
+    # one stay quiet: a looser rule of a typology does not repeat what its stricter sibling already raised. It
+    # decides whether a warning is raised, not what it says, so it is outside `version` (like `enabled`) and in
+    # the rule set's version.
+    suppressed_by: tuple[str, ...] = ()
     source: SourceLocation | None = None
     # The rule as its version hashes it: canonical JSON {"content": ..., "rule": id, "where_source": ...}, where
     # sha256 of `content` (canonical JSON, sorted keys) gives `version`. Kept for the evidence chain

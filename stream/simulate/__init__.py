@@ -16,10 +16,11 @@ from typing import Any, Iterator
 from .bad import BAD_MAKERS, plan_bad_events
 from .ledger import generate_background
 from .lookalikes import MAKERS
-from .params import LOOKALIKE_KINDS, PLANTED_KINDS, SimParams, SimulationError
+from .params import (FIRST_LOOKALIKE_KINDS, IDENTITY_KINDS, LATER_LOOKALIKE_KINDS, LOOKALIKE_KINDS, PLANTED_KINDS,
+                     SimParams, SimulationError)
 from .truth import Instance, Truth, TruthError, load_truth, truth_from_dict
 from .typologies import PLANTERS
-from .world import DISBURSEMENT, EVASIVE_PACE, Group, Ledger, World
+from .world import DISBURSEMENT, EVASIVE, PLAIN, Group, Ledger, Variant, World, draw_variant
 from .writer import TimestampFormatter, event_dicts, open_output, write_jsonl
 
 __all__ = ["LOOKALIKE_KINDS", "PLANTED_KINDS", "Instance", "SimParams", "SimulationError", "Truth", "TruthError",
@@ -33,16 +34,25 @@ def simulate(params: SimParams) -> tuple[Iterator[dict[str, Any]], Truth]:
     ledger = Ledger()
     generate_background(world, ledger)
     planted: list[Group] = []
-    evasive: list[bool] = []
-    for kind in params.kinds:
-        for _ in range(params.instances):
-            # no draw at all when the share is 0, so ledgers without evasive instances keep their bytes
-            hard = params.evasive > 0 and rng.random() < params.evasive
-            world.evasive, world.pace = hard, (EVASIVE_PACE if hard else 1.0)
-            planted.append(PLANTERS[kind](world, ledger))
-            evasive.append(hard)
-    world.evasive, world.pace = False, 1.0
-    lookalikes = [MAKERS[kind](world, ledger) for kind in LOOKALIKE_KINDS for _ in range(params.lookalikes_per_kind)]
+    variants: list[Variant] = []
+
+    def plant(kinds: list[str]) -> None:
+        for kind in kinds:
+            for _ in range(params.instances):
+                world.variant = _variant(rng, params)
+                planted.append(PLANTERS[kind](world, ledger))
+                variants.append(world.variant)
+        world.variant = PLAIN
+
+    def imitate(kinds: tuple[str, ...]) -> list[Group]:
+        return [MAKERS[kind](world, ledger) for kind in kinds for _ in range(params.lookalikes_per_kind)]
+
+    # The identity typologies and their look-alikes are made after the others, so a seed's ledger keeps every
+    # instance it had before they existed (with other event ids: ids follow positions in time).
+    plant([kind for kind in params.kinds if kind not in IDENTITY_KINDS])
+    lookalikes = imitate(FIRST_LOOKALIKE_KINDS)
+    plant([kind for kind in params.kinds if kind in IDENTITY_KINDS])
+    lookalikes += imitate(LATER_LOOKALIKE_KINDS)
 
     records = ledger.records
     records.sort()      # (ts, seq, ...): seq is unique, so ties resolve by creation order
@@ -64,13 +74,14 @@ def simulate(params: SimParams) -> tuple[Iterator[dict[str, Any]], Truth]:
         id_by_seq[record[1]] = event_id
         position_by_seq[record[1]] = position
 
-    def label(group: Group, alert_id: int, variant: str | None = None) -> Instance:
+    def label(group: Group, alert_id: int, variant: Variant = PLAIN) -> Instance:
         seqs = sorted(group.seqs, key=position_by_seq.__getitem__)
         return Instance(kind=group.kind, key=group.key, accounts=tuple(group.accounts),
                         txn_ids=tuple(id_by_seq[s] for s in seqs),
                         loan_ids=tuple(loan_ids[loan] for loan in group.loans), alert_id=alert_id,
                         first_ts=records[position_by_seq[seqs[0]]][0] if seqs else None,
-                        last_ts=records[position_by_seq[seqs[-1]]][0] if seqs else None, variant=variant)
+                        last_ts=records[position_by_seq[seqs[-1]]][0] if seqs else None, variant=variant.name,
+                        drawn=variant.to_dict() if variant.name == "spread" else None)
 
     bad: list[tuple[int, dict[str, Any]]] = []
     bad_labels: list[dict[str, str]] = []
@@ -90,11 +101,21 @@ def simulate(params: SimParams) -> tuple[Iterator[dict[str, Any]], Truth]:
         source=f"fundflow simulate (seed {params.seed}, {params.accounts} accounts, {params.days} days from "
                f"{params.start})",
         events=len(records),
-        planted=tuple(label(g, i, "evasive" if evasive[i] else None) for i, g in enumerate(planted)),
+        planted=tuple(label(g, i, variants[i]) for i, g in enumerate(planted)),
         lookalikes=tuple(label(g, len(planted) + i) for i, g in enumerate(lookalikes)),
         extra=extra,
     )
     return event_dicts(records, event_ids, loan_ids, params.currency, bad), truth
+
+
+def _variant(rng: random.Random, params: SimParams) -> Variant:
+    """The variant of the next planted instance. No draw at all when neither share is set, so plain ledgers keep
+    their bytes."""
+    if params.evasive > 0 and rng.random() < params.evasive:
+        return EVASIVE
+    if params.spread > 0:
+        return draw_variant(rng, params.spread)
+    return PLAIN
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,14 @@ from datetime import date, datetime, timezone
 
 from ..errors import FundflowError
 
+IDENTITY_KINDS = ("identity_ring", "account_takeover")
 PLANTED_KINDS = ("rapid_cashout", "layering", "fan_in", "fan_out", "scatter_gather", "gather_scatter",
-                 "cycle", "device_burst")
-LOOKALIKE_KINDS = ("loan_spent_at_once", "dinner_split", "payroll_fan_out", "merchant_collection",
-                   "friends_p2p")
+                 "cycle", "device_burst", *IDENTITY_KINDS)
+FIRST_LOOKALIKE_KINDS = ("loan_spent_at_once", "dinner_split", "payroll_fan_out", "merchant_collection",
+                         "friends_p2p")
+LATER_LOOKALIKE_KINDS = ("shared_household", "campus_network", "new_phone", "family_relay", "small_business_p2p",
+                         "friend_repays")
+LOOKALIKE_KINDS = FIRST_LOOKALIKE_KINDS + LATER_LOOKALIKE_KINDS
 
 MAX_DAYS = 3650
 MAX_ACCOUNTS = 10_000_000
@@ -37,6 +41,7 @@ class SimParams:
     kinds: tuple[str, ...] = field(default=PLANTED_KINDS)   # which typologies to plant
     bad_events: int = 0                  # malformed events mixed in, for the dead-letter path
     evasive: float = 0.0                 # share of planted instances in the slower, split, costlier variant
+    spread: float = 0.0                  # 0..1: how wide the ranges each planted instance's parameters come from
 
     def __post_init__(self) -> None:
         _check_int("seed", self.seed, minimum=0)
@@ -50,6 +55,9 @@ class SimParams:
         if isinstance(self.evasive, bool) or not isinstance(self.evasive, (int, float)) \
                 or not 0.0 <= self.evasive <= 1.0:
             raise SimulationError(f"evasive must be a share between 0 and 1, got {self.evasive!r}")
+        if isinstance(self.spread, bool) or not isinstance(self.spread, (int, float)) \
+                or not 0.0 <= self.spread <= 1.0:
+            raise SimulationError(f"spread must be between 0 (plain) and 1 (widest ranges), got {self.spread!r}")
         start_ms(self.start)
         if not (isinstance(self.currency, str) and len(self.currency) == 3 and self.currency.isalpha()):
             raise SimulationError(f"currency must be a 3-letter ISO 4217 code, got {self.currency!r}")
@@ -68,7 +76,8 @@ class SimParams:
     def to_dict(self) -> dict[str, object]:
         return {"seed": self.seed, "accounts": self.accounts, "days": self.days, "instances": self.instances,
                 "lookalikes": self.lookalikes_per_kind, "background_per_day": self.background_per_day,
-                "start": self.start, "currency": self.currency, "kinds": list(self.kinds), "bad_events": self.bad_events, "evasive": self.evasive}
+                "start": self.start, "currency": self.currency, "kinds": list(self.kinds), "bad_events": self.bad_events, "evasive": self.evasive,
+                **({"spread": self.spread} if self.spread else {})}
 
 
 def start_ms(text: str) -> int:

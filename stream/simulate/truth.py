@@ -34,6 +34,7 @@ class Instance:
     first_ts: int | None = None     # epoch ms of the instance's first event, when the truth says
     last_ts: int | None = None
     variant: str | None = None      # e.g. "evasive": a harder form of the typology
+    drawn: Mapping[str, Any] | None = None   # with --spread: the parameters drawn for this instance
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "key": self.key, "alert_id": self.alert_id,
@@ -45,6 +46,8 @@ class Instance:
             data["last_ts"] = format_ts(self.last_ts)
         if self.variant is not None:
             data["variant"] = self.variant
+        if self.drawn is not None:
+            data["drawn"] = dict(self.drawn)
         return data
 
 
@@ -111,6 +114,9 @@ def _instance(item: Any, where: str) -> Instance:
     variant = item.get("variant")
     if variant is not None and not isinstance(variant, str):
         raise TruthError(f"{where}: field 'variant' must be a string or absent, got {variant!r}")
+    drawn = item.get("drawn")
+    if drawn is not None and not isinstance(drawn, Mapping):
+        raise TruthError(f"{where}: field 'drawn' must be an object or absent, got {type(drawn).__name__}")
     key = item.get("key")
     if key is None:
         key = accounts[0] if accounts else ""
@@ -119,7 +125,7 @@ def _instance(item: Any, where: str) -> Instance:
                     loan_ids=string_list(item.get("loan_ids"), "loan_ids", where), alert_id=alert_id,
                     first_ts=optional_ts(item.get("first_ts"), "first_ts", where),
                     last_ts=optional_ts(item.get("last_ts"), "last_ts", where),
-                    variant=variant)
+                    variant=variant, drawn=dict(drawn) if drawn is not None else None)
 
 
 def optional_ts(value: Any, name: str, where: str, error: type[Exception] = TruthError) -> int | None:

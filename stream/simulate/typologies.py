@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .world import CASH_LIKE, LOAN_PRODUCTS, MINUTE, Account, Group, Ledger, World, keep_most, new_group, split
+from .world import (CASH_LIKE, LOAN_PRODUCTS, LOAN_SPENDING, MINUTE, Account, Group, Ledger, World, keep_most,
+                    new_group, split)
 
 Planter = Callable[[World, Ledger], Group]
 
@@ -18,10 +19,14 @@ Planter = Callable[[World, Ledger], Group]
 def cash_out(world: World, ledger: Ledger, group: Group, ts: int, account: Account, amount: int) -> int:
     """Money leaves the ledger: to the account's card (in one or two withdrawals) or to a cash-like merchant
     (quasi-cash 6051, gambling 7995, money transfer 4829, stored value 6540). Returns the last event time.
-    The evasive variant withdraws only 60-85% of it, in 3-6 pieces 2-15 minutes (times the pace) apart."""
+    A variant with a `cashout_share` (evasive: 60-85%) withdraws only that share of it, in several pieces 2-15
+    minutes (times the pace) apart."""
     rng = world.rng
-    if world.evasive:
-        pieces = split(world, int(amount * (0.6 + 0.25 * rng.random())), rng.randint(3, 6), jitter=0.4)
+    share = world.variant.cashout_share
+    if share is not None:
+        low, width = share
+        pieces = split(world, int(amount * (low + width * rng.random())), rng.randint(*world.variant.pieces),
+                       jitter=0.4)
         for piece in pieces:
             group.add(ledger.transfer(ts, account, account.card, piece, "withdrawal"))
             ts += world.minutes(2, 15)
@@ -71,10 +76,10 @@ def rapid_cashout(world: World, ledger: Ledger) -> Group:
 
 
 def layering(world: World, ledger: Ledger) -> Group:
-    """A loan (5,000-60,000) pushed down a chain of 3-6 p2p hops; each account keeps a 0.5-3% fee and holds
-    the money 2-30 minutes; the last account cashes out."""
+    """A loan (5,000-60,000) pushed down a chain of 3-6 p2p hops (up to 8 with `--spread`); each account keeps a
+    0.5-3% fee and holds the money 2-30 minutes; the last account cashes out."""
     rng = world.rng
-    hops = rng.randint(3, 6)
+    hops = rng.randint(3, 6 + world.variant.extra_hops)
     accounts = world.reserve(hops + 1, "layering")
     group = new_group("layering", accounts[0].account_id, accounts)
     ts = world.instance_start(5 * 60 * MINUTE)
@@ -220,6 +225,68 @@ def cycle(world: World, ledger: Ledger) -> Group:
     return group
 
 
+def identity_ring(world: World, ledger: Ledger) -> Group:
+    """3-8 batch-registered accounts run from 1-3 phones and one or two networks borrow (2,000-15,000 each) over
+    2-36 hours, not in a burst. Each forwards 85-100% of its loan 5-90 minutes later to one collector who cashes
+    the sum out (60% of rings), or cashes it out itself (the rest; those rings share one network, a proxy).
+    Every account shares a device or an IP with another, so they form one linked group."""
+    rng = world.rng
+    size = rng.randint(3, 8)
+    converge = rng.random() < 0.6
+    devices = [world.new_device() for _ in range(rng.randint(1, 3))]
+    ips = [world.new_ip() for _ in range(rng.randint(1, 2) if converge else 1)]
+    borrowers = world.register_linked(size, devices, ips)
+    collector = world.open_accounts(1)[0] if converge else None
+    key = collector.account_id if collector else f"ip:{ips[0]}"
+    group = new_group("identity_ring", key, [collector, *borrowers] if collector else borrowers)
+    span = int(world.minutes(120, 36 * 60) / world.variant.pace)     # the ring's own pace, not the variant's
+    ts = world.instance_start(span + 3 * 60 * MINUTE)
+    total, last = 0, ts
+    for n, borrower in enumerate(borrowers):
+        when = ts + span * n // max(1, size - 1)
+        amount = _loan(world, ledger, group, when, borrower, 2000, 15000)
+        when += world.minutes(5, 90)
+        moved = int(amount * (0.85 + 0.15 * rng.random()))
+        if collector is not None:
+            group.add(ledger.transfer(when, borrower, collector.account_id, moved))
+            total += moved
+        else:
+            cash_out(world, ledger, group, when, borrower, moved)
+        last = max(last, when)
+    if collector is not None:
+        cash_out(world, ledger, group, last + world.minutes(5, 60), collector, keep_most(world, total, 0.0, 0.01))
+    return group
+
+
+def account_takeover(world: World, ledger: Ledger) -> Group:
+    """An established account (ordinary purchases from its own phone over the 1-2 days before) is taken over:
+    a loan (3,000-30,000) is requested from a device and network it never used, and 2-20 minutes later 80-100%
+    of it (70% or more with `--spread`) goes p2p to another account in one to three transfers. That account
+    spends it slowly: 3-6 purchases over the next one to three days."""
+    rng = world.rng
+    victim, receiver = world.open_accounts(2)
+    group = new_group("account_takeover", victim.account_id, [victim, receiver])
+    ts = world.instance_start(4 * 60 * MINUTE, after=int(2.2 * 24 * 60 * MINUTE))
+    for _ in range(rng.randint(3, 6)):      # the owner's own history, on the owner's phone: not part of the case
+        when = max(world.start, ts - int(world.minutes(25 * 60, 48 * 60) / world.variant.pace))
+        mcc = ("5411", "5812", "5541")[int(rng.random() * 3)]
+        ledger.transfer(when, victim, world.merchant(mcc), world.amount(15, 300), "merchant", mcc)
+    thief_device, thief_ip = world.new_device(), world.new_ip()
+    amount = _loan(world, ledger, group, ts, victim, 3000, 30000, thief_device, thief_ip)
+    low = world.variant.takeover_share
+    moved = int(amount * (low + (1 - low) * rng.random()))
+    ts += world.minutes(2, 20)
+    for piece in split(world, moved, rng.randint(1, 3)):
+        group.add(ledger.transfer(ts, victim, receiver.account_id, piece, device=thief_device, ip=thief_ip))
+        ts += world.minutes(1, 10)
+    for piece in split(world, int(moved * (0.5 + 0.4 * rng.random())), rng.randint(3, 6), jitter=0.6):
+        mcc = LOAN_SPENDING[int(rng.random() * len(LOAN_SPENDING))]
+        when = ts + 2 * 60 * MINUTE + int(rng.random() * 3 * 24 * 60 * MINUTE)
+        if when < world.end:
+            group.add(ledger.transfer(when, receiver, world.merchant(mcc), piece, "merchant", mcc))
+    return group
+
+
 PLANTERS: dict[str, Planter] = {
     "rapid_cashout": rapid_cashout,
     "layering": layering,
@@ -229,4 +296,6 @@ PLANTERS: dict[str, Planter] = {
     "gather_scatter": gather_scatter,
     "cycle": cycle,
     "device_burst": device_burst,
+    "identity_ring": identity_ring,
+    "account_takeover": account_takeover,
 }

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from .params import SimParams, SimulationError
 
 MINUTE = 60_000
-EVASIVE_PACE = 4.0
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 
@@ -43,6 +42,47 @@ CASH_LIKE = ("6051", "7995", "4829", "6540")   # quasi-cash, gambling, money tra
 BENIGN_CASH_LIKE = ("4829", "6540")              # small top-ups and remittances ordinary people make
 LOAN_PRODUCTS = ("credit_line", "installment", "cash_loan")
 _HOUR_WEIGHTS = (1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.5, 4, 5, 6, 6.5, 8, 7, 6, 6, 6, 7, 8, 9, 9, 7, 4, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """How one planted instance departs from its typology's plain form: the evasive variant (`--evasive`), or
+    parameters drawn from wide ranges (`--spread`). The plain form is `Variant()`."""
+
+    name: str | None = None          # the truth's label; None: plain
+    pace: float = 1.0                # every delay of the instance times this
+    fee: float = 1.0                 # mule fees times this (a 0.5-3% fee at 1; 10 makes it 5-30%)
+    # None: cash-outs take the whole amount in one or two withdrawals. Else (low, width): a share of
+    # low + width * U(0, 1) is withdrawn in `pieces` pieces 2-15 minutes (times the pace) apart.
+    cashout_share: tuple[float, float] | None = None
+    pieces: tuple[int, int] = (3, 6)
+    extra_hops: int = 0              # layering chains and cycles up to this many hops longer
+    takeover_share: float = 0.8      # least share of a taken-over loan moved out (account_takeover)
+
+    def to_dict(self) -> dict[str, float | int]:
+        data: dict[str, float | int] = {"pace": round(self.pace, 3), "fee": round(self.fee, 3),
+                                        "extra_hops": self.extra_hops}
+        if self.cashout_share is not None:
+            data["cashout_share_low"] = round(self.cashout_share[0], 3)
+        return data
+
+
+PLAIN = Variant()
+EVASIVE = Variant(name="evasive", pace=4.0, fee=3.0, cashout_share=(0.6, 0.25), pieces=(3, 6))
+
+
+def draw_variant(rng: random.Random, spread: float) -> Variant:
+    """Parameters of one instance drawn from ranges that widen with `spread` (0..1). At 1: delays 1-8x (hops
+    that rest up to 4 h), fees up to 30% (70% passed on), cash-outs of 60-100% in up to 6 pieces, layering
+    chains up to 8 hops, takeovers moving 70% or more (docs/simulator.md, "Spread")."""
+    pace = (1 + 7 * spread) ** rng.random()
+    fee = 1 + 9 * spread * rng.random()
+    split = rng.random() < spread
+    share = (1 - 0.4 * spread, 0.4 * spread) if split else None
+    pieces = (2, 2 + max(1, round(4 * spread)))
+    extra = rng.randint(0, round(2 * spread))
+    return Variant(name="spread", pace=pace, fee=fee, cashout_share=share, pieces=pieces, extra_hops=extra,
+                   takeover_share=0.8 - 0.1 * spread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +169,8 @@ class World:
             self.merchants[mcc] = [f"M{number + k:05d}" for k in range(count)]
             number += count
         self.hour_table = _hour_table()
-        # The evasive variant of a planted instance: every delay times EVASIVE_PACE, fees tripled, cash-outs
-        # split into several smaller withdrawals that leave part of the money behind.
-        self.pace = 1.0
-        self.evasive = False
+        # The variant of the planted instance being built (see `Variant`); plain outside planting.
+        self.variant = PLAIN
 
     # Identities -----------------------------------------------------------------------------------------
     def new_device(self) -> str:
@@ -164,6 +202,29 @@ class World:
             batch.append(Account(account_id, device, ip, self.new_card(), -1))
         return batch
 
+    def open_accounts(self, count: int) -> list[Account]:
+        """`count` customers new to the ledger, each with a phone, network and card of their own. The identity
+        typologies and their look-alikes take these, not background accounts, so adding them left every older
+        instance of a seed as it was; the history a case needs (an owner's purchases) is generated with it."""
+        batch = []
+        for _ in range(count):
+            account_id = f"U{self._next_new_account:0{self._width}d}"
+            self._next_new_account += 1
+            batch.append(Account(account_id, self.new_device(), self.new_ip(), self.new_card(), -1))
+        return batch
+
+    def register_linked(self, count: int, devices: list[str], ips: list[str]) -> list[Account]:
+        """Accounts opened together and run from a few phones and networks: the n-th uses device n mod D and IP
+        (n div D) mod len(ips), so the first D share the first IP and every later one shares a device with one
+        of them: one linked group."""
+        batch = []
+        width = len(devices)
+        for n in range(count):
+            account_id = f"U{self._next_new_account:0{self._width}d}"
+            self._next_new_account += 1
+            batch.append(Account(account_id, devices[n % width], ips[(n // width) % len(ips)], self.new_card(), -1))
+        return batch
+
     def new_business(self) -> Account:
         self._business += 1
         return Account(f"B{self._business:05d}", f"srv-{self.rng.getrandbits(32):08x}", self.new_ip(),
@@ -188,16 +249,23 @@ class World:
         rng = self.rng
         return self.hour_table[int(rng.random() * len(self.hour_table))] * HOUR + int(rng.random() * HOUR)
 
-    def instance_start(self, span: int) -> int:
-        """A start time such that an instance lasting `span` ms ends inside the ledger."""
+    def instance_start(self, span: int, after: int = 0) -> int:
+        """A start time at least `after` ms into the ledger such that an instance lasting `span` ms ends inside
+        it."""
         rng = self.rng
         days = self.params.days
-        span = int(span * self.pace)
+        span = int(span * self.variant.pace)
+        after = min(after, max(0, self.end - self.start - span - 1))     # a ledger too short for the history
         for _ in range(50):
             ts = self.start + rng.randrange(days) * DAY + self.time_of_day()
-            if ts + span < self.end:
+            if ts + span < self.end and ts >= self.start + after:
                 return ts
-        return self.start + rng.randrange(max(1, self.end - self.start - span))
+        first = self.start + after
+        return first + rng.randrange(max(1, self.end - first - span))
+
+    def fit(self, span: int) -> int:
+        """`span`, or half the ledger when the ledger is shorter than twice that (`--days 1`)."""
+        return min(span, max(HOUR, (self.end - self.start) // 2))
 
     def amount(self, low: float, high: float, *, whole: bool = False) -> int:
         """A log-uniform amount in minor units between `low` and `high` units."""
@@ -208,7 +276,7 @@ class World:
         return max(1, int(units * 100))
 
     def minutes(self, low: float, high: float) -> int:
-        return int((low + (high - low) * self.rng.random()) * MINUTE * self.pace)
+        return int((low + (high - low) * self.rng.random()) * MINUTE * self.variant.pace)
 
 
 def _hour_table() -> list[int]:
@@ -221,8 +289,9 @@ def _hour_table() -> list[int]:
 
 def keep_most(world: World, amount: int, low: float = 0.005, high: float = 0.03) -> int:
     """What a mule forwards after taking a small fee (`low`..`high` of the amount)."""
-    if world.evasive:
-        low, high = 3 * low, 3 * high
+    fee = world.variant.fee
+    if fee != 1.0:
+        low, high = fee * low, fee * high
     fee = int(amount * (low + (high - low) * world.rng.random()))
     return max(1, amount - fee)
 

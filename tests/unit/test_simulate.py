@@ -103,13 +103,16 @@ def test_instances_use_distinct_accounts_and_txns(ledger):
 
 
 def test_planted_money_is_loan_money_moving_within_hours(ledger):
+    """Within hours, but for the identity typologies: a ring borrows over up to 36 hours (that it is not a burst is
+    the point), and the account a taken-over loan went to spends it over days."""
     _, by_id, truth = ledger
+    longest = {"identity_ring": 40 * HOUR_MS, "account_takeover": 4 * 24 * HOUR_MS}
     for instance in truth.planted:
         first = by_id[instance.txn_ids[0]]
         assert isinstance(first, Disbursement), instance
         assert instance.loan_ids
         span = by_id[instance.txn_ids[-1]].ts - first.ts
-        assert 0 < span <= 8 * HOUR_MS, (instance.kind, span)
+        assert 0 < span <= longest.get(instance.kind, 8 * HOUR_MS), (instance.kind, span)
 
 
 def test_rapid_cashout_cashes_most_of_the_loan_within_an_hour(ledger):

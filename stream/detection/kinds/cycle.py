@@ -55,6 +55,9 @@ PARAMS = (
           "false: the timestamps of the legs may be in any order, as long as each leg was booked before the "
           "next one was sent (ledgers booked in daily batches, or rings whose legs are paid from each account's "
           "own balance).", versioned_at_default=False),
+    Param("require_loan_money", boolean, False,
+          "Only cycles whose first transfer carried money traced to a disbursement: a loan parked with an "
+          "accomplice, not a friend repaying a personal loan.", versioned_at_default=False),
 )
 
 
@@ -148,10 +151,13 @@ class RingSearch:
                 self.follow(following, inflow.before, hops=None)
 
     def finish(self) -> list[Finding]:
-        if not self.found:
+        found = self.found
+        if self.rule.params["require_loan_money"]:
+            found = [edges for edges in found if edges[0][3].get("loan", 0) > 0]
+        if not found:
             return []
         event, home = self.event, self.home
-        cycle = min(self.found, key=lambda edges: (len(edges), edges[0][3]["ts"], tuple(e[2] for e in edges)))
+        cycle = min(found, key=lambda edges: (len(edges), edges[0][3]["ts"], tuple(e[2] for e in edges)))
         accounts = tuple(src for src, _, _, _ in cycle)
         first_ts = min(attrs["ts"] for _, _, _, attrs in cycle)     # the first leg, when they are in time order
         elapsed = event.ts - first_ts

@@ -37,8 +37,9 @@ FEATURES = {"accounts": "number", "identifiers": "number", "left_ledger": "boole
 PARAMS = (
     Param("min_accounts", count(2), 3, "Fewest distinct linked borrowers whose loans converge.", looser="lower"),
     within_param(hours(72), "The group's loans were all disbursed within this long (ending with the newest)."),
-    Param("min_share", ratio, 0.5, "Share of the group's loans that must reach the collector or leave the "
-                                   "ledger (0..1).", looser="lower"),
+    Param("min_share", ratio, 0.5, "Share of each counted loan that must reach the collector or leave the "
+                                   "ledger (0..1): a borrower whose loan mostly went elsewhere is not part of the "
+                                   "ring's convergence.", looser="lower"),
     Param("max_hops", count(1, 10), 3, "Most transfers from a borrower to the collector or the sink.",
           looser="higher"),
     Param("max_group", count(2), 20,
@@ -100,10 +101,17 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     since = max(a.loan_ts for a in fresh) - params["within"]
     arrivals = [a for a in state.identities.arrivals_at(node)
                 if a.loan_ts >= since and a.borrower != node and _counts(a, params)]
+    loans: dict[str, list] = {}             # loan id -> [loan amount, arrived, loan event id, loan ts, borrower]
+    for arrival in sorted(arrivals, key=lambda a: (a.ts, a.txn_id, a.loan_id)):
+        loan = loans.setdefault(arrival.loan_id, [arrival.loan_amount, 0, arrival.loan_event_id, arrival.loan_ts,
+                                                  arrival.borrower])
+        loan[1] = min(loan[0], loan[1] + arrival.amount)
+    converged = {loan_id for loan_id, loan in loans.items() if loan[1] >= params["min_share"] * loan[0]}
     identifiers: dict[str, set[str]] = {}
     for arrival in arrivals:
-        identifiers.setdefault(arrival.borrower, set()).update(arrival.identifiers)
-    new_borrowers = {a.borrower for a in fresh}
+        if arrival.loan_id in converged:
+            identifiers.setdefault(arrival.borrower, set()).update(arrival.identifiers)
+    new_borrowers = {a.borrower for a in fresh if a.loan_id in converged}
     candidates = [group for group in linked_groups(identifiers) if new_borrowers.intersection(group)]
     if not candidates:
         return []
@@ -111,16 +119,12 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if not params["min_accounts"] <= len(members) <= params["max_group"]:
         return []
     member_set = set(members)
-    mine = sorted((a for a in arrivals if a.borrower in member_set), key=lambda a: (a.ts, a.txn_id, a.loan_id))
-    loans: dict[str, list] = {}             # loan id -> [loan amount, arrived, loan event id, loan ts]
-    for arrival in mine:
-        loan = loans.setdefault(arrival.loan_id, [arrival.loan_amount, 0, arrival.loan_event_id, arrival.loan_ts])
-        loan[1] = min(loan[0], loan[1] + arrival.amount)
+    mine = sorted((a for a in arrivals if a.borrower in member_set and a.loan_id in converged),
+                  key=lambda a: (a.ts, a.txn_id, a.loan_id))
+    loans = {loan_id: loan for loan_id, loan in loans.items() if loan_id in converged and loan[4] in member_set}
     lent = sum(loan[0] for loan in loans.values())
     arrived = sum(loan[1] for loan in loans.values())
-    share = arrived / lent if lent else 0.0
-    if share < params["min_share"]:
-        return []
+    share = arrived / lent
     counted = {key: sum(1 for account in members if key in identifiers[account])
                for key in set().union(*(identifiers[account] for account in members))}
     shared = sorted(key for key, users in counted.items() if users >= 2)
