@@ -75,13 +75,16 @@ class Star:
     loan_total: int
     first_ts: int
     elapsed: int
+    within: int
 
     def finding(self, hub: str, min_count: int, summary: str, evidence: dict) -> Finding:
         return Finding(
             subject=hub, accounts=(hub, *self.counterparts),
             loan_ids=loans_of(attrs for _, _, attrs in self.edges),
             txn_ids=tuple(key for _, key, _ in self.edges), amount=self.total, first_ts=self.first_ts,
-            score=threshold_score(len(self.counterparts), min_count), summary=summary,
+            score=evidence_score(count_strength(len(self.counterparts), min_count),
+                                 quickness(self.elapsed, self.within), self.loan_total / self.total),
+            summary=summary,
             evidence={**evidence, "transfers": len(self.edges), "elapsed_s": self.elapsed // 1000,
                       "loan_share": round(self.loan_total / self.total, 4)},
         )
@@ -115,7 +118,7 @@ def star(rule: Any, event: Transfer, state: Any, hub: str, *, incoming: bool, mi
     first_ts = edges[0][2]["ts"]
     return Star(counterparts=counterparts, edges=edges, total=total,
                 loan_total=sum(attrs.get("loan", 0) for _, _, attrs in edges),
-                first_ts=first_ts, elapsed=edges[-1][2]["ts"] - first_ts)
+                first_ts=first_ts, elapsed=edges[-1][2]["ts"] - first_ts, within=within)
 
 
 def format_elapsed(ms: int) -> str:
@@ -162,17 +165,22 @@ def event_qualifies(event, loan_amount: int, channels: frozenset[str], min_amoun
     return True
 
 
-def threshold_score(found: int, needed: int) -> float:
-    """0.5 at the threshold, rising to 1.0 at twice the threshold: `evidence_score` of one count."""
-    return min(1.0, 0.5 + 0.5 * (found - needed) / max(needed, 1))
-
-
 def strength(value: float, threshold: float, strongest: float) -> float:
     """How far one piece of evidence goes past its rule's threshold: 0 at the threshold, 1 at `strongest` or
     beyond. For evidence that is stronger when smaller (elapsed time), pass negated values."""
     if strongest == threshold:
         return 1.0 if value >= threshold else 0.0
     return max(0.0, min(1.0, (value - threshold) / (strongest - threshold)))
+
+
+def count_strength(found: int, needed: int) -> float:
+    """A count against its threshold: 0 at the threshold, 1 at twice it."""
+    return strength(found, needed, 2 * max(needed, 1))
+
+
+def quickness(elapsed: int, within: int) -> float:
+    """How fast the pattern completed against the rule's `within`: 1 at once, 0 at the limit."""
+    return strength(-elapsed, -within, 0) if within > 0 else 0.0
 
 
 def evidence_score(*strengths: float) -> float:

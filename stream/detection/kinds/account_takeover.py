@@ -17,7 +17,7 @@ from ...model.money import format_minor
 from ...rules.params import choice
 from ..finding import Finding
 from ._common import (Param, channels_param, duration, evidence_score, format_elapsed, hours, min_amount_param,
-                      ordered_unique, percent, ratio, show_duration, strength, within_param)
+                      ordered_unique, percent, quickness, ratio, show_duration, strength, within_param)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -93,7 +93,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
             loan_ids=(loan_id,), txn_ids=ordered_unique((loan.event_id, *(o.txn_id for o in outflows))),
             amount=total, first_ts=loan.ts,
             score=evidence_score(strength(share, params["min_share"], 1.0),
-                                 strength(-elapsed, -params["within"], 0),
+                                 quickness(elapsed, params["within"]),
                                  1.0 if watch.device_is_new and watch.ip_is_new else 0.0),
             summary=(f"{percent(share)} of loan {loan_id} ({format_minor(loan.amount)} {loan.currency}), requested "
                      f"from a {what} account {loan.account} had not used in the window (seen for "

@@ -25,7 +25,7 @@ from ..hops import Searching
 from ..provenance import walk
 from ._common import (Param, boolean, channels_param, count, format_elapsed, hours, loans_of,
                       max_counterparties_param, min_amount_param, ordered_unique, percent, ratio, too_busy,
-                      within_param)
+                      within_param, evidence_score, quickness, strength)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -167,7 +167,8 @@ class RingSearch:
         return [Finding(
             subject=canonical(accounts), accounts=accounts, loan_ids=loan_ids,
             txn_ids=ordered_unique(key for _, _, key, _ in cycle), amount=min(amounts), first_ts=first_ts,
-            score=min(1.0, min(amounts) / max(amounts)),
+            score=evidence_score(strength(min(amounts) / max(amounts), self.rule.params["min_ratio"], 1.0),
+                                 quickness(elapsed, self.rule.params["within"])),
             summary=(f"{format_minor(amounts[0])} {event.currency} left {home} and came back "
                      f"({percent(min(kept, 1.0))}) through {len(cycle)} transfers within "
                      f"{format_elapsed(elapsed)}"),

@@ -13,7 +13,8 @@ from ...model.events import Disbursement
 from ...model.money import format_minor
 from ...rules.params import choice
 from ..finding import Finding
-from ._common import Param, count, format_elapsed, hours, min_amount_param, threshold_score, within_param
+from ._common import (Param, count, count_strength, evidence_score, format_elapsed, hours, min_amount_param,
+                      quickness, within_param)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -67,7 +68,9 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         return [Finding(
             subject=requester, accounts=(event.account, *(a for a in accounts if a != event.account)),
             loan_ids=tuple(sorted({use.loan_id for use in uses})), txn_ids=tuple(use.event_id for use in uses),
-            amount=total, first_ts=first_ts, score=threshold_score(len(accounts), params["min_accounts"]),
+            amount=total, first_ts=first_ts,
+            score=evidence_score(count_strength(len(accounts), params["min_accounts"]),
+                                 quickness(elapsed, params["within"])),
             summary=(f"{len(accounts)} accounts received {len(uses)} loans ({format_minor(total)} {event.currency}) "
                      f"requested from {requester} within {format_elapsed(elapsed)}"),
             evidence={"requester": requester, "accounts": len(accounts), "loans": len(uses),

@@ -14,7 +14,7 @@ from ..finding import Finding
 from ..graph import sink_node
 from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
                       loans_of, max_counterparties_param, min_amount_param, min_total_param,
-                      require_loan_money_param, threshold_score, too_busy, within_param)
+                      require_loan_money_param, too_busy, within_param, count_strength, evidence_score, quickness)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -84,8 +84,9 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
             subject=hub, accounts=(hub, *(a for a in others if a != hub)),
             loan_ids=loans_of(attrs for _, _, _, attrs in ins + outs),
             txn_ids=tuple(key for _, key in timed), amount=gathered, first_ts=first_ts,
-            score=min(threshold_score(len(sources), params["min_sources"]),
-                      threshold_score(len(targets), params["min_targets"])),
+            score=evidence_score(count_strength(len(sources), params["min_sources"]),
+                                 count_strength(len(targets), params["min_targets"]),
+                                 quickness(elapsed, params["within"])),
             summary=(f"{hub} gathered {format_minor(gathered)} {event.currency} from {len(sources)} accounts and "
                      f"scattered {format_minor(scattered)} to {len(targets)} within {format_elapsed(elapsed)}"),
             evidence={"paths": [[src, hub] for src in sources] + [[hub, dst] for dst in targets],

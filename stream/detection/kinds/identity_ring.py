@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 from ...model.money import format_minor
 from ..finding import Finding
-from ._common import (CASH_LIKE_MCCS, Param, count, evidence_score, format_elapsed, hours, min_amount_param, ratio,
-                      show_set, strength, string_set, within_param)
+from ._common import (CASH_LIKE_MCCS, Param, count, count_strength, evidence_score, format_elapsed, hours,
+                      min_amount_param, ratio, show_set, strength, string_set, within_param)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -138,7 +138,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         txn_ids=tuple(dict.fromkeys([*(loan[2] for loan in sorted(loans.values(), key=lambda l: (l[3], l[2]))),
                                      *(a.txn_id for a in mine)])),
         amount=arrived, first_ts=first_ts,
-        score=evidence_score(strength(len(members), params["min_accounts"], 2 * params["min_accounts"]),
+        score=evidence_score(count_strength(len(members), params["min_accounts"]),
                              strength(share, params["min_share"], 1.0),
                              strength(len(shared), 1, 3)),
         summary=(f"{len(members)} accounts linked by {len(shared)} shared identifier"

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 from ...model.money import format_minor
 from ..finding import Finding
 from ..tracer import Hop, Lot
-from ._common import (Param, count, duration, format_elapsed, hours, min_amount_param, ordered_unique, percent,
-                      ratio, require_loan_money_param, show_duration, within_param)
+from ._common import (Param, count, count_strength, duration, evidence_score, format_elapsed, hours,
+                      min_amount_param, ordered_unique, percent, quickness, ratio, require_loan_money_param,
+                      show_duration, strength, within_param)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -90,7 +91,9 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
             subject=origin.id, accounts=accounts, loan_ids=(origin.id,) if origin.is_loan else (),
             txn_ids=ordered_unique(txn_ids), amount=run[-1].amount,
             first_ts=origin.ts if origin.is_loan else run[0].ts,
-            score=min(1.0, 0.5 * kept + 0.5 * min(1.0, len(run) / (2 * params["min_hops"]))),
+            score=evidence_score(strength(kept, (1 - params["max_decay"]) ** (len(run) - 1), 1.0),
+                                 count_strength(len(run), params["min_hops"]),
+                                 quickness(dwell, params["max_dwell"])),
             summary=(f"{format_minor(run[-1].amount)} {event.currency} of {what} passed through {len(accounts)} "
                      f"accounts in {len(run)} hops within {format_elapsed(elapsed)}, keeping {percent(kept)}"),
             evidence={"paths": [list(path)], "hops": len(run), "elapsed_s": elapsed // 1000,

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from ...model.events import Transfer
 from ...model.money import format_minor
 from ..finding import Finding
-from ._common import (CASH_LIKE_MCCS, Param, count, format_elapsed, hours, min_amount_param, ordered_unique,
-                      percent, ratio, show_set, string_set, within_param)
+from ._common import (CASH_LIKE_MCCS, Param, count, evidence_score, format_elapsed, hours, min_amount_param,
+                      ordered_unique, percent, quickness, ratio, show_set, strength, string_set, within_param)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -85,7 +85,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         hop_word = "hop" if hops == 1 else "hops"
         findings.append(Finding(
             subject=loan_id, accounts=accounts, loan_ids=(loan_id,), txn_ids=txn_ids,
-            amount=reached, first_ts=loan.ts, score=min(1.0, share),
+            amount=reached, first_ts=loan.ts,
+            score=evidence_score(strength(share, min_ratio, 1.0), quickness(elapsed, within)),
             summary=(f"{percent(share)} of loan {loan_id} ({format_minor(loan.amount)} {loan.currency}) reached "
                      f"cash-out sinks within {format_elapsed(elapsed)} through {hops} {hop_word}"),
             evidence={"paths": [list(path) for path in paths], "hops": hops, "elapsed_s": elapsed // 1000,

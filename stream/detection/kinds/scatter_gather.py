@@ -18,8 +18,8 @@ from ..finding import Finding
 from ..graph import sink_node
 from ..provenance import walk
 from ._common import (Param, channels_param, count, edge_qualifies, event_qualifies, format_elapsed, hours,
-                      loans_of, min_amount_param, min_total_param, require_loan_money_param, threshold_score,
-                      within_param)
+                      loans_of, min_amount_param, min_total_param, require_loan_money_param, within_param,
+                      count_strength, evidence_score, quickness)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -99,7 +99,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     return [Finding(
         subject=f"{origin}->{collector}", accounts=(origin, collector, *mids), loan_ids=loans_of(attrs_all),
         txn_ids=tuple(key for _, key in timed), amount=total, first_ts=first_ts,
-        score=threshold_score(len(mids), params["min_intermediaries"]),
+        score=evidence_score(count_strength(len(mids), params["min_intermediaries"]),
+                             quickness(elapsed, params["within"])),
         summary=(f"{origin} scattered money over {len(mids)} accounts that gathered {format_minor(total)} "
                  f"{event.currency} into {collector} within {format_elapsed(elapsed)}"),
         evidence={"paths": [[origin, mid, collector] for mid in mids], "intermediaries": len(mids),

@@ -17,7 +17,7 @@ from ...model.money import format_minor
 from ...rules.params import Param, count
 from ..finding import Finding
 from ..state import device_keys
-from ._common import threshold_score
+from ._common import count_strength, evidence_score
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -117,7 +117,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     return [Finding(
         subject=account, accounts=(account,), loan_ids=tuple(loan_ids), txn_ids=(event.event_id,),
         amount=event.amount, first_ts=event.ts,
-        score=threshold_score(max(len(match.sources) for _, _, match in matches), params["min_sources"]),
+        score=evidence_score(count_strength(max(len(match.sources) for _, _, match in matches),
+                                            params["min_sources"])),
         summary=f"{verb} ({format_minor(event.amount)} {event.currency}): {what}",
         evidence={"event": matches[0][0], "sources": sources,
                   "indicators": [dict(match.evidence(field), event=name) for name, field, match in matches]},
