@@ -47,6 +47,9 @@ class Scenario:
     title: str
     simulate: tuple[str, ...] | None     # `fundflow simulate` options; None: an existing ledger (AMLSim)
     replay: tuple[str, ...] = ()         # extra `fundflow replay` options
+    # A time split: the share of the ledger's time span that is the training part. The scenario is then scored
+    # on the rest only: instances with a transaction there, warnings raised there (`split_truth`).
+    split: float | None = None
 
 
 SCENARIOS = (
@@ -59,13 +62,21 @@ SCENARIOS = (
              ("--overrides", "bench/overrides/amlsim.override.yaml", "--window", "30d")),
     Scenario("amlsim-recall", "AMLSim 12k, high-recall override", None,
              ("--overrides", "bench/overrides/amlsim-recall.override.yaml", "--window", "30d")),
+    Scenario("amlsim-split-balanced", "AMLSim 12k, balanced override, test part of the 60/40 time split", None,
+             ("--overrides", "bench/overrides/amlsim.override.yaml", "--window", "30d"), split=0.6),
+    Scenario("amlsim-split", "AMLSim 12k, override tuned on the first 60% of time, scored on the last 40%", None,
+             ("--overrides", "bench/overrides/amlsim-split.override.yaml", "--window", "30d"), split=0.6),
 )
 
 
-SWEEP = tuple(
-    Scenario(f"spread{spread:g}-seed{seed}", f"simulator, seed {seed}, --spread {spread:g}, 10 instances per typology",
-             ("--seed", str(seed), "--spread", f"{spread:g}", "--instances", "10", "--accounts", "5000"))
-    for spread in SWEEP_SPREADS for seed in SWEEP_SEEDS)
+def sweep(seeds: tuple[int, ...]) -> tuple[Scenario, ...]:
+    return tuple(
+        Scenario(f"spread{spread:g}-seed{seed}", f"simulator, seed {seed}, --spread {spread:g}, 10 instances per "
+                 f"typology", ("--seed", str(seed), "--spread", f"{spread:g}", "--instances", "10", "--accounts", "5000"))
+        for spread in SWEEP_SPREADS for seed in seeds)
+
+
+SWEEP = sweep(SWEEP_SEEDS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,12 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true",
                         help=f"run the spread sweep instead (seeds {', '.join(map(str, SWEEP_SEEDS))} x spreads "
                              f"{', '.join(f'{s:g}' for s in SWEEP_SPREADS)}) and print recall per typology and spread")
+    parser.add_argument("--seeds", default=None, metavar="N,N",
+                        help="the sweep's seeds (default: the ones the pack was tuned on; others hold it out)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep ledgers and warnings here (default: temp)")
     parser.add_argument("--json", type=Path, default=None, help="write every scenario's evaluation here")
     args = parser.parse_args(argv)
+    sweeping = sweep(tuple(int(seed) for seed in args.seeds.split(","))) if args.seeds else SWEEP
 
-    pool = SWEEP if args.sweep else SCENARIOS + SWEEP
-    chosen = [s for s in pool if (s.name in args.only if args.only else s in (SWEEP if args.sweep else SCENARIOS))]
+    pool = sweeping if args.sweep else SCENARIOS + sweeping
+    chosen = [s for s in pool if (s.name in args.only if args.only else s in (sweeping if args.sweep else SCENARIOS))]
     with tempfile.TemporaryDirectory(prefix="fundflow-quality-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -95,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     print(summary_table(chosen, results))
     if args.sweep:
         print()
-        print(sweep_table(results))
+        print(sweep_table(results, sweeping))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
@@ -113,12 +127,58 @@ def run_scenario(scenario: Scenario, workdir: Path, amlsim: Path) -> dict:
     started = time.monotonic()
     run([FUNDFLOW, "replay", str(events), *scenario.replay, "--out", str(warnings), "--no-progress"])
     replay_s = time.monotonic() - started
+    if scenario.split is not None:
+        for part in ("train", "test"):
+            part_truth, part_warnings = split_truth(events, truth, warnings, scenario.split, part, workdir)
+            print(f"### {part} part ({'first' if part == 'train' else 'last'} "
+                  f"{scenario.split if part == 'train' else 1 - scenario.split:.0%} of the time span)", flush=True)
+            print(run([FUNDFLOW, "evaluate", str(part_warnings), str(part_truth)], capture=True), flush=True)
+        truth, warnings = part_truth, part_warnings      # the scenario's figures are the test part's
     table = run([FUNDFLOW, "evaluate", str(warnings), str(truth)], capture=True)
     print(table, flush=True)
     result = json.loads(run([FUNDFLOW, "evaluate", str(warnings), str(truth), "--json"], capture=True, show=False))
     result["replay_seconds"] = round(replay_s, 1)
     print(f"(replay took {replay_s:.1f} s)\n", flush=True)
     return result
+
+
+def split_truth(events: Path, truth: Path, warnings: Path, share: float, part: str, workdir: Path) -> tuple[Path, Path]:
+    """The truth and warnings of one part of a time split at `share` of the ledger's span: for `test`, the
+    instances with a transaction at or after the split and the warnings raised then (an instance that straddles
+    the split is a test instance: its end is still to be caught); for `train`, instances wholly before it and
+    warnings raised before it."""
+    import gzip
+    from datetime import datetime
+
+    def epoch_ms(text: str) -> int:
+        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+    opener = gzip.open if events.suffix == ".gz" else open
+    times: dict[str, int] = {}
+    with opener(events, "rt") as lines:
+        for line in lines:
+            event = json.loads(line)
+            times[event["event_id"]] = epoch_ms(event["ts"])
+    first, last = min(times.values()), max(times.values())
+    cut = first + int(share * (last - first))
+    labels = json.loads(truth.read_text())
+
+    def belongs(instance: dict) -> bool:
+        stamps = [times[txn] for txn in instance["txn_ids"] if txn in times]
+        if not stamps:
+            return False
+        return max(stamps) >= cut if part == "test" else max(stamps) < cut
+
+    kept = {**labels, "planted": [i for i in labels["planted"] if belongs(i)],
+            "lookalikes": [i for i in labels.get("lookalikes", []) if belongs(i)]}
+    part_truth = workdir / f"{truth.stem}.{part}.json"
+    part_truth.write_text(json.dumps(kept))
+    part_warnings = workdir / f"{warnings.stem}.{part}.jsonl"
+    with warnings.open() as source, part_warnings.open("w") as out:
+        for line in source:
+            if line.strip() and (epoch_ms(json.loads(line)["event_ts"]) >= cut) == (part == "test"):
+                out.write(line)
+    return part_truth, part_warnings
 
 
 def run(command: list[str], *, capture: bool = False, show: bool = True) -> str:
@@ -167,17 +227,18 @@ def summary_table(scenarios: list[Scenario], results: dict) -> str:
     return "\n".join(lines)
 
 
-def sweep_table(results: dict) -> str:
+def sweep_table(results: dict, scenarios: tuple[Scenario, ...]) -> str:
     """Recall per typology at each spread, summed over the seeds, against the 95% target; then precision."""
     by_spread: dict[float, list[dict]] = {}
-    for scenario in SWEEP:
+    for scenario in scenarios:
         if scenario.name in results:
             by_spread.setdefault(float(scenario.simulate[3]), []).append(results[scenario.name])
     if not by_spread:
         return "no sweep results"
     spreads = sorted(by_spread)
     kinds = [k for k in TYPOLOGY_ORDER if any(k in r["recall"]["by_kind"] for rs in by_spread.values() for r in rs)]
-    lines = [f"## Sweep: recall per typology (any rule), seeds {', '.join(map(str, SWEEP_SEEDS))} summed; "
+    seeds = sorted({int(s.simulate[1]) for s in scenarios if s.name in results})
+    lines = [f"## Sweep: recall per typology (any rule), seeds {', '.join(map(str, seeds))} summed; "
              f"target >= {RECALL_TARGET:.0%} recall at >= {PRECISION_TARGET:.0%} precision", "",
              "| typology | " + " | ".join(f"spread {s:g}" for s in spreads) + " |", "|---|" + "---|" * len(spreads)]
     for kind in kinds:
