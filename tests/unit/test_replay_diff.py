@@ -91,12 +91,12 @@ def test_rules_diff_replays_the_ledger_under_both_packs(tmp_path, capsys):
     assert main(["rules", "diff", str(PACK), str(pack), "--replay", str(ledger), "--exit-code"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[:3] == ["~ rapid-cashout (rapid_cashout):", "    params.min_ratio: 0.8 -> 0.99 (tightened)",
-                       "0 added, 0 removed, 1 changed, 14 unchanged"]
+                       "0 added, 0 removed, 1 changed, 15 unchanged"]
     assert out[4] == f"== warnings of {ledger}, replayed under {PACK} and under {pack}"
     assert out[5:7] == [f"under {PACK}: 7 events, 0 bad lines skipped, 3 warnings",
                         f"under {pack}: 7 events, 0 bad lines skipped, 3 warnings"]
-    # No longer rapid enough, the loan is cashout-split's, which rapid-cashout no longer suppresses.
-    assert out[7] == "cashout-split: 1 added, 0 the same"
+    # No longer rapid enough, the loan is cashout-late's, which rapid-cashout no longer suppresses.
+    assert out[7] == "cashout-late: 1 added, 0 the same"
     assert out[9] == "rapid-cashout: 1 dropped, 0 the same"
     assert out[-1] == f"total: {pack} adds 1, drops 1, changes 0 of the 3 warnings of {PACK} (2 the same; 3 in {pack})"
 

@@ -67,7 +67,7 @@ def test_the_installed_package_data_is_the_pack_when_there_is_no_checkout(tmp_pa
 def test_from_another_directory_the_default_is_the_shipped_pack(elsewhere):
     pack = resolve_rules_dir(load_settings().rules_dir)
     assert (pack.path, pack.source) == (PACK, SHIPPED)
-    assert len(load_rules(pack.path)) == 15
+    assert len(load_rules(pack.path)) == 16
 
 
 def test_an_existing_rules_dir_is_used_and_a_missing_configured_one_is_an_error(elsewhere, monkeypatch):
@@ -86,7 +86,7 @@ def test_an_existing_rules_dir_is_used_and_a_missing_configured_one_is_an_error(
 def test_rules_check_and_test_without_paths_run_the_pack_and_say_so(elsewhere, capsys):
     assert main(["rules", "check"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"OK: 15 rules (14 enabled) from 7 file(s) of {PACK} (the pack shipped with fundflow), ")
+    assert out[0].startswith(f"OK: 16 rules (15 enabled) from 7 file(s) of {PACK} (the pack shipped with fundflow), ")
     assert out[0].endswith(f"rule set version {load_rules(PACK).version}")
     assert main(["rules", "test"]) == 0
     out = capsys.readouterr().out
@@ -99,11 +99,11 @@ def test_replay_without_rules_runs_the_pack_and_says_which(elsewhere, capsys):
     version = load_rules(PACK).version
     assert main(["replay", "ledger.jsonl", "--no-progress", "--out", "w.jsonl"]) == 0
     err = capsys.readouterr().err
-    assert f"rules: {PACK} (the pack shipped with fundflow), rule set version {version} (15 rules)" in err
+    assert f"rules: {PACK} (the pack shipped with fundflow), rule set version {version} (16 rules)" in err
     assert "rapid-cashout" in (elsewhere / "w.jsonl").read_text()
     assert main(["replay", "ledger.jsonl", "--no-progress", "--out", "w.jsonl", "--json"]) == 0
     summary = orjson.loads(capsys.readouterr().err)
-    assert summary["rules"] == {"paths": [str(PACK)], "source": SHIPPED, "version": version, "rules": 15}
+    assert summary["rules"] == {"paths": [str(PACK)], "source": SHIPPED, "version": version, "rules": 16}
 
 
 def test_the_worker_and_the_demo_resolve_the_same_way(elsewhere, monkeypatch, capsys):

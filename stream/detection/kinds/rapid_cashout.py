@@ -33,6 +33,10 @@ PARAMS = (
           "Most transfers from the borrower's account to the sink, the last one included (1 = the borrower "
           "withdrew it directly).", looser="higher"),
     min_amount_param("Ignore loans smaller than this (units)."),
+    Param("min_exits", count(1, 100), 1,
+          "Fewest separate transfers into sinks that carry the loan's money: 2 or more is a cash-out split into "
+          "pieces, which one ordinary withdrawal that happens to spend the loan is not.", looser="lower",
+          versioned_at_default=False),
     Param("sinks_channels", string_set, frozenset({"withdrawal"}),
           "Transfer channels whose destination is a cash-out sink (money leaves the ledger as cash).",
           show=show_set),
@@ -72,7 +76,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
             continue    # this transfer is too late or too far for this loan: it completes nothing
         reached = sum(exit_.piece.amount for exit_ in hits)
         share = reached / loan.amount
-        if share < min_ratio:
+        if share < min_ratio or len({exit_.piece.path[-1].txn_id for exit_ in hits}) < params["min_exits"]:
             continue
         hits.sort(key=lambda exit_: (exit_.piece.path[-1].ts, exit_.piece.path[-1].txn_id))
         elapsed = max(exit_.piece.path[-1].ts for exit_ in hits) - loan.ts
