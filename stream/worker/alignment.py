@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable, Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, Iterable, TypeVar
 
 T = TypeVar("T")
 
@@ -51,6 +51,15 @@ class EventTimeAligner(Generic[T]):
         for idle_after: otherwise the first event after a start is released before its partners arrive."""
         self._source_max_ts.setdefault(source, -1)
         self._source_seen_at.setdefault(source, self._clock())
+
+    def seen(self, sources: Iterable[Hashable]) -> None:
+        """These sources were just read (a batch of theirs is done): their idle time starts now. Without this, a
+        batch that takes longer than idle_after to detect would make its own sources look idle at the next
+        tick, and release what they still hold back out of order."""
+        now = self._clock()
+        for source in sources:
+            if source in self._source_seen_at:
+                self._source_seen_at[source] = now
 
     def forget(self, source: Hashable) -> None:
         """A source went away (partition revoked): it no longer holds the watermark."""

@@ -29,7 +29,7 @@ from .recovery import StateRecovery
 from .reload import DirectoryReloader, RuleReloader
 from .checkpoint import SnapshotWriter
 from .transport import WorkerApp
-from .tuning import ALIGN_TICK_S, FETCH_MAX_RECORDS, SHUTDOWN_FLUSH_TIMEOUT_S, SNAPSHOT_CHECK_S
+from .tuning import ALIGN_TICK_S, SHUTDOWN_FLUSH_TIMEOUT_S, SNAPSHOT_CHECK_S
 from ..clock import wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ def make_app(settings: Settings, app_id: str | None = None) -> WorkerApp:
         broker_session_timeout=settings.broker_session_timeout / 1000,
         broker_rebalance_timeout=settings.broker_rebalance_timeout / 1000,
         broker_heartbeat_interval=min(3.0, settings.broker_session_timeout / 3000),
-        broker_max_poll_records=FETCH_MAX_RECORDS,
         datadir=str(datadir),
         store="memory://",
         key_serializer=RAW,

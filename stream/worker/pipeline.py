@@ -111,6 +111,8 @@ class Pipeline:
                 for parsed in parsed_batch:
                     await self._settle(self._guard(parsed), acks)
                 await self._drain(self.aligner.release(), acks)
+                # Idle time counts from the end of the batch: the time spent detecting it is not silence.
+                self.aligner.seen({(item.origin.topic, item.origin.partition) for item in parsed_batch})
         if acks:
             self._unacknowledged += 1
             try:

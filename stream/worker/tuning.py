@@ -2,7 +2,6 @@
 changes no outcome, only how often the loops wake and how much they take at once."""
 
 # input in batches (app.py, batches.py)
-FETCH_MAX_RECORDS = 5000        # records one fetch hands over at most (all partitions): one pipeline batch
 INPUT_QUEUE_DEPTH = 1           # fetched batches waiting for the input agent; the fetch loop waits beyond it
 ALIGN_TICK_S = 0.1              # how often held events are re-checked, so an idle source releases the others
 SNAPSHOT_CHECK_S = 1.0          # how often the snapshot timer looks for a moment between batches
