@@ -82,7 +82,10 @@ class EventTimeAligner(Generic[T]):
         out: list[T] = []
         heap = self._heap
         now = self._clock()
-        while heap and not self._held(heap[0][0], heap[0][2], now):
+        # Every source has reached this time: nothing up to it can be held (the common case, checked without
+        # looking at each source for each event).
+        reached = min(self._source_max_ts.values()) if self._source_max_ts else None
+        while heap and ((reached is not None and heap[0][0] <= reached) or not self._held(heap[0][0], heap[0][2], now)):
             out.append(heapq.heappop(heap)[3])
         while len(heap) > self._max_pending:
             out.append(heapq.heappop(heap)[3])

@@ -109,7 +109,11 @@ class Pipeline:
                 if generation != self.generation:
                     return
                 for parsed in parsed_batch:
-                    await self._settle(self._guard(parsed), acks)
+                    verdict = self._guard(parsed)
+                    if verdict.refused:
+                        await self._settle(verdict, acks)
+                    else:
+                        self._align(verdict.released)
                 await self._drain(self.aligner.release(), acks)
                 # Idle time counts from the end of the batch: the time spent detecting it is not silence.
                 self.aligner.seen({(item.origin.topic, item.origin.partition) for item in parsed_batch})
@@ -250,14 +254,22 @@ class Pipeline:
     async def _drain(self, items: Sequence[Accepted], acks: list | None = None) -> None:
         """Detect and publish; with `acks`, the broker acknowledgements are collected instead of awaited."""
         metrics = self._metrics
+        detect = self.handler.detect
+        arrivals: dict[float, int] = {}       # the events of one batch share their arrival time
         for item in items:
-            outcome = self.handler.detect(item)
-            if acks is None:
-                await self._publish(outcome)
-            else:
-                acks.extend(await self._publish(outcome, wait=False) or ())
-            if metrics is not None:
-                for warning in outcome.warnings:
-                    metrics.warnings.labels(rule_id=warning.rule_id, severity=warning.severity).inc()
-                if item.arrived:
-                    metrics.processing_latency.observe(max(0.0, self._monotonic() - item.arrived))
+            outcome = detect(item)
+            # Most events raise nothing and are refused by nothing: no record to send, so no publish call.
+            if outcome.warnings or outcome.dead_letter is not None:
+                if acks is None:
+                    await self._publish(outcome)
+                else:
+                    acks.extend(await self._publish(outcome, wait=False) or ())
+                if metrics is not None:
+                    for warning in outcome.warnings:
+                        metrics.warnings.labels(rule_id=warning.rule_id, severity=warning.severity).inc()
+            if item.arrived:
+                arrivals[item.arrived] = arrivals.get(item.arrived, 0) + 1
+        if metrics is not None and arrivals:
+            now = self._monotonic()
+            for arrived, count in arrivals.items():
+                metrics.processing_latency.observe(max(0.0, now - arrived), count)
