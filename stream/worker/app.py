@@ -4,9 +4,9 @@ Decisions live in `MessageHandler`, ordering and state generations in `Pipeline`
 `recovery`, rule reloads in `reload`; `compose` builds them and calls these functions to wire Kafka to them. One input
 agent, concurrency 1, takes the input in batches (`batches`), so each partition's events reach the aligner in log order
 (docs/architecture.md, invariant 1); the aligner then releases them to the detector in event-time order across
-partitions. A warning is acknowledged by the
-broker before the next event is detected, so a crash can re-emit a warning (same id, sinks dedupe) but
-never lose one.
+partitions. A batch's warnings are acknowledged by the broker before its offsets are acknowledged to Faust's
+consumer (and so before they can be committed), so a crash can re-emit a warning (same id, sinks dedupe) but never
+lose one.
 """
 
 from __future__ import annotations
