@@ -1,7 +1,7 @@
 """The worker's path from input message to published outcome: parse, align, detect, publish.
 
-Two agents (disbursements, transfers), a timer and the state rebuild all reach the detector through one
-`Pipeline`, under one lock, so the detector sees a single ordered stream of events. Every event goes
+The input agent (batches of both input topics), a timer and the state rebuild all reach the detector through
+one `Pipeline`, under one lock, so the detector sees a single ordered stream of events. Every event goes
 through the `EventTimeAligner` (keyed by topic and partition) so the detector's input order follows event
 time rather than fetch timing.
 
