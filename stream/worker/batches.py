@@ -43,7 +43,7 @@ class InputBatches:
         self.epoch = 0
         self._depth = depth
         self._queue: asyncio.Queue[InputBatch] | None = None
-        self.batches = 0            # handed to the agent, for the metrics page and tests
+        self.batches = 0            # handed to the agent
         self.records = 0
         self.dropped = 0            # batches dropped by a rebalance
 

@@ -106,8 +106,7 @@ def build_worker(settings: Settings, detector: DetectorSource, *, with_sinks: bo
 
     metrics.watch(WorkerCollector(handler=handler, publisher=publisher, pipeline=pipeline, recovery=recovery,
                                   snapshots=snapshots, rules=rules, sinks=sinks,
-                                  lags=lambda: input_lags(app, input_topics), indicators=indicators,
-                                  batches=batches))
+                                  lags=lambda: input_lags(app, input_topics), indicators=indicators))
     add_pages(app, health, metrics)
     return Worker(app=app, settings=settings, health=health, metrics=metrics, handler=handler, publisher=publisher,
                   pipeline=pipeline, recovery=recovery, snapshots=snapshots, rules=rules, sinks=sinks,

@@ -48,10 +48,6 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "fundflow_publish_failures": (
         "counter", "Records the broker refused for good, per kind: a warning (then dead-lettered) or a dead "
                    "letter (then only logged).", ("record",)),
-    "fundflow_input_batches": (
-        "counter", "Fetched batches of input records handed to the pipeline (input bypasses Faust's per-message "
-                   "stream).", ()),
-    "fundflow_input_records": ("counter", "Input records handed to the pipeline in those batches.", ()),
     "fundflow_consumer_lag": (
         "gauge", "Messages between the consumer position and the end of the log, per input topic-partition.",
         ("topic", "partition")),
@@ -169,7 +165,6 @@ class WorkerCollector:
     sinks: Any | None                 # SinkAgents: ClickHouse writer and pager
     lags: Lags                        # messages behind per input topic-partition
     indicators: Any | None = None     # IndicatorReloader: reloads and the running set (None: no sharing)
-    batches: Any | None = None        # InputBatches: fetched input handed to the pipeline
 
     def describe(self) -> list[Metric]:
         return []        # series appear with their values: a gauge absent until known stays absent
@@ -198,9 +193,6 @@ class WorkerCollector:
         failures.add_metric(["warning"], self.publisher.unpublishable_warnings)
         failures.add_metric(["dead_letter"], self.publisher.unpublishable_dead_letters)
         yield failures
-        if self.batches is not None:
-            yield _family("fundflow_input_batches", self.batches.batches)
-            yield _family("fundflow_input_records", self.batches.records)
         lag = _family("fundflow_consumer_lag")
         for (topic, partition), behind in sorted(self.lags().items()):
             lag.add_metric([topic, str(partition)], behind)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import faust
 
 from ..detection.detector import Detector
-from ..offline.replay import FREEZE_GC_EVERY, tuned_collector
 from ..detection.tracer import TracerOptions
 from ..detection.rulebook import load_rules
 from ..settings import Settings
@@ -16,6 +17,7 @@ from .compose import Worker, build_worker
 from .handler import DetectorLike
 from .reload import IndicatorReloader, RuleReloader
 from .topics import ensure_topics
+from .tuning import FREEZE_GC_EVERY, GC_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +86,14 @@ def run_worker(settings: Settings, detector: DetectorLike | Callable[[], Detecto
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+@contextmanager
+def tuned_collector() -> Iterator[None]:
+    """The collector's thresholds set to GC_THRESHOLD for the worker's life, restored afterwards."""
+    previous = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)

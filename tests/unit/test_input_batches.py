@@ -84,3 +84,17 @@ def test_an_empty_fetch_queues_nothing():
         return batches.queue.qsize()
 
     assert asyncio.run(run()) == 0
+
+
+def test_the_worker_tunes_the_collector_as_replay_does():
+    """The live path is measured against replay's detector; both must pay the same gc cost."""
+    import gc
+
+    from stream.offline import replay
+    from stream.worker import runner, tuning
+
+    assert (tuning.GC_THRESHOLD, tuning.FREEZE_GC_EVERY) == (replay.GC_THRESHOLD, replay.FREEZE_GC_EVERY)
+    before = gc.get_threshold()
+    with runner.tuned_collector():
+        assert gc.get_threshold() == replay.GC_THRESHOLD
+    assert gc.get_threshold() == before
