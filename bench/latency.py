@@ -22,7 +22,7 @@ from .ledgers import LedgerSpec, ledger
 from .report import Figure, at_most, info, missing
 from .stack import Stack, Worker, local_stack
 
-RATES = {2_000: 1.0, 10_000: 2.0}         # produced events/s -> p99 target (s) to queryable in ClickHouse
+RATES = {2_000: 0.25, 10_000: 1.0}        # produced events/s -> p99 target (s) to queryable in ClickHouse
 CLICKHOUSE_BATCH_INTERVAL = "100ms"       # the sink's longest wait before an insert (a deployment setting)
 POLL_S = 0.05
 SETTLE_S = 15.0                           # after the last send, how long to wait for warnings still due

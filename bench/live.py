@@ -1,10 +1,13 @@
-"""Live throughput: the real worker (`fundflow worker`, a subprocess) draining a pre-loaded topic, beside a bare
-aiokafka consume + JSON-decode loop over the same topic in the same run.
+"""Live throughput: the real worker (`fundflow worker`, a subprocess) draining a pre-loaded topic, beside the same
+detector run offline over the same events, and a bare aiokafka consume + JSON-decode loop, in the same run.
 
 The worker's rate counts from the first event it reports consumed (`fundflow_events_consumed_total`, i.e. parsed,
 aligned and detected, its warnings published to the outbox) to the last, so start-up and the group join are left
-out; the bare loop is timed the same way, from its first record to its last. Both read one partition per input
-topic over loopback from the local broker; sinks (ClickHouse server, no pager) run inside the worker as deployed.
+out; the other loops are timed the same way, from their first record to their last. All read one partition per
+input topic over loopback from the local broker; sinks (ClickHouse server, no pager) run inside the worker as
+deployed. The offline loop is `fundflow replay`'s detector (`replay_detector` under `tuned_collector`) fed by a
+plain consumer: what the worker does, without Faust, alignment, publishing or sinks. The target is the worker's
+rate over that one; the machine is shared, so only ratios within one run mean anything.
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ from .ledgers import LedgerSpec, ledger
 from .report import Figure, at_least, info
 from .stack import Worker, local_stack
 
-TARGET_RATE = 20_000
-TARGET_RATIO = 0.3
+TARGET_RATIO = 0.7          # the worker's rate over the offline detector's on the same events, same run
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,9 @@ class LiveResult:
     events: int
     worker_rate: float
     bare_rate: float
-    detecting_rate: float       # the bare consumer running parse + detector per record (no Faust, no publishing)
+    detecting_rate: float       # the bare consumer running parse + replay's detector per record (no Faust)
     warnings: int
+    offline_warnings: int       # what that offline loop raised (its input order is the topics', not aligned)
 
 
 def run(*, quick: bool, rules: Path, profile: Path | None = None) -> LiveResult:
@@ -48,8 +51,8 @@ def run(*, quick: bool, rules: Path, profile: Path | None = None) -> LiveResult:
         report = produce_file(source, settings, limit=events, progress=False)
         produced = sum(report.sent.values())
         topics = [settings.disbursements_topic, settings.transfers_topic]
-        bare_rate = asyncio.run(_bare_rate(stack.broker.bootstrap, topics, produced))
-        detecting_rate = asyncio.run(_bare_rate(stack.broker.bootstrap, topics, produced, rules))
+        bare_rate, _ = asyncio.run(_bare_rate(stack.broker.bootstrap, topics, produced))
+        detecting_rate, offline_warnings = asyncio.run(_bare_rate(stack.broker.bootstrap, topics, produced, rules))
         try:
             worker.start()
             first = worker.wait_until(lambda: _consumed_at(worker), "first consumed event", 90, poll_s=0.02)
@@ -63,7 +66,7 @@ def run(*, quick: bool, rules: Path, profile: Path | None = None) -> LiveResult:
             worker.stop()
     (t0, c0), (t1, c1) = first, last
     return LiveResult(events=produced, worker_rate=(c1 - c0) / (t1 - t0), bare_rate=bare_rate,
-                      detecting_rate=detecting_rate, warnings=warnings)
+                      detecting_rate=detecting_rate, warnings=warnings, offline_warnings=offline_warnings)
 
 
 def _profile(worker: Worker, out: Path) -> subprocess.Popen:
@@ -78,22 +81,34 @@ def _consumed_at(worker: Worker, at_least_count: int = 1) -> tuple[float, float]
     return (time.perf_counter(), count) if count >= at_least_count else None
 
 
-async def _bare_rate(bootstrap: str, topics: list[str], expected: int, rules: Path | None = None) -> float:
-    """Records/s of a plain consumer (no group, from the start) that decodes every value as JSON; with `rules`,
-    that parses every value and runs the replay detector on it instead (the worker's work without Faust)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+async def _bare_rate(bootstrap: str, topics: list[str], expected: int, rules: Path | None = None
+                     ) -> tuple[float, int]:
+    """(records/s, warnings) of a plain consumer (no group, from the start) that decodes every value as JSON;
+    with `rules`, that parses every value and runs replay's detector on it instead, with replay's collector
+    tuning (the worker's work without Faust)."""
+    from contextlib import nullcontext
 
     handle = orjson.loads
+    warnings = [0]
+    tuning = nullcontext()
     if rules is not None:
         from stream.model.events import parse_event
-        from stream.offline.replay import replay_detector
+        from stream.offline.replay import replay_detector, tuned_collector
         from stream.detection.rulebook import load_rules
 
         window, lateness = 72 * 3_600_000, 5 * 60_000
         detector = replay_detector(load_rules([rules], window_ms=window), window_ms=window, lateness_ms=lateness)
+        tuning = tuned_collector()
 
         def handle(value: bytes) -> None:
-            detector.process(parse_event(value))
+            warnings[0] += len(detector.process(parse_event(value)))
+
+    with tuning:
+        return await _consume(bootstrap, topics, expected, handle), warnings[0]
+
+
+async def _consume(bootstrap: str, topics: list[str], expected: int, handle) -> float:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 2**20)
@@ -115,12 +130,13 @@ async def _bare_rate(bootstrap: str, topics: list[str], expected: int, rules: Pa
 
 
 def figures(result: LiveResult) -> list[Figure]:
-    ratio = result.worker_rate / result.bare_rate
     return [
-        at_least("live worker throughput", result.worker_rate, "events/s", TARGET_RATE,
-                 f"{result.events:,} pre-loaded events, {result.warnings} warnings; end to end, wall clock"),
+        info("live worker throughput", result.worker_rate, "events/s",
+             f"{result.events:,} pre-loaded events, {result.warnings} warnings; end to end, wall clock"),
+        info("offline detector, same events", result.detecting_rate, "events/s",
+             f"replay's detector and gc tuning fed by a bare consumer, {result.offline_warnings} warnings "
+             f"(topic order, no alignment, nothing published)"),
+        at_least("live worker / offline detector", result.worker_rate / result.detecting_rate, "x", TARGET_RATIO,
+                 "same run"),
         info("bare aiokafka consume + JSON decode", result.bare_rate, "events/s", "same topic, same run"),
-        at_least("worker / bare consumer", ratio, "", TARGET_RATIO),
-        info("bare consumer + parse + detector", result.detecting_rate, "events/s",
-             "the worker's work without Faust (topic order, no alignment, warnings not published)"),
     ]

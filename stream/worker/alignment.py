@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable, Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, Iterable, TypeVar
 
 T = TypeVar("T")
 
@@ -52,6 +52,15 @@ class EventTimeAligner(Generic[T]):
         self._source_max_ts.setdefault(source, -1)
         self._source_seen_at.setdefault(source, self._clock())
 
+    def seen(self, sources: Iterable[Hashable]) -> None:
+        """These sources were just read (a batch of theirs is done): their idle time starts now. Without this, a
+        batch that takes longer than idle_after to detect would make its own sources look idle at the next
+        tick, and release what they still hold back out of order."""
+        now = self._clock()
+        for source in sources:
+            if source in self._source_seen_at:
+                self._source_seen_at[source] = now
+
     def forget(self, source: Hashable) -> None:
         """A source went away (partition revoked): it no longer holds the watermark."""
         self._source_max_ts.pop(source, None)
@@ -73,7 +82,10 @@ class EventTimeAligner(Generic[T]):
         out: list[T] = []
         heap = self._heap
         now = self._clock()
-        while heap and not self._held(heap[0][0], heap[0][2], now):
+        # Every source has reached this time: nothing up to it can be held (the common case, checked without
+        # looking at each source for each event).
+        reached = min(self._source_max_ts.values()) if self._source_max_ts else None
+        while heap and ((reached is not None and heap[0][0] <= reached) or not self._held(heap[0][0], heap[0][2], now)):
             out.append(heapq.heappop(heap)[3])
         while len(heap) > self._max_pending:
             out.append(heapq.heappop(heap)[3])

@@ -1,11 +1,12 @@
 """The Faust side of the worker: the app, its input agents, timers and rebalance and shutdown callbacks.
 
 Decisions live in `MessageHandler`, ordering and state generations in `Pipeline`, rebuilds in
-`recovery`, rule reloads in `reload`; `compose` builds them and calls these functions to wire Kafka to them. One agent per input topic,
-concurrency 1, so each partition's events reach the aligner in log order (docs/architecture.md, invariant 1); the aligner then
-releases them to the detector in event-time order across partitions. A warning is acknowledged by the
-broker before the next event is detected, so a crash can re-emit a warning (same id, sinks dedupe) but
-never lose one.
+`recovery`, rule reloads in `reload`; `compose` builds them and calls these functions to wire Kafka to them. One input
+agent, concurrency 1, takes the input in batches (`batches`), so each partition's events reach the aligner in log order
+(docs/architecture.md, invariant 1); the aligner then releases them to the detector in event-time order across
+partitions. A batch's warnings are acknowledged by the broker before its offsets are acknowledged to Faust's
+consumer (and so before they can be committed), so a crash can re-emit a warning (same id, sinks dedupe) but never
+lose one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any, Callable
 import faust
 
 from ..settings import Settings
-from .deadletter import DeadLetter, Origin, normalize_headers
+from .deadletter import DeadLetter
+from .batches import InputBatches
 from .handler import MessageHandler
 from .pipeline import Pipeline
 from .publisher import Publisher
@@ -27,7 +29,7 @@ from .recovery import StateRecovery
 from .reload import DirectoryReloader, RuleReloader
 from .checkpoint import SnapshotWriter
 from .transport import WorkerApp
-from .tuning import ALIGN_TICK_S, CONSUME_BATCH, CONSUME_WITHIN_S, SHUTDOWN_FLUSH_TIMEOUT_S, SNAPSHOT_CHECK_S
+from .tuning import ALIGN_TICK_S, SHUTDOWN_FLUSH_TIMEOUT_S, SNAPSHOT_CHECK_S
 from ..clock import wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -61,26 +63,35 @@ def make_app(settings: Settings, app_id: str | None = None) -> WorkerApp:
 
 
 def add_input_agents(app: faust.App, settings: Settings, pipeline: Pipeline, publisher: Publisher,
-                     handler: MessageHandler) -> None:
-    """One agent per input topic, concurrency 1: each partition's events reach the aligner in log order."""
-    async def consume(stream) -> None:
-        # Batches amortize the per-message cost of the agent loop; `within` bounds the wait a quiet topic adds.
-        async for events in stream.take_events(CONSUME_BATCH, within=CONSUME_WITHIN_S):
-            batch = [(message.value, message.key, Origin(message.topic, message.partition, message.offset,
-                                                         _record_ms(message.timestamp)),
-                      normalize_headers(message.headers))
-                     for message in (event.message for event in events)]
+                     handler: MessageHandler, batches: InputBatches) -> None:
+    """One agent for both input topics, concurrency 1: it takes the batches the consumer hands over
+    (`batches`), so each partition's events reach the aligner in log order, and acknowledges a batch's offsets
+    only once the pipeline has published its outcomes and the broker has acknowledged them.
+
+    The agent's own stream subscribes Faust's consumer to the input topics; their records never reach it (the
+    consumer takes them out of each fetch, see `transport`), which is what saves Faust's per-message cost."""
+    app.input_batches = batches
+
+    async def consume(_stream) -> None:
+        while True:
+            batch = await batches.get()
             try:
-                await pipeline.offer_batch(batch)
+                await pipeline.offer_batch(batch.messages)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a defect must cost this batch's detection, not the agent
-                await _dead_letter_batch(publisher, handler, batch, exc)
+                await _dead_letter_batch(publisher, handler, batch.messages, exc)
+            if batches.is_current(batch):       # after a rebalance, the partitions are read again from the commit
+                app.consumer.acknowledge(batch.offsets)
 
-    for topic_name, agent_name in ((settings.disbursements_topic, "disbursements"),
-                                   (settings.transfers_topic, "transfers")):
-        app.agent(raw_topic(app, topic_name), name=f"fundflow.{agent_name}", concurrency=1)(
-            named_agent(consume, f"consume_{agent_name}"))
+    async def drop_fetched(_sender: Any, _revoked: Any, **_: Any) -> None:
+        # Faust clears its streams' buffers here; the next assignment seeks back to the committed offsets.
+        batches.reset()
+
+    app.on_partitions_revoked.connect(drop_fetched)
+    input_topic = app.topic(settings.disbursements_topic, settings.transfers_topic, key_type=bytes,
+                            value_type=bytes, key_serializer=RAW, value_serializer=RAW)
+    app.agent(input_topic, name="fundflow.input", concurrency=1)(named_agent(consume, "consume_input"))
 
     async def release_aligned() -> None:
         try:
@@ -187,11 +198,6 @@ async def _dead_letter_batch(publisher: Publisher, handler: MessageHandler, batc
     for value, key, origin, headers in batch:
         await publisher.send_dead_letter(DeadLetter(key=key, value=value, reason=WORKER_ERROR, error=error,
                                                     origin=origin, original_headers=headers))
-
-
-def _record_ms(timestamp: float | None) -> int:
-    """Faust gives a record's Kafka timestamp in float seconds; detection wants the exact epoch ms."""
-    return int(round(timestamp * 1000)) if timestamp is not None and timestamp >= 0 else -1
 
 
 def raw_topic(app: faust.App, name: str):

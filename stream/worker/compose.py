@@ -17,6 +17,7 @@ from ..model.version import fundflow_version
 from ..settings import Settings
 from . import app as faust_wiring
 from .alignment import EventTimeAligner
+from .batches import InputBatches
 from .checkpoint import Compatibility, SnapshotWriter, read_snapshot, snapshot_path
 from .evidence_index import EvidenceIndex
 from .handler import DetectorLike, MessageHandler
@@ -90,7 +91,8 @@ def build_worker(settings: Settings, detector: DetectorSource, *, with_sinks: bo
                              load_snapshot=(lambda partitions: read_snapshot(snapshots.path, snapshots.compatibility,
                                                                              partitions)) if snapshots else None)
 
-    faust_wiring.add_input_agents(app, settings, pipeline, publisher, handler)
+    batches = InputBatches(input_topics)
+    faust_wiring.add_input_agents(app, settings, pipeline, publisher, handler, batches)
     snapshot_now = faust_wiring.add_snapshots(app, settings, pipeline, snapshots) if snapshots else None
     faust_wiring.add_lifecycle(app, pipeline, recovery, snapshots, snapshot_now)
     feeds = None

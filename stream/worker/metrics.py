@@ -12,12 +12,14 @@ one worker rebuilt, must not share series):
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 # The `_created` series prometheus_client adds to counters and histograms by default repeat the process
@@ -102,6 +104,33 @@ def _family(name: str, value: float | None = None) -> Metric:
     return family(name, documentation, labels=list(labels))
 
 
+class LatencyHistogram:
+    """A histogram kept as plain counts and exported at scrape time, observed once for all the events of a batch
+    that share a latency. prometheus_client's Histogram takes a lock and walks the buckets per observation, about
+    2 µs per event on the worker's hot path; every observation here comes from the worker's event loop, as does
+    every scrape (the web server runs on it), so no lock is needed."""
+
+    def __init__(self, name: str, buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.bounds = (*buckets, float("inf"))
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+
+    def observe(self, seconds: float, count: int = 1) -> None:
+        self.counts[bisect_left(self.bounds, seconds)] += count
+        self.total += seconds * count
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        cumulative, buckets = 0, []
+        for bound, count in zip(self.bounds, self.counts):
+            cumulative += count
+            buckets.append((floatToGoString(bound), cumulative))
+        yield HistogramMetricFamily(self.name, FAMILIES[self.name][1], buckets=buckets, sum_value=self.total)
+
+
 class FundflowMetrics:
     """The registry of one worker and the metrics code updates directly; the rest comes from `watch`."""
 
@@ -109,9 +138,8 @@ class FundflowMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.warnings = Counter("fundflow_warnings", FAMILIES["fundflow_warnings"][1],
                                 FAMILIES["fundflow_warnings"][2], registry=self.registry)
-        latency = "fundflow_processing_latency_seconds"
-        self.processing_latency = Histogram(latency, FAMILIES[latency][1], buckets=LATENCY_BUCKETS,
-                                            registry=self.registry)
+        self.processing_latency = LatencyHistogram("fundflow_processing_latency_seconds", LATENCY_BUCKETS)
+        self.registry.register(self.processing_latency)
 
     def watch(self, collector: "WorkerCollector") -> None:
         self.registry.register(collector)

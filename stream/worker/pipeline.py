@@ -1,7 +1,7 @@
 """The worker's path from input message to published outcome: parse, align, detect, publish.
 
-Two agents (disbursements, transfers), a timer and the state rebuild all reach the detector through one
-`Pipeline`, under one lock, so the detector sees a single ordered stream of events. Every event goes
+The input agent (batches of both input topics), a timer and the state rebuild all reach the detector through
+one `Pipeline`, under one lock, so the detector sees a single ordered stream of events. Every event goes
 through the `EventTimeAligner` (keyed by topic and partition) so the detector's input order follows event
 time rather than fetch timing.
 
@@ -109,8 +109,14 @@ class Pipeline:
                 if generation != self.generation:
                     return
                 for parsed in parsed_batch:
-                    await self._settle(self._guard(parsed), acks)
+                    verdict = self._guard(parsed)
+                    if verdict.refused:
+                        await self._settle(verdict, acks)
+                    else:
+                        self._align(verdict.released)
                 await self._drain(self.aligner.release(), acks)
+                # Idle time counts from the end of the batch: the time spent detecting it is not silence.
+                self.aligner.seen({(item.origin.topic, item.origin.partition) for item in parsed_batch})
         if acks:
             self._unacknowledged += 1
             try:
@@ -248,14 +254,22 @@ class Pipeline:
     async def _drain(self, items: Sequence[Accepted], acks: list | None = None) -> None:
         """Detect and publish; with `acks`, the broker acknowledgements are collected instead of awaited."""
         metrics = self._metrics
+        detect = self.handler.detect
+        arrivals: dict[float, int] = {}       # the events of one batch share their arrival time
         for item in items:
-            outcome = self.handler.detect(item)
-            if acks is None:
-                await self._publish(outcome)
-            else:
-                acks.extend(await self._publish(outcome, wait=False) or ())
-            if metrics is not None:
-                for warning in outcome.warnings:
-                    metrics.warnings.labels(rule_id=warning.rule_id, severity=warning.severity).inc()
-                if item.arrived:
-                    metrics.processing_latency.observe(max(0.0, self._monotonic() - item.arrived))
+            outcome = detect(item)
+            # Most events raise nothing and are refused by nothing: no record to send, so no publish call.
+            if outcome.warnings or outcome.dead_letter is not None:
+                if acks is None:
+                    await self._publish(outcome)
+                else:
+                    acks.extend(await self._publish(outcome, wait=False) or ())
+                if metrics is not None:
+                    for warning in outcome.warnings:
+                        metrics.warnings.labels(rule_id=warning.rule_id, severity=warning.severity).inc()
+            if item.arrived:
+                arrivals[item.arrived] = arrivals.get(item.arrived, 0) + 1
+        if metrics is not None and arrivals:
+            now = self._monotonic()
+            for arrived, count in arrivals.items():
+                metrics.processing_latency.observe(max(0.0, now - arrived), count)

@@ -298,3 +298,63 @@ def test_produce_of_a_truncated_file_says_how_many_were_sent_and_from_which_line
     read, sent, resume = map(int, match.groups())
     assert 0 < sent == read < 6000 and resume == read + 1
     assert len(_consume_all(kafka_broker.bootstrap, xfer, sent)) == sent
+
+
+def test_a_backlog_is_read_in_log_order_and_its_offsets_committed(kafka_broker, worker_env, tmp_path):
+    """Input records skip Faust's per-message stream: the worker hands each fetch to the pipeline as one batch
+    and acknowledges its offsets through Faust's consumer, whose commits must then reach the end of every
+    partition."""
+    names, env = worker_env
+    disb, xfer = names["disbursements_topic"], names["transfers_topic"]
+    received_path, script = tmp_path / "received.jsonl", tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT)
+    accounts = [f"U{1000 + i}" for i in range(30)]
+    # The backlog is there before the worker starts.
+    kafka_broker.create_topics([disb, xfer, names["warnings_topic"], names["deadletter_topic"]], PARTITIONS)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all", linger_ms=20)
+    placed: dict[str, object] = {}
+    try:
+        for n in range(3000):
+            ts = BASE_TS + n * 100
+            if n % 100 == 0:
+                event = _disbursement(n, accounts[n % 30], ts)
+                placed[event["event_id"]] = producer.send(disb, key=event["account"].encode(), value=_dump(event))
+            event = _transfer(n, accounts[n % 30], accounts[(n + 7) % 30], ts + 50)
+            placed[event["event_id"]] = producer.send(xfer, key=event["src"].encode(), value=_dump(event))
+        producer.flush()
+        placed = {event_id: future.get(timeout=30) for event_id, future in placed.items()}
+    finally:
+        producer.close()
+    ends: dict[tuple[str, int], int] = {}
+    for meta in placed.values():
+        ends[(meta.topic, meta.partition)] = max(ends.get((meta.topic, meta.partition), 0), meta.offset + 1)
+    assert len(ends) >= 4, f"expected records on several partitions, got {sorted(ends)}"
+
+    web_port = int(env["FUNDFLOW_WEB_PORT"])
+    worker = WorkerProcess.start(env, tmp_path / "worker.log", web_port,
+                                 command=[sys.executable, str(script), str(received_path)], cwd=tmp_path)
+    try:
+        received = _wait_for(
+            lambda: (lambda rows: rows if len(rows) >= len(placed) else None)(_read_received(received_path)),
+            "the backlog at the detector", worker, deadline_s=90)
+        ids = [r["event_id"] for r in received]
+        assert sorted(ids) == sorted(placed)
+        position = {event_id: i for i, event_id in enumerate(ids)}
+        for tp in ends:
+            in_log_order = [event_id for event_id, meta in sorted(placed.items(), key=lambda item: item[1].offset)
+                            if (meta.topic, meta.partition) == tp]
+            assert sorted(in_log_order, key=position.__getitem__) == in_log_order, tp
+
+        def committed() -> dict[tuple[str, int], int] | None:
+            consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=names["app_id"],
+                                     enable_auto_commit=False)
+            try:
+                got = {tp: consumer.committed(TopicPartition(*tp)) for tp in ends}
+            finally:
+                consumer.close()
+            return got if got == ends else None
+        _wait_for(committed, "the group's commits at the end of every input partition", worker, deadline_s=30)
+        assert worker.poll() is None
+    finally:
+        worker.stop()
+    assert worker.returncode == 0, worker.log_tail(80)

@@ -112,6 +112,38 @@ def test_idle_source_is_released_by_the_timer_tick():
     asyncio.run(run())
 
 
+class SlowDetector(ThirdTransferDetector):
+    """Takes 400 ms of the aligner's clock per event: a batch longer to detect than the idle wait."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    def process(self, event, detected_at=None):
+        self.clock.now += 400
+        return super().process(event, detected_at)
+
+
+def test_time_spent_detecting_a_batch_does_not_make_its_sources_look_idle():
+    """Regression: a batch that took longer than idle_after to detect made its own partitions look idle at the
+    next tick, which released a disbursement ahead of transfers that precede it in event time."""
+    async def run():
+        clock = Clock()
+        detector = SlowDetector(clock)
+        pipeline, _, _, _ = make(detector, clock)       # idle_after 1000 ms
+        await opened(pipeline, detector)
+        xfer, disb = ("t", 0), ("d", 0)
+        await pipeline.offer_batch([(disbursement("d100", 100), b"A", Origin(*disb, 0), ()),
+                                    *((transfer(f"t{ts}", ts), b"A", Origin(*xfer, n), ())
+                                      for n, ts in enumerate((1, 2, 3)))])
+        assert detector.seen == ["t1", "t2", "t3"] and clock.now == 1200      # d100 held: t is behind it
+        await pipeline.tick()
+        assert detector.seen == ["t1", "t2", "t3"]       # t was read until the batch was done, not idle
+        await pipeline.offer_batch([(transfer("t50", 50), b"A", Origin(*xfer, 3), ())])
+        assert detector.seen == ["t1", "t2", "t3", "t50"]
+    asyncio.run(run())
+
+
 def test_input_waits_for_the_rebuild_and_a_revoked_generation_drops_its_waiters():
     async def run():
         pipeline, detector, published, _ = make()
@@ -187,8 +219,7 @@ def test_a_real_jump_in_event_time_is_confirmed_and_nothing_is_dead_lettered():
         assert not any(o.dead_letter for o in published)
         assert pipeline.jump_guard.holding == 0 and pipeline.jump_guard.jumps_confirmed == 1
         assert await pipeline.flush() >= 0
-        seen = [o.event.event_id for o in published if o.event is not None]
-        assert seen == ["t0", "t1", "t2", "t3"]
+        assert detector.seen == ["t0", "t1", "t2", "t3"]
     asyncio.run(run())
 
 
