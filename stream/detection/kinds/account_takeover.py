@@ -99,7 +99,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
                      f"from a {what} account {loan.account} had not used in the window (seen for "
                      f"{format_elapsed(watch.account_age)}), left it within {format_elapsed(elapsed)} to "
                      f"{', '.join(destinations[:3])}{'...' if len(destinations) > 3 else ''}"),
-            evidence={"device": loan.device_id, "ip": loan.ip, "device_is_new": watch.device_is_new,
+            evidence={"paths": [[loan.account, dst] for dst in destinations], "device": loan.device_id, "ip": loan.ip, "device_is_new": watch.device_is_new,
                       "ip_is_new": watch.ip_is_new, "account_age_s": watch.account_age // 1000,
                       "known_devices": watch.known_devices, "known_ips": watch.known_ips,
                       "share": round(share, 4), "elapsed_s": elapsed // 1000,

@@ -145,7 +145,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
                  f"{'' if len(shared) == 1 else 's'} ({', '.join(shared[:3])}{'...' if len(shared) > 3 else ''}) "
                  f"borrowed {len(loans)} loans ({format_minor(lent)} {currency}); {format_minor(arrived)} of it "
                  f"{where} within {format_elapsed(elapsed)}"),
-        evidence={"identifiers": shared, "accounts": len(members), "loans": len(loans),
+        evidence={**({} if left_ledger else {"paths": [[member, node] for member in members]}),
+                  "identifiers": shared, "accounts": len(members), "loans": len(loans),
                   "lent": format_minor(lent), "converged": format_minor(arrived), "share": round(share, 4),
                   "elapsed_s": elapsed // 1000, "left_ledger": left_ledger},
         features={"accounts": len(members), "identifiers": len(shared), "left_ledger": left_ledger},
