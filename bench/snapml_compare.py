@@ -1,7 +1,7 @@
 """AMLSim on the time split: fundflow's rule pack beside IBM Snap ML's streaming graph features with a LightGBM
 classifier, scored on the same test part with the same split code (docs/benchmarks.md shows the result).
 
-    .venv/bin/python bench/snapml_compare.py                      # 5-7 min on a shared 2-core machine
+    .venv/bin/python bench/snapml_compare.py                      # 4-7 min on a shared 2-core machine
     .venv/bin/python bench/snapml_compare.py --json results.json  # also keep the numbers
 
 Snap ML and LightGBM are an optional extra (`pip install '.[bench]'`); without them this script says so and
@@ -203,7 +203,8 @@ def load_ledger(events: Path) -> Ledger:
 
 # fundflow --------------------------------------------------------------------------------------------------
 
-def run_fundflow(events: Path, truth: Path, workdir: Path, test_ids: set[str], positives: set[str]) -> tuple[Side, dict]:
+def run_fundflow(events: Path, truth: Path, workdir: Path, test_ids: set[str],
+                 positives: set[str]) -> tuple[Side, dict]:
     warnings = workdir / "amlsim-split.warnings.jsonl"
     command = ["replay", str(events), *SCENARIO.replay, "--out", str(warnings), "--no-progress"]
     print("$ fundflow " + " ".join(command), flush=True)
@@ -245,7 +246,7 @@ def stream_features(ledger: Ledger, threads: int):
     out[0] = first[0]
     for i in range(1, len(ledger)):
         out[i] = preprocessor.transform(edges[i:i + 1])[0]
-    return out[:, 4:]                                  # the amount and the graph features; ids and time are not features
+    return out[:, 4:]              # the amount and the graph features: ids and time are no features
 
 
 def train(features, labels, rounds: int | None, valid=None, threads: int = 2):
