@@ -24,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,10 +150,6 @@ def split_truth(events: Path, truth: Path, warnings: Path, share: float, part: s
     the split is a test instance: its end is still to be caught); for `train`, instances wholly before it and
     warnings raised before it."""
     import gzip
-    from datetime import datetime
-
-    def epoch_ms(text: str) -> int:
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
     opener = gzip.open if events.suffix == ".gz" else open
     times: dict[str, int] = {}
@@ -159,8 +157,7 @@ def split_truth(events: Path, truth: Path, warnings: Path, share: float, part: s
         for line in lines:
             event = json.loads(line)
             times[event["event_id"]] = epoch_ms(event["ts"])
-    first, last = min(times.values()), max(times.values())
-    cut = first + int(share * (last - first))
+    cut = split_cut(times.values(), share)
     labels = json.loads(truth.read_text())
 
     def belongs(instance: dict) -> bool:
@@ -179,6 +176,17 @@ def split_truth(events: Path, truth: Path, warnings: Path, share: float, part: s
             if line.strip() and (epoch_ms(json.loads(line)["event_ts"]) >= cut) == (part == "test"):
                 out.write(line)
     return part_truth, part_warnings
+
+
+def split_cut(times: Collection[int], share: float) -> int:
+    """The instant (epoch ms) of a time split at `share` of the span from the first to the last of `times`."""
+    first, last = min(times), max(times)
+    return first + int(share * (last - first))
+
+
+def epoch_ms(text: str) -> int:
+    """An RFC 3339 timestamp as epoch milliseconds."""
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def run(command: list[str], *, capture: bool = False, show: bool = True) -> str:
