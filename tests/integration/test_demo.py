@@ -20,6 +20,7 @@ from stream.detection.detector import Detector
 from stream.offline.replay import replay_lines
 from stream.detection.rulebook import load_rules
 from stream.settings import load_settings
+from stream.simulate.params import PLANTED_KINDS
 from stream.sinks.schema import COLUMNS
 from stream.sinks.store import WarningFilter
 from stream.sinks.factory import open_store
@@ -28,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--events-per-day", "1500", "--days", "3", "--instances", "2", "--seed", "11", "--no-progress"]
 # Slow enough that a loaded machine still keeps the worker within minutes of event time of the input.
 PACED = ["--rate", "1000"]
-TYPOLOGIES = 8
+TYPOLOGIES = len(PLANTED_KINDS)
 RUN_TIMEOUT_S = 150
 SECTIONS = ("== Processed", "== Warnings by rule (from the store)", "== The 3 most severe warnings",
             "== Quality against the planted truth", "== Pages", "== Where the warnings are")
