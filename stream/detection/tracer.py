@@ -30,8 +30,19 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Iterable
 
+import msgspec
+
 from ..model.defaults import TRACER_POLICIES as POLICIES
 from ..model.events import Disbursement, Transfer
+
+
+class _Record(msgspec.Struct, frozen=True, gc=False):
+    """The tracer's value records (origins, hops, lots, allocations, exits) are immutable C structs: one is made
+    for every hop of traced money and one allocation for every transfer, and a struct is built in C from its
+    arguments where a frozen dataclass sets each field through `object.__setattr__`. Being immutable, each
+    refers only to objects made before it (strings, numbers, events, tuples of older records), so none can be
+    part of a reference cycle: they are left out of the cyclic collector (gc=False), whose young collections
+    would otherwise scan every one a replay makes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +71,7 @@ class TracerOptions:
             raise ValueError(f"trace_inflows_above must be a positive amount or None, got {self.trace_inflows_above}")
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(_Record, frozen=True, gc=False):
     """Where a lot of money was first seen: a disbursement (loan) or a traced inflow of unknown origin."""
 
     id: str            # the loan id, or the inflow's txn id
@@ -73,8 +83,7 @@ class Origin:
     disbursement: Disbursement | None = None   # the loan itself (what `where` and currencies read), shared
 
 
-@dataclass(frozen=True, slots=True)
-class Hop:
+class Hop(_Record, frozen=True, gc=False):
     txn_id: str
     src: str
     dst: str           # node name (an account, or an external node like card:...)
@@ -82,8 +91,7 @@ class Hop:
     amount: int        # how much of this lot the transfer carried
 
 
-@dataclass(frozen=True, slots=True)
-class Lot:
+class Lot(_Record, frozen=True, gc=False):
     origin: Origin
     amount: int
     path: tuple[Hop, ...]   # transfers since the origin account, oldest first
@@ -102,8 +110,7 @@ class Lot:
         return ((self.origin.event_id,) if self.origin.is_loan else ()) + tuple(hop.txn_id for hop in self.path)
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
+class Allocation(_Record, frozen=True, gc=False):
     """What one transfer carried: pieces of known origin (each with its path, this hop included) and the rest,
     of unknown origin."""
 
@@ -129,8 +136,7 @@ def make_allocation(t: Transfer, dst_node: str, pieces: tuple[Lot, ...], unknown
                       unknown=unknown, loan_amount=loan_amount, loan_ids=tuple(sorted(loans)))
 
 
-@dataclass(frozen=True, slots=True)
-class Exit:
+class Exit(_Record, frozen=True, gc=False):
     """A piece of a loan that left the ledger (a withdrawal, a merchant payment...)."""
 
     piece: Lot
