@@ -36,7 +36,7 @@ from __future__ import annotations
 import gc
 import heapq
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from ..errors import EventError, RuleError
@@ -63,17 +63,47 @@ from .tracer import TracerOptions, exits_by_loan
 DEFAULT_FREEZE_GC_EVERY = 0
 
 
+class _Step:
+    """One rule at one stage, compiled for dispatch: its kind's `detect`, the O(1) test to pass first (None:
+    none), the channels it can fire on (None: any) and which of the plan's distinct allow-lists it uses (-1:
+    none)."""
+
+    __slots__ = ("rule", "detect", "test", "channels", "allow")
+
+    def __init__(self, rule: Rule, kind: Kind, stage: str, allow: int) -> None:
+        self.rule = rule
+        self.detect = kind.detect
+        self.test = kind.prefilter(rule, stage) if kind.prefilter is not None else None
+        self.channels = kind.channels(rule) if kind.channels is not None else None
+        self.allow = allow
+
+
 @dataclass(frozen=True)
 class _Plan:
-    """The rule set compiled for dispatch: per stage, the (rule, kind) pairs to run, in rule-set order."""
+    """The rule set compiled for dispatch: per stage, the rules to run in rule-set order, and per stage and
+    transfer channel the subset that can fire on that channel (filled the first time the channel is seen).
+
+    Rules usually share one allow-list (the pack's top-level `allow:`, merged into each); `allows` holds each
+    distinct one once, so that an event is checked against it once, not once per rule and stage."""
 
     rules: RuleSet
-    by_stage: Mapping[str, tuple[tuple[Rule, Kind, AllowList | None], ...]]
+    by_stage: Mapping[str, tuple[_Step, ...]]
+    allows: tuple[AllowList, ...]
+    routes: dict = field(default_factory=dict)    # (stage, channel or None) -> tuple[_Step, ...]
+
+    def steps(self, stage: str, event: Event) -> tuple[_Step, ...]:
+        channel = event.channel if type(event) is Transfer else None
+        route = self.routes.get((stage, channel))
+        if route is None:
+            route = self.routes[(stage, channel)] = tuple(
+                step for step in self.by_stage[stage]
+                if channel is None or step.channels is None or channel in step.channels)
+        return route
 
 
 def _compile(rules: RuleSet) -> _Plan:
-    by_stage: dict[str, list[tuple[Rule, Kind, AllowList | None]]] = {SENT: [], RECEIVED: [], EXITED: [],
-                                                                      REQUESTED: []}
+    by_stage: dict[str, list[_Step]] = {SENT: [], RECEIVED: [], EXITED: [], REQUESTED: []}
+    allows: dict[AllowList, int] = {}
     for rule in rules.rules:
         kind = KINDS.get(rule.kind)
         if kind is None:
@@ -82,9 +112,11 @@ def _compile(rules: RuleSet) -> _Plan:
                             line=rule.source.line if rule.source else None, rule_id=rule.id)
         if not rule.enabled:
             continue
+        allow = allows.setdefault(rule.allow, len(allows)) if rule.allow else -1
         for stage in kind.stages:
-            by_stage[stage].append((rule, kind, rule.allow if rule.allow else None))
-    return _Plan(rules=rules, by_stage={name: tuple(pairs) for name, pairs in by_stage.items()})
+            by_stage[stage].append(_Step(rule, kind, stage, allow))
+    return _Plan(rules=rules, by_stage={name: tuple(steps) for name, steps in by_stage.items()},
+                 allows=tuple(allows))
 
 
 class Traffic:
@@ -136,6 +168,7 @@ class Detector:
         self.suppressed_by_rule: Counter[str] = Counter()
         self.where_errors_by_rule: Counter[str] = Counter()
         self._searches: dict[int, tuple[Rule, Event, object]] = {}    # multi-hop searches of the current event
+        self._ignored: list[bool] | None = None
         self.traffic: Traffic | None = None     # set to count what crosses partitions (bench/partitions.py)
 
     # -- public surface ------------------------------------------------------------------------------------
@@ -173,7 +206,8 @@ class Detector:
         return partition_of(key, count) if count > 1 else 0
 
     def partition(self, key: str) -> DetectionState:
-        return self.partitions[self._index(key)]
+        partitions = self.partitions
+        return partitions[0] if len(partitions) == 1 else partitions[partition_of(key, len(partitions))]
 
     def process(self, event: Event, detected_at: int | None = None) -> list[EarlyWarning]:
         """The warnings this event completes; `detected_at`, when given, is their detection time (the worker
@@ -207,6 +241,7 @@ class Detector:
                 self._until_freeze = self._freeze_gc_every
                 freeze_long_lived_objects()
         warnings: list[EarlyWarning] = []
+        self._ignored: list[bool] | None = None       # the plan's allow-lists on this event, once asked
         queue: deque[Message] = deque((first,))
         self._searches: dict[int, tuple[Rule, Event, object]] = {}
         traffic = self.traffic
@@ -289,7 +324,7 @@ class Detector:
         t = message.transfer
         dst = sink_node(t)
         external = t.channel != "p2p"
-        attrs = state.graph.insert_transfer(t)
+        attrs = state.graph.insert_transfer(t, dst=dst)
         allocation = state.tracer.take(t, dst, state.clock.cutoff)
         if allocation.loan_amount:
             attrs["loan"] = allocation.loan_amount
@@ -308,7 +343,7 @@ class Detector:
         """At the node the transfer lands on: record it, keep the money and its provenance, run its kinds."""
         t = message.transfer
         dst = message.key
-        state.graph.receive_transfer(t, message.attrs)
+        state.graph.receive_transfer(t, message.attrs, dst)
         if t.channel == "p2p":       # money and provenance stay with accounts; an external node keeps neither
             state.tracer.deposit(dst, message.allocation)
             state.provenance.add(dst, t.src, t.event_id, message.attrs, message.before,
@@ -335,12 +370,25 @@ class Detector:
 
     def _run(self, stage: str, state: DetectionState, event: Event, queue: deque) -> frozenset[str]:
         """The stage's kinds on the partition's state; candidates queued to their cooldown key. Returns the
-        rules that found something (a later stage of the same event may leave those out)."""
+        rules that found something (a later stage of the same event may leave those out).
+
+        Skipped without calling `detect`: rules that cannot fire on this transfer's channel, rules whose allow-list
+        ignores the event (each distinct allow-list is asked once per event), and rules whose kind's prefilter
+        says there is nothing to find (see stream.detection.kinds)."""
         fired = []
-        for rule, kind, allow in self._plan.by_stage[stage]:
-            if allow is not None and allow.ignores(event):
+        plan = self._plan
+        for step in plan.steps(stage, event):
+            if step.allow >= 0:
+                ignored = self._ignored
+                if ignored is None:
+                    ignored = self._ignored = [allow.ignores(event) for allow in plan.allows]
+                if ignored[step.allow]:
+                    continue
+            test = step.test
+            if test is not None and not test(event, state):
                 continue
-            for found in kind.detect(rule, event, state):
+            rule = step.rule
+            for found in step.detect(rule, event, state):
                 if isinstance(found, Searching):        # a search that goes on at other keys
                     self._searches.setdefault(id(found.search), (rule, event, found.search))
                     queue.append(found)

@@ -83,22 +83,17 @@ class EventClock:
         self.window_ms = window_ms
         self.lateness_ms = lateness_ms
         self.max_ts: int | None = None
-
-    @property
-    def watermark(self) -> int | None:
-        return None if self.max_ts is None else self.max_ts - self.lateness_ms
-
-    @property
-    def cutoff(self) -> int | None:
-        """Event times below this are outside the window."""
-        return None if self.max_ts is None else self.max_ts - self.lateness_ms - self.window_ms
+        # Kept up to date by `advance` rather than computed on each read: every message of every event reads
+        # the cutoff (a partition catching up) and every event the watermark.
+        self.watermark: int | None = None
+        self.cutoff: int | None = None          # event times below this are outside the window
 
     def classify(self, ts: int) -> str:
         """ACCEPTED, LATE or TOO_OLD for an event at `ts`, against the current watermark (before it advances)."""
-        if self.max_ts is None:
+        watermark = self.watermark
+        if watermark is None:
             return ACCEPTED
-        watermark = self.max_ts - self.lateness_ms
-        if ts < watermark - self.window_ms:
+        if ts < self.cutoff:
             return TOO_OLD
         if ts < watermark:
             return LATE
@@ -108,6 +103,8 @@ class EventClock:
         """Take an accepted event's time; True when the window moved."""
         if self.max_ts is None or ts > self.max_ts:
             self.max_ts = ts
+            self.watermark = ts - self.lateness_ms
+            self.cutoff = self.watermark - self.window_ms
             return True
         return False
 
@@ -198,15 +195,16 @@ class RollingGraph:
             self._seq += 1      # the heap needs a tie-breaker; in-order entries do not (saves memory per edge)
             heapq.heappush(self._late, (ts, self._seq, src, dst, key))
 
-    def insert_transfer(self, t: Transfer, attrs: dict | None = None) -> dict | None:
+    def insert_transfer(self, t: Transfer, attrs: dict | None = None, dst: str | None = None) -> dict | None:
         """Insert the edge straight into NetworkX's adjacency dicts (what `add_edge` does, without its per-call
         overhead); returns its attribute dict, or None if this event id is already there. `attrs`: the dict the
-        sender's partition made (a receiving partition shares it rather than copying)."""
+        sender's partition made (a receiving partition shares it rather than copying); `dst`: `sink_node(t)`
+        when the caller has it already."""
         g = self.g
         succ, pred, nodes = g._succ, g._pred, g._node
         # Interned: every edge and expiry slot of a node then shares one string object, instead of keeping the
         # copy each parsed event brought (about 100 bytes per windowed edge).
-        src, dst, channel = intern(t.src), intern(sink_node(t)), t.channel
+        src, dst, channel = intern(t.src), intern(dst if dst is not None else sink_node(t)), t.channel
         succ_src = succ.get(src)
         if succ_src is None:
             succ_src = succ[src] = {}
@@ -232,10 +230,10 @@ class RollingGraph:
         self._schedule(t.ts, src, dst, t.event_id)
         return attrs
 
-    def receive_transfer(self, t: Transfer, attrs: dict) -> None:
+    def receive_transfer(self, t: Transfer, attrs: dict, dst: str | None = None) -> None:
         """The receiving partition's copy of a transfer its sender's partition recorded (a no-op when the same
         partition owns both ends)."""
-        self.insert_transfer(t, attrs)
+        self.insert_transfer(t, attrs, dst)
 
     def insert_disbursement(self, d: Disbursement) -> bool:
         g = self.g
@@ -307,7 +305,14 @@ class RollingGraph:
 
     def counterparty_count(self, node: str) -> int:
         """Distinct senders plus distinct receivers of `node` within the window."""
-        return self.sender_count(node) + self.receiver_count(node)
+        g = self.g
+        return len(g._pred.get(node, ())) + len(g._succ.get(node, ()))
+
+    def degrees(self, node: str) -> tuple[int, int]:
+        """(distinct senders, distinct receivers) of `node` within the window: what the kinds' prefilters read
+        first, in one call."""
+        g = self.g
+        return len(g._pred.get(node, ())), len(g._succ.get(node, ()))
 
     def edges_between(self, src: str, dst: str) -> Mapping[str, dict]:
         """The transfers from `src` to `dst` within the window, by transaction id (empty when none)."""

@@ -40,6 +40,27 @@ PARAMS = (
 )
 
 
+def channels(rule: "Rule") -> frozenset[str]:
+    return rule.params["channels"]
+
+
+def prefilter(rule: "Rule", stage: str):
+    """The exits of `detect` before its walk: the gather transfer qualifies, carried its sender's inflows, and
+    the collector has at least `min_intermediaries` senders in the whole window."""
+    params = rule.params
+    min_amount, require_loan, minimum = params["min_amount"], params["require_loan_money"], params["min_intermediaries"]
+
+    def test(event: Transfer, state: "DetectionState") -> bool:
+        if event.amount < min_amount or state.before is None:
+            return False
+        if require_loan:
+            allocation = state.allocation
+            if allocation is None or allocation.loan_amount <= 0:
+                return False
+        return state.graph.degrees(sink_node(event))[0] >= minimum
+    return test
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """At C, on a gather transfer X -> C: is there an A that sent to X and to enough other intermediaries that
     all passed money on to C, in time order, within the window?"""
