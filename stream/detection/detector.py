@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+from sys import intern
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -89,13 +90,16 @@ class _Plan:
     rules: RuleSet
     by_stage: Mapping[str, tuple[_Step, ...]]
     allows: tuple[AllowList, ...]
-    routes: dict = field(default_factory=dict)    # (stage, channel or None) -> tuple[_Step, ...]
+    routes: dict = field(default_factory=dict)    # stage -> channel (None: a disbursement) -> tuple[_Step, ...]
 
     def steps(self, stage: str, event: Event) -> tuple[_Step, ...]:
         channel = event.channel if type(event) is Transfer else None
-        route = self.routes.get((stage, channel))
+        by_channel = self.routes.get(stage)
+        if by_channel is None:
+            by_channel = self.routes[stage] = {}
+        route = by_channel.get(channel)
         if route is None:
-            route = self.routes[(stage, channel)] = tuple(
+            route = by_channel[channel] = tuple(
                 step for step in self.by_stage[stage]
                 if channel is None or step.channels is None or channel in step.channels)
         return route
@@ -246,6 +250,8 @@ class Detector:
         self._searches: dict[int, tuple[Rule, Event, object]] = {}
         traffic = self.traffic
         senders: deque[int] | None = deque((-1,)) if traffic is not None else None   # who queued each message
+        partitions = self.partitions
+        only = partitions[0] if len(partitions) == 1 else None      # one partition: nothing to route
         while queue or self._searches:
             if not queue:       # every branch of every search is back: what they found, in the order they began
                 searches, self._searches = self._searches, {}
@@ -256,24 +262,25 @@ class Detector:
                             senders.append(self._index(trigger.dst))
                 continue
             message = queue.popleft()
-            state = self.partition(message.key)
+            state = only if only is not None else self.partition(message.key)
             state.catch_up()
             if senders is not None:
                 index, queued = self._index(message.key), len(queue)
                 traffic.count(message.key, index, senders.popleft())
-            if isinstance(message, Sent):
+            kind = type(message)
+            if kind is Sent:
                 self._sent(state, message, queue)
-            elif isinstance(message, Received):
+            elif kind is Received:
                 self._received(state, message, queue)
-            elif isinstance(message, Exited):
+            elif kind is Exited:
                 state.tracer.record_exits(message.loan_id, message.pieces, message.transfer)
                 state.enter(EXITED, loan_id=message.loan_id)
                 self._run(EXITED, state, message.transfer, queue)
-            elif isinstance(message, Borrowed):
+            elif kind is Borrowed:
                 self._borrowed(state, message, queue)
-            elif isinstance(message, Requested):
+            elif kind is Requested:
                 self._requested(state, message, queue)
-            elif isinstance(message, Searching):
+            elif kind is Searching:
                 queue.extend(message.search.expand(state, message))
             else:
                 warning = self._admit(state, message.rule, message.event, message.finding, detected_at)
@@ -345,8 +352,10 @@ class Detector:
         dst = message.key
         state.graph.receive_transfer(t, message.attrs, dst)
         if t.channel == "p2p":       # money and provenance stay with accounts; an external node keeps neither
+            # The inflow keeps the sender's interned name (the graph's one string per node), not the parsed
+            # event's copy, which it would otherwise keep alive for the whole window.
             state.tracer.deposit(dst, message.allocation)
-            state.provenance.add(dst, t.src, t.event_id, message.attrs, message.before,
+            state.provenance.add(dst, intern(t.src), t.event_id, message.attrs, message.before,
                                  message.sender_counterparties)
         state.enter(RECEIVED, allocation=message.allocation, before=message.before,
                     sender_counterparties=message.sender_counterparties, fired=message.fired)

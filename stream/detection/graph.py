@@ -181,8 +181,9 @@ class RollingGraph:
     def holds(self, event: Event) -> bool:
         """True if this event id is already recorded (at-least-once delivery), read from the partition that
         owns the event's first account."""
-        if isinstance(event, Transfer):
-            keydict = self.g._succ.get(event.src, _NO_EDGES).get(sink_node(event))
+        if type(event) is Transfer:
+            keydict = self.g._succ.get(event.src, _NO_EDGES).get(
+                event.dst if event.channel == "p2p" else sink_node(event))
             return keydict is not None and event.event_id in keydict
         node = self.g._node.get(event.account)
         return bool(node) and any(record[3] == event.event_id for record in node.get("disb", ()))

@@ -22,20 +22,23 @@ import heapq
 from array import array
 from typing import Iterator
 
+import msgspec
 
-class Inflow:
-    """One transfer as its receiver remembers it. `rest` is the receiver's earlier inflows (the list's tail)."""
 
-    __slots__ = ("src", "key", "attrs", "before", "sender_counterparties", "rest")
+class Inflow(msgspec.Struct, gc=False):
+    """One transfer as its receiver remembers it. `rest` is the receiver's earlier inflows (the list's tail).
 
-    def __init__(self, src: str, key: str, attrs: dict, before: "Inflow | None", sender_counterparties: int,
-                 rest: "Inflow | None") -> None:
-        self.src = src
-        self.key = key                                   # the transfer's event id
-        self.attrs = attrs                               # the graph edge's attributes (ts, amount, channel...)
-        self.before = before                             # the sender's inflows when it sent this
-        self.sender_counterparties = sender_counterparties   # the sender's distinct counterparties then
-        self.rest = rest
+    A C struct left out of the cyclic collector (gc=False), one per transfer between accounts in the window:
+    smaller than a slots class by the collector's header, and never scanned by it. It cannot be part of a cycle:
+    `before` and `rest` only ever point to inflows that existed before it (a snapshot's load rebuilds the same
+    links)."""
+
+    src: str
+    key: str                     # the transfer's event id
+    attrs: dict                  # the graph edge's attributes (ts, amount, channel...)
+    before: "Inflow | None"      # the sender's inflows when it sent this
+    sender_counterparties: int   # the sender's distinct counterparties then
+    rest: "Inflow | None"
 
     def __reduce__(self):
         raise TypeError("an Inflow is pickled with its Provenance (its lists can be deeper than pickle recurses)")

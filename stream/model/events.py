@@ -454,24 +454,27 @@ def _parse_ts(obj: Mapping[str, Any], event_id: str, watermark: int | None) -> i
 # Epoch ms of each minute 'YYYY-MM-DDTHH:MM' already seen in the shape producers send; bounded, cleared when full.
 _MINUTE_MS: dict[str, int] = {}
 _MINUTE_CACHE_SIZE = 100_000
+# The rest of that shape, ':SS.' and 'mmmZ', as ms: every valid value, so that a lookup both checks and converts.
+_SECOND_MS = {f":{second:02d}.": second * 1000 for second in range(60)}
+_MILLI_MS = {f"{milli:03d}Z": milli for milli in range(1000)}
 
 
 def _parse_text_ts(text: str) -> int:
     """`parse_rfc3339_ms`, with a shortcut for the shape nearly every event has, 'YYYY-MM-DDTHH:MM:SS.mmmZ':
     the minute is looked up (the full parser validated it the first time it was seen), seconds and millis are
-    added. Any other shape, an unseen minute or second 60 takes the full parser, so results are identical."""
-    if len(text) == 24 and text[23] == "Z" and text[19] == "." and text[16] == ":" and "0" <= text[17] <= "5":
-        tail = text[17:19] + text[20:23]
-        if tail.isdigit() and tail.isascii():
-            offset = int(text[17:19]) * 1000 + int(text[20:23])
-            minute = _MINUTE_MS.get(text[:16])
-            if minute is not None:
-                return minute + offset
-            ts = parse_rfc3339_ms(text)
-            if len(_MINUTE_MS) >= _MINUTE_CACHE_SIZE:
-                _MINUTE_MS.clear()
-            _MINUTE_MS[text[:16]] = ts - offset
-            return ts
+    looked up among their valid values and added. Any other shape, an unseen minute or second 60 takes the full
+    parser, so results are identical."""
+    second = _SECOND_MS.get(text[16:20])
+    milli = _MILLI_MS.get(text[20:])
+    if second is not None and milli is not None:
+        minute = _MINUTE_MS.get(text[:16])
+        if minute is not None:
+            return minute + second + milli
+        ts = parse_rfc3339_ms(text)
+        if len(_MINUTE_MS) >= _MINUTE_CACHE_SIZE:
+            _MINUTE_MS.clear()
+        _MINUTE_MS[text[:16]] = ts - second - milli
+        return ts
     return parse_rfc3339_ms(text)
 
 
