@@ -328,6 +328,37 @@ class RollingGraph:
         """(dst, key, attrs) of edges out of `node` with since <= ts <= until; see `in_edges`."""
         return self._edges(self.g._succ.get(node), since, until, cap)
 
+    def count_senders(self, node: str, since: int, until: int, cap: int, channels: frozenset[str],
+                      min_amount: int, require_loan: bool, enough: int) -> int:
+        """How many distinct senders `in_edges(node, since, until, cap)` yields an edge from that passes the kinds'
+        common filter (`edge_qualifies` with no loan share), counting no further than `enough`. The question a
+        kind asks before it builds and sorts the edges themselves: most of the time the answer is "too few"."""
+        return self._count(self.g._pred.get(node), since, until, cap, channels, min_amount, require_loan, enough)
+
+    def count_receivers(self, node: str, since: int, until: int, cap: int, channels: frozenset[str],
+                        min_amount: int, require_loan: bool, enough: int) -> int:
+        """`count_senders` for the edges out of `node`."""
+        return self._count(self.g._succ.get(node), since, until, cap, channels, min_amount, require_loan, enough)
+
+    @staticmethod
+    def _count(adjacency: dict | None, since: int, until: int, cap: int, channels: frozenset[str], min_amount: int,
+               require_loan: bool, enough: int) -> int:
+        if not adjacency:
+            return 0
+        found = seen = 0
+        for other in reversed(adjacency):
+            seen += 1
+            if seen > cap:
+                break
+            for attrs in adjacency[other].values():
+                if (since <= attrs["ts"] <= until and attrs["channel"] in channels and attrs["amount"] >= min_amount
+                        and (not require_loan or attrs.get("loan", 0) > 0)):
+                    found += 1
+                    if found >= enough:
+                        return found
+                    break
+        return found
+
     @staticmethod
     def _edges(adjacency: dict | None, since: int, until: int, cap: int) -> Iterator[tuple[str, str, dict]]:
         if not adjacency:

@@ -61,6 +61,20 @@ def prefilter(rule: "Rule", stage: str):
     return test
 
 
+def _gatherers(state: "DetectionState", collector: str, since: int, until: int, channels: frozenset[str],
+               min_amount: int, require_loan: bool, enough: int) -> int:
+    """Distinct intermediaries whose gather transfers into the collector the search below would look at, counted
+    up to `enough` before it walks what each of them had received: each origin's intermediaries are among them."""
+    mids: set[str] = set()
+    for gather in walk(state.provenance.inflows(collector), since, until, state.limits.degree_cap):
+        if gather.src != collector and gather.src not in mids and edge_qualifies(gather.attrs, channels, min_amount,
+                                                                                  require_loan, 0.0):
+            mids.add(gather.src)
+            if len(mids) >= enough:
+                break
+    return len(mids)
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """At C, on a gather transfer X -> C: is there an A that sent to X and to enough other intermediaries that
     all passed money on to C, in time order, within the window?"""
@@ -80,7 +94,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     origins = sorted({leg.src for leg in walk(state.before, since, until, limits.degree_cap)
                       if leg.src != collector and edge_qualifies(leg.attrs, channels, min_amount, False, 0.0)})
     wanted = set(origins[:limits.branch_cap])
-    if not wanted:
+    if not wanted or _gatherers(state, collector, since, until, channels, min_amount, require_loan,
+                                params["min_intermediaries"]) < params["min_intermediaries"]:
         return []
     # origin -> intermediary -> (leg key, leg attrs, gather key, gather attrs): per intermediary its earliest
     # gather into C, and of what it had received from the origin by then, the earliest leg.
