@@ -211,7 +211,8 @@ def tuned_collector() -> Iterator[None]:
     after the collection that found it alive means each object is scanned once: before, every object was
     scanned again by the older generations' collections until the next periodic freeze (about 4% of replay
     time at 300k edges). Cyclic garbage still alive at a collection would not be collected; a replay makes
-    none."""
+    none. What it froze stays frozen, as the periodic freeze left it: unfreezing would only hand the window to
+    the full collection at interpreter exit."""
     previous = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLD)
     gc.callbacks.append(_freeze_survivors)

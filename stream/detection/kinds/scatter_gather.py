@@ -100,20 +100,31 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     # origin -> intermediary -> (leg key, leg attrs, gather key, gather attrs): per intermediary its earliest
     # gather into C, and of what it had received from the origin by then, the earliest leg.
     found: dict[str, dict[str, tuple[str, dict, str, dict]]] = {}
+    branch_cap = limits.branch_cap
     for gather in walk(state.provenance.inflows(collector), since, until, limits.degree_cap):
         mid, gattrs = gather.src, gather.attrs
         if mid == collector or not edge_qualifies(gattrs, channels, min_amount, require_loan, 0.0):
             continue
-        for leg in walk(gather.before, since, gattrs["ts"], limits.branch_cap):
-            origin = leg.src
-            if origin not in wanted or origin == mid or not edge_qualifies(leg.attrs, channels, min_amount, False,
-                                                                             0.0):
-                continue
-            legs = found.setdefault(origin, {})
-            known = legs.get(mid)
-            if known is None or ((gattrs["ts"], gather.key), (leg.attrs["ts"], leg.key)) < (
-                    (known[3]["ts"], known[2]), (known[1]["ts"], known[0])):
-                legs[mid] = (leg.key, leg.attrs, gather.key, gattrs)
+        # `walk(gather.before, since, gattrs["ts"], branch_cap)` written out: this is the innermost loop of the
+        # kind (every inflow of every intermediary), where a generator's resume per inflow is most of the cost.
+        gather_ts, seen, leg = gattrs["ts"], set(), gather.before
+        while leg is not None and leg.newest >= since:
+            attrs = leg.attrs
+            ts = attrs["ts"]
+            if ts >= since:
+                origin = leg.src
+                if origin not in seen:
+                    if len(seen) >= branch_cap:
+                        break
+                    seen.add(origin)
+                if (ts <= gather_ts and origin in wanted and origin != mid and attrs["channel"] in channels
+                        and attrs["amount"] >= min_amount):
+                    legs = found.setdefault(origin, {})
+                    known = legs.get(mid)
+                    if known is None or ((gather_ts, gather.key), (ts, leg.key)) < (
+                            (known[3]["ts"], known[2]), (known[1]["ts"], known[0])):
+                        legs[mid] = (leg.key, attrs, gather.key, gattrs)
+            leg = leg.rest
     best = None
     for origin in sorted(found):
         legs = found[origin]
