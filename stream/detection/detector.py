@@ -329,7 +329,8 @@ class Detector:
     def _sent(self, state: DetectionState, message: Sent, queue: deque) -> None:
         """At the sender: record the edge, take the traced money, run the sender's kinds, send it on."""
         t = message.transfer
-        dst = sink_node(t)
+        # The graph's interned node names: what the tracer's hops keep for the window, one string per node.
+        dst = intern(sink_node(t))
         external = t.channel != "p2p"
         attrs = state.graph.insert_transfer(t, dst=dst)
         allocation = state.tracer.take(t, dst, state.clock.cutoff)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Iterable
 
 import msgspec
@@ -166,9 +167,10 @@ class FundTracer:
         self.options = options or TracerOptions()
         self._holdings: dict[str, list[Lot]] = {}
         self._loans: dict[str, LoanRecord] = {}
-        self._lot_expiry: list[tuple[int, int, str]] = []      # (origin ts, seq, account)
-        self._loan_expiry: list[tuple[int, int, str]] = []     # (disbursement ts, seq, loan id)
-        self._seq = 0
+        # (origin ts, account) and (disbursement ts, loan id): ties pop in key order, which changes nothing, since
+        # each entry only makes `expire` look at its own account or loan (no sequence number to keep per lot).
+        self._lot_expiry: list[tuple[int, str]] = []
+        self._loan_expiry: list[tuple[int, str]] = []
         self.counters = TracerCounters()
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -234,7 +236,7 @@ class FundTracer:
         pieces = []
         for lot, amount in taken:
             traced += amount
-            hop = Hop(txn_id=t.event_id, src=t.src, dst=dst_node, ts=t.ts, amount=amount)
+            hop = Hop(txn_id=t.event_id, src=intern(t.src), dst=dst_node, ts=t.ts, amount=amount)
             pieces.append(Lot(origin=lot.origin, amount=amount, path=lot.path + (hop,), arrived=t.ts))
         unknown = t.amount - traced
         self.counters.unknown_amount += unknown
@@ -276,7 +278,9 @@ class FundTracer:
             if len(record.exits) >= cap:
                 record.exits_dropped += 1
                 continue
-            record.exits.append(Exit(piece=piece, channel=t.channel, merchant_category=t.merchant_category))
+            # Interned: an exit outlives its event, and would otherwise keep the event's own copies of both.
+            record.exits.append(Exit(piece=piece, channel=intern(t.channel),
+                                     merchant_category=intern(mcc) if (mcc := t.merchant_category) else mcc))
 
     def _add_lots(self, account: str, new: Iterable[Lot]) -> None:
         lots = self._holdings.setdefault(account, [])
@@ -301,22 +305,22 @@ class FundTracer:
         if not lots:
             del self._holdings[account]
 
-    def _push(self, heap: list[tuple[int, int, str]], ts: int, key: str) -> None:
-        self._seq += 1
-        heapq.heappush(heap, (ts, self._seq, key))
+    @staticmethod
+    def _push(heap: list[tuple[int, str]], ts: int, key: str) -> None:
+        heapq.heappush(heap, (ts, key))
 
     # -- expiry --------------------------------------------------------------------------------------------
     def expire(self, cutoff: int) -> None:
         """Forget lots and loans whose origin is older than `cutoff`. Cost: the entries that expire."""
         heap = self._lot_expiry
         while heap and heap[0][0] < cutoff:
-            _, _, account = heapq.heappop(heap)
+            _, account = heapq.heappop(heap)
             lots = self._holdings.get(account)
             if lots:
                 self._drop_expired(account, lots, cutoff)
         heap = self._loan_expiry
         while heap and heap[0][0] < cutoff:
-            _, _, loan_id = heapq.heappop(heap)
+            _, loan_id = heapq.heappop(heap)
             record = self._loans.get(loan_id)
             if record is not None and record.disbursement.ts < cutoff:
                 del self._loans[loan_id]
