@@ -199,13 +199,13 @@ class RollingGraph:
     def insert_transfer(self, t: Transfer, attrs: dict | None = None, dst: str | None = None) -> dict | None:
         """Insert the edge straight into NetworkX's adjacency dicts (what `add_edge` does, without its per-call
         overhead); returns its attribute dict, or None if this event id is already there. `attrs`: the dict the
-        sender's partition made (a receiving partition shares it rather than copying); `dst`: `sink_node(t)`
-        when the caller has it already."""
+        sender's partition made (a receiving partition shares it rather than copying); `dst`: `sink_node(t)`,
+        already interned, when the caller has it."""
         g = self.g
         succ, pred, nodes = g._succ, g._pred, g._node
         # Interned: every edge and expiry slot of a node then shares one string object, instead of keeping the
         # copy each parsed event brought (about 100 bytes per windowed edge).
-        src, dst, channel = intern(t.src), intern(dst if dst is not None else sink_node(t)), t.channel
+        src, dst, channel = intern(t.src), dst if dst is not None else intern(sink_node(t)), t.channel
         succ_src = succ.get(src)
         if succ_src is None:
             succ_src = succ[src] = {}
@@ -226,9 +226,14 @@ class RollingGraph:
         if attrs is None:
             channel = _CHANNELS.setdefault(channel, channel)   # one string object per channel name, not per edge
             attrs = {"ts": t.ts, "amount": t.amount, "channel": channel}
-        keydict[t.event_id] = attrs
+        key, ts = t.event_id, t.ts
+        keydict[key] = attrs
         self._live_edges += 1
-        self._schedule(t.ts, src, dst, t.event_id)
+        in_order = self._in_order
+        if in_order and ts < in_order[-4]:
+            self._schedule(ts, src, dst, key)
+        else:                                        # `_schedule`'s in-order case, the usual one, inline
+            in_order.extend((ts, src, dst, key))
         return attrs
 
     def receive_transfer(self, t: Transfer, attrs: dict, dst: str | None = None) -> None:

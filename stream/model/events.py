@@ -234,6 +234,11 @@ class _TypedDisbursement(msgspec.Struct, tag="disbursement", tag_field="type", f
 
 
 _TYPED = msgspec.json.Decoder(Union[_TypedTransfer, _TypedDisbursement])
+# Currency codes and channel names as sent -> as kept: a handful of values, each checked and normalized once, so
+# every event shares one string object per value instead of a fresh `upper()` or `strip()` of its own. Bounded.
+_CURRENCIES: dict[str, str] = {}
+_CHANNEL_NAMES: dict[str, str] = {}
+_NAME_CACHE_SIZE = 1_000
 _MAX_MINOR = MAX_UNITS * MINOR_PER_UNIT
 
 
@@ -257,10 +262,15 @@ def _parse_typed(raw: bytes | str, watermark: int | None) -> Event | None:
     currency = typed.currency
     if currency is None:
         currency = DEFAULT_CURRENCY
-    elif _CURRENCY.fullmatch(currency) is None:
-        return None
     else:
-        currency = currency.upper()
+        known = _CURRENCIES.get(currency)
+        if known is None:
+            if _CURRENCY.fullmatch(currency) is None:
+                return None
+            known = currency.upper()
+            if len(_CURRENCIES) < _NAME_CACHE_SIZE:
+                _CURRENCIES[currency] = known
+        currency = known
     device_id, ip = typed.device_id, typed.ip
     if device_id is not None:
         device_id = device_id.strip() or None
@@ -271,7 +281,15 @@ def _parse_typed(raw: bytes | str, watermark: int | None) -> Event | None:
         if not src or not dst or src == dst:
             return None
         channel = typed.channel
-        channel = (channel.strip() or DEFAULT_CHANNEL) if channel is not None else DEFAULT_CHANNEL
+        if channel is None:
+            channel = DEFAULT_CHANNEL
+        else:
+            known = _CHANNEL_NAMES.get(channel)
+            if known is None:
+                known = channel.strip() or DEFAULT_CHANNEL
+                if len(_CHANNEL_NAMES) < _NAME_CACHE_SIZE:
+                    _CHANNEL_NAMES[channel] = known
+            channel = known
         mcc = typed.merchant_category
         if mcc == "":
             mcc = None
