@@ -12,8 +12,8 @@ accounts, because nothing in it is read later from anyone else.
 
 The inflows of an account are a persistent linked list, newest first: a transfer carries the sender's head as it
 is, in O(1), and later inflows of the sender never change what an earlier transfer carried. Entries older than
-the window are trimmed per account a few times per window (each trim copies what is kept), so an account's list
-holds at most the window plus an eighth of it.
+the window are cut off per account a few times per window (in place, where `newest` says nothing further is in
+the window), so an account's list holds about the window plus an eighth of it.
 """
 
 from __future__ import annotations
@@ -91,26 +91,30 @@ class Provenance:
         self._heads[account] = Inflow(src, key, attrs, before, sender_counterparties, head, _newest(ts, head))
 
     def expire(self, cutoff: int) -> None:
+        """Cut each due account's list where everything further is older than `cutoff` (`newest` says where).
+
+        In place, without copying what is kept: the cut-off entries are older than the window, and every walk
+        skips what is older than its `since`, which callers keep inside the window, so no walk over this list, or
+        over a sender's list an inflow carried as `before`, yields or counts anything different. Entries older than
+        `cutoff` that arrived late, before newer ones, stay until everything that arrived before them is cut."""
         trims = self._trims
         while trims and trims[0][0] < cutoff:
             _, account = heapq.heappop(trims)
             head = self._heads.get(account)
             if head is None:
                 continue
-            kept = []
-            while head is not None:
-                if head.attrs["ts"] >= cutoff:
-                    kept.append(head)
-                head = head.rest
-            if not kept:
+            if head.newest < cutoff:
                 del self._heads[account]
                 continue
-            rest = None
-            for entry in reversed(kept):
-                rest = Inflow(entry.src, entry.key, entry.attrs, entry.before, entry.sender_counterparties, rest,
-                              _newest(entry.attrs["ts"], rest))
-            self._heads[account] = rest
-            heapq.heappush(trims, (min(entry.attrs["ts"] for entry in kept) + self._slack, account))
+            oldest = head.attrs["ts"]
+            entry = head
+            while entry.rest is not None and entry.rest.newest >= cutoff:
+                entry = entry.rest
+                ts = entry.attrs["ts"]
+                if ts < oldest and ts >= cutoff:
+                    oldest = ts
+            entry.rest = None
+            heapq.heappush(trims, (max(oldest, cutoff) + self._slack, account))
 
     def __len__(self) -> int:
         return len(self._heads)
