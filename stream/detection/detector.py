@@ -250,7 +250,7 @@ class Detector:
         self._searches: dict[int, tuple[Rule, Event, object]] = {}
         traffic = self.traffic
         senders: deque[int] | None = deque((-1,)) if traffic is not None else None   # who queued each message
-        partitions = self.partitions
+        partitions, clock = self.partitions, self.event_clock
         only = partitions[0] if len(partitions) == 1 else None      # one partition: nothing to route
         while queue or self._searches:
             if not queue:       # every branch of every search is back: what they found, in the order they began
@@ -263,7 +263,8 @@ class Detector:
                 continue
             message = queue.popleft()
             state = only if only is not None else self.partition(message.key)
-            state.catch_up()
+            if state._caught_up_to != clock.cutoff:          # what `catch_up` checks first, without the call
+                state.catch_up()
             if senders is not None:
                 index, queued = self._index(message.key), len(queue)
                 traffic.count(message.key, index, senders.popleft())
@@ -351,7 +352,8 @@ class Detector:
         """At the node the transfer lands on: record it, keep the money and its provenance, run its kinds."""
         t = message.transfer
         dst = message.key
-        state.graph.receive_transfer(t, message.attrs, dst)
+        if len(self.partitions) > 1:      # with one partition the sender's step recorded it in this very graph
+            state.graph.receive_transfer(t, message.attrs, dst)
         if t.channel == "p2p":       # money and provenance stay with accounts; an external node keeps neither
             # The inflow keeps the sender's interned name (the graph's one string per node), not the parsed
             # event's copy, which it would otherwise keep alive for the whole window.
