@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import gc
 import heapq
-from sys import intern
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Callable, Mapping
 
 from ..errors import EventError, RuleError
