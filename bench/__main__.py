@@ -6,6 +6,7 @@ memory    RSS per windowed edge (from the largest scaling run)
 live      the Faust worker consuming a pre-loaded topic, beside a bare aiokafka consumer in the same run
 latency   produced -> warning queryable in ClickHouse and -> webhook call, at steady produced rates
 restart   restart to /readyz with a 20k- and a 300k-event window (snapshots), beside a full rebuild
+peer      fundflow against Snap ML's GraphFeaturePreprocessor on the AMLSim ledger, per-event rate, same run
 
 Ledgers are generated once into FUNDFLOW_BENCH_DIR (default .fundflow/bench) and reused. --quick shrinks every
 size about tenfold (about 1.5 minutes once the ledgers exist); its figures are indicative, not the targets' scale.
@@ -22,7 +23,7 @@ from . import memory, offline, scaling
 from .ledgers import DEFAULT_DIR, LedgerSpec, ledger
 from .report import Figure, render
 
-ALL = ("offline", "scaling", "memory", "live", "latency", "restart")
+ALL = ("offline", "scaling", "memory", "peer", "live", "latency", "restart")
 FULL_SIZES = (100_000, 1_000_000, 3_000_000)
 QUICK_SIZES = (10_000, 100_000, 300_000)
 
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         figures += scaling.figures({size: replay(size) for size in sizes})
     if "memory" in chosen:
         figures += memory.figures(replay(sizes[-1] if "scaling" in chosen else sizes[1]))
+    if "peer" in chosen:
+        from . import peer
+        _say("peer: fundflow and Snap ML on AMLSim")
+        figures += peer.figures(peer.run(args.dir, rules=args.rules))
     if "live" in chosen:
         from . import live
         _say("live: worker vs bare consumer")

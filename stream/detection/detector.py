@@ -40,7 +40,8 @@ from __future__ import annotations
 import gc
 import heapq
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from sys import intern
 from typing import Callable, Mapping
 
 from ..errors import EventError, RuleError
@@ -68,18 +69,51 @@ from .tracer import TracerOptions, exits_by_loan
 DEFAULT_FREEZE_GC_EVERY = 0
 
 
+class _Step:
+    """One rule at one stage, compiled for dispatch: its kind's `detect`, the O(1) test to pass first (None:
+    none), the channels it can fire on (None: any) and which of the plan's distinct allow-lists it uses (-1:
+    none)."""
+
+    __slots__ = ("rule", "detect", "test", "channels", "allow")
+
+    def __init__(self, rule: Rule, kind: Kind, stage: str, allow: int) -> None:
+        self.rule = rule
+        self.detect = kind.detect
+        self.test = kind.prefilter(rule, stage) if kind.prefilter is not None else None
+        self.channels = kind.channels(rule) if kind.channels is not None else None
+        self.allow = allow
+
+
 @dataclass(frozen=True)
 class _Plan:
-    """The rule set compiled for dispatch: per stage, the (rule, kind) pairs to run, in rule-set order."""
+    """The rule set compiled for dispatch: per stage, the rules to run in rule-set order, and per stage and
+    transfer channel the subset that can fire on that channel (filled the first time the channel is seen).
+
+    Rules usually share one allow-list (the pack's top-level `allow:`, merged into each); `allows` holds each
+    distinct one once, so that an event is checked against it once, not once per rule and stage."""
 
     rules: RuleSet
-    by_stage: Mapping[str, tuple[tuple[Rule, Kind, AllowList | None], ...]]
-    cooldown_ms: Mapping[str, int]          # rule id -> its cooldown, for `suppressed_by`
+    by_stage: Mapping[str, tuple[_Step, ...]]
+    allows: tuple[AllowList, ...]
+    cooldown_ms: Mapping[str, int]                # rule id -> its cooldown, for `suppressed_by`
+    routes: dict = field(default_factory=dict)    # stage -> channel (None: a disbursement) -> tuple[_Step, ...]
+
+    def steps(self, stage: str, event: Event) -> tuple[_Step, ...]:
+        channel = event.channel if type(event) is Transfer else None
+        by_channel = self.routes.get(stage)
+        if by_channel is None:
+            by_channel = self.routes[stage] = {}
+        route = by_channel.get(channel)
+        if route is None:
+            route = by_channel[channel] = tuple(
+                step for step in self.by_stage[stage]
+                if channel is None or step.channels is None or channel in step.channels)
+        return route
 
 
 def _compile(rules: RuleSet) -> _Plan:
-    by_stage: dict[str, list[tuple[Rule, Kind, AllowList | None]]] = {SENT: [], RECEIVED: [], EXITED: [],
-                                                                      REQUESTED: [], LINKED: []}
+    by_stage: dict[str, list[_Step]] = {SENT: [], RECEIVED: [], EXITED: [], REQUESTED: [], LINKED: []}
+    allows: dict[AllowList, int] = {}
     for rule in rules.rules:
         kind = KINDS.get(rule.kind)
         if kind is None:
@@ -88,9 +122,11 @@ def _compile(rules: RuleSet) -> _Plan:
                             line=rule.source.line if rule.source else None, rule_id=rule.id)
         if not rule.enabled:
             continue
+        allow = allows.setdefault(rule.allow, len(allows)) if rule.allow else -1
         for stage in kind.stages:
-            by_stage[stage].append((rule, kind, rule.allow if rule.allow else None))
-    return _Plan(rules=rules, by_stage={name: tuple(pairs) for name, pairs in by_stage.items()},
+            by_stage[stage].append(_Step(rule, kind, stage, allow))
+    return _Plan(rules=rules, by_stage={name: tuple(steps) for name, steps in by_stage.items()},
+                 allows=tuple(allows),
                  cooldown_ms={rule.id: rule.cooldown.ms for rule in rules.rules if rule.enabled})
 
 
@@ -145,6 +181,7 @@ class Detector:
         self.suppressed_by_rule: Counter[str] = Counter()
         self.where_errors_by_rule: Counter[str] = Counter()
         self._searches: dict[int, tuple[Rule, Event, object]] = {}    # multi-hop searches of the current event
+        self._ignored: list[bool] | None = None
         self.traffic: Traffic | None = None     # set to count what crosses partitions (bench/partitions.py)
 
     # -- public surface ------------------------------------------------------------------------------------
@@ -182,7 +219,8 @@ class Detector:
         return partition_of(key, count) if count > 1 else 0
 
     def partition(self, key: str) -> DetectionState:
-        return self.partitions[self._index(key)]
+        partitions = self.partitions
+        return partitions[0] if len(partitions) == 1 else partitions[partition_of(key, len(partitions))]
 
     def process(self, event: Event, detected_at: int | None = None) -> list[EarlyWarning]:
         """The warnings this event completes; `detected_at`, when given, is their detection time (the worker
@@ -216,10 +254,13 @@ class Detector:
                 self._until_freeze = self._freeze_gc_every
                 freeze_long_lived_objects()
         warnings: list[EarlyWarning] = []
+        self._ignored: list[bool] | None = None       # the plan's allow-lists on this event, once asked
         queue: deque[Message] = deque((first,))
         self._searches: dict[int, tuple[Rule, Event, object]] = {}
         traffic = self.traffic
         senders: deque[int] | None = deque((-1,)) if traffic is not None else None   # who queued each message
+        partitions, clock = self.partitions, self.event_clock
+        only = partitions[0] if len(partitions) == 1 else None      # one partition: nothing to route
         while queue or self._searches:
             if not queue:       # every branch of every search is back: what they found, in the order they began
                 searches, self._searches = self._searches, {}
@@ -230,26 +271,28 @@ class Detector:
                             senders.append(self._index(trigger.dst))
                 continue
             message = queue.popleft()
-            state = self.partition(message.key)
-            state.catch_up()
+            state = only if only is not None else self.partition(message.key)
+            if state._caught_up_to != clock.cutoff:          # what `catch_up` checks first, without the call
+                state.catch_up()
             if senders is not None:
                 index, queued = self._index(message.key), len(queue)
                 traffic.count(message.key, index, senders.popleft())
-            if isinstance(message, Sent):
+            kind = type(message)
+            if kind is Sent:
                 self._sent(state, message, queue)
-            elif isinstance(message, Received):
+            elif kind is Received:
                 self._received(state, message, queue)
-            elif isinstance(message, Exited):
+            elif kind is Exited:
                 self._exited(state, message, queue)
-            elif isinstance(message, LeftVia):
+            elif kind is LeftVia:
                 arrived = state.identities.arrive(message.key, message.transfer, message.pieces)
                 state.enter(LINKED, node=message.key, arrived=arrived)
                 self._run(LINKED, state, message.transfer, queue)
-            elif isinstance(message, Borrowed):
+            elif kind is Borrowed:
                 self._borrowed(state, message, queue)
-            elif isinstance(message, Requested):
+            elif kind is Requested:
                 self._requested(state, message, queue)
-            elif isinstance(message, Searching):
+            elif kind is Searching:
                 queue.extend(message.search.expand(state, message))
             else:
                 warning = self._admit(state, message.rule, message.event, message.finding, detected_at)
@@ -298,9 +341,10 @@ class Detector:
     def _sent(self, state: DetectionState, message: Sent, queue: deque) -> None:
         """At the sender: record the edge, take the traced money, run the sender's kinds, send it on."""
         t = message.transfer
-        dst = sink_node(t)
+        # The graph's interned node names: what the tracer's hops keep for the window, one string per node.
+        dst = intern(sink_node(t))
         external = t.channel != "p2p"
-        attrs = state.graph.insert_transfer(t)
+        attrs = state.graph.insert_transfer(t, dst=dst)
         allocation = state.tracer.take(t, dst, state.clock.cutoff)
         identities = state.identities
         identities.saw(t.src, identity_keys(t, self.identity_fields), t.ts)
@@ -322,10 +366,13 @@ class Detector:
         """At the node the transfer lands on: record it, keep the money and its provenance, run its kinds."""
         t = message.transfer
         dst = message.key
-        state.graph.receive_transfer(t, message.attrs)
+        if len(self.partitions) > 1:      # with one partition the sender's step recorded it in this very graph
+            state.graph.receive_transfer(t, message.attrs, dst)
         if t.channel == "p2p":       # money and provenance stay with accounts; an external node keeps neither
+            # The inflow keeps the sender's interned name (the graph's one string per node), not the parsed
+            # event's copy, which it would otherwise keep alive for the whole window.
             state.tracer.deposit(dst, message.allocation)
-            state.provenance.add(dst, t.src, t.event_id, message.attrs, message.before,
+            state.provenance.add(dst, intern(t.src), t.event_id, message.attrs, message.before,
                                  message.sender_counterparties)
         arrived = state.identities.arrive(dst, t, message.allocation.pieces) if message.allocation.pieces else ()
         state.enter(RECEIVED, allocation=message.allocation, before=message.before,
@@ -363,12 +410,25 @@ class Detector:
 
     def _run(self, stage: str, state: DetectionState, event: Event, queue: deque) -> frozenset[str]:
         """The stage's kinds on the partition's state; candidates queued to their cooldown key. Returns the
-        rules that found something (a later stage of the same event may leave those out)."""
+        rules that found something (a later stage of the same event may leave those out).
+
+        Skipped without calling `detect`: rules that cannot fire on this transfer's channel, rules whose allow-list
+        ignores the event (each distinct allow-list is asked once per event), and rules whose kind's prefilter
+        says there is nothing to find (see stream.detection.kinds)."""
         fired = []
-        for rule, kind, allow in self._plan.by_stage[stage]:
-            if allow is not None and allow.ignores(event):
+        plan = self._plan
+        for step in plan.steps(stage, event):
+            if step.allow >= 0:
+                ignored = self._ignored
+                if ignored is None:
+                    ignored = self._ignored = [allow.ignores(event) for allow in plan.allows]
+                if ignored[step.allow]:
+                    continue
+            test = step.test
+            if test is not None and not test(event, state):
                 continue
-            for found in kind.detect(rule, event, state):
+            rule = step.rule
+            for found in step.detect(rule, event, state):
                 if isinstance(found, Searching):        # a search that goes on at other keys
                     self._searches.setdefault(id(found.search), (rule, event, found.search))
                     queue.append(found)

@@ -83,22 +83,17 @@ class EventClock:
         self.window_ms = window_ms
         self.lateness_ms = lateness_ms
         self.max_ts: int | None = None
-
-    @property
-    def watermark(self) -> int | None:
-        return None if self.max_ts is None else self.max_ts - self.lateness_ms
-
-    @property
-    def cutoff(self) -> int | None:
-        """Event times below this are outside the window."""
-        return None if self.max_ts is None else self.max_ts - self.lateness_ms - self.window_ms
+        # Kept up to date by `advance` rather than computed on each read: every message of every event reads
+        # the cutoff (a partition catching up) and every event the watermark.
+        self.watermark: int | None = None
+        self.cutoff: int | None = None          # event times below this are outside the window
 
     def classify(self, ts: int) -> str:
         """ACCEPTED, LATE or TOO_OLD for an event at `ts`, against the current watermark (before it advances)."""
-        if self.max_ts is None:
+        watermark = self.watermark
+        if watermark is None:
             return ACCEPTED
-        watermark = self.max_ts - self.lateness_ms
-        if ts < watermark - self.window_ms:
+        if ts < self.cutoff:
             return TOO_OLD
         if ts < watermark:
             return LATE
@@ -108,6 +103,8 @@ class EventClock:
         """Take an accepted event's time; True when the window moved."""
         if self.max_ts is None or ts > self.max_ts:
             self.max_ts = ts
+            self.watermark = ts - self.lateness_ms
+            self.cutoff = self.watermark - self.window_ms
             return True
         return False
 
@@ -184,8 +181,9 @@ class RollingGraph:
     def holds(self, event: Event) -> bool:
         """True if this event id is already recorded (at-least-once delivery), read from the partition that
         owns the event's first account."""
-        if isinstance(event, Transfer):
-            keydict = self.g._succ.get(event.src, _NO_EDGES).get(sink_node(event))
+        if type(event) is Transfer:
+            keydict = self.g._succ.get(event.src, _NO_EDGES).get(
+                event.dst if event.channel == "p2p" else sink_node(event))
             return keydict is not None and event.event_id in keydict
         node = self.g._node.get(event.account)
         return bool(node) and any(record[3] == event.event_id for record in node.get("disb", ()))
@@ -198,15 +196,16 @@ class RollingGraph:
             self._seq += 1      # the heap needs a tie-breaker; in-order entries do not (saves memory per edge)
             heapq.heappush(self._late, (ts, self._seq, src, dst, key))
 
-    def insert_transfer(self, t: Transfer, attrs: dict | None = None) -> dict | None:
+    def insert_transfer(self, t: Transfer, attrs: dict | None = None, dst: str | None = None) -> dict | None:
         """Insert the edge straight into NetworkX's adjacency dicts (what `add_edge` does, without its per-call
         overhead); returns its attribute dict, or None if this event id is already there. `attrs`: the dict the
-        sender's partition made (a receiving partition shares it rather than copying)."""
+        sender's partition made (a receiving partition shares it rather than copying); `dst`: `sink_node(t)`,
+        already interned, when the caller has it."""
         g = self.g
         succ, pred, nodes = g._succ, g._pred, g._node
         # Interned: every edge and expiry slot of a node then shares one string object, instead of keeping the
         # copy each parsed event brought (about 100 bytes per windowed edge).
-        src, dst, channel = intern(t.src), intern(sink_node(t)), t.channel
+        src, dst, channel = intern(t.src), dst if dst is not None else intern(sink_node(t)), t.channel
         succ_src = succ.get(src)
         if succ_src is None:
             succ_src = succ[src] = {}
@@ -227,15 +226,20 @@ class RollingGraph:
         if attrs is None:
             channel = _CHANNELS.setdefault(channel, channel)   # one string object per channel name, not per edge
             attrs = {"ts": t.ts, "amount": t.amount, "channel": channel}
-        keydict[t.event_id] = attrs
+        key, ts = t.event_id, t.ts
+        keydict[key] = attrs
         self._live_edges += 1
-        self._schedule(t.ts, src, dst, t.event_id)
+        in_order = self._in_order
+        if in_order and ts < in_order[-4]:
+            self._schedule(ts, src, dst, key)
+        else:                                        # `_schedule`'s in-order case, the usual one, inline
+            in_order.extend((ts, src, dst, key))
         return attrs
 
-    def receive_transfer(self, t: Transfer, attrs: dict) -> None:
+    def receive_transfer(self, t: Transfer, attrs: dict, dst: str | None = None) -> None:
         """The receiving partition's copy of a transfer its sender's partition recorded (a no-op when the same
         partition owns both ends)."""
-        self.insert_transfer(t, attrs)
+        self.insert_transfer(t, attrs, dst)
 
     def insert_disbursement(self, d: Disbursement) -> bool:
         g = self.g
@@ -307,7 +311,14 @@ class RollingGraph:
 
     def counterparty_count(self, node: str) -> int:
         """Distinct senders plus distinct receivers of `node` within the window."""
-        return self.sender_count(node) + self.receiver_count(node)
+        g = self.g
+        return len(g._pred.get(node, ())) + len(g._succ.get(node, ()))
+
+    def degrees(self, node: str) -> tuple[int, int]:
+        """(distinct senders, distinct receivers) of `node` within the window: what the kinds' prefilters read
+        first, in one call."""
+        g = self.g
+        return len(g._pred.get(node, ())), len(g._succ.get(node, ()))
 
     def edges_between(self, src: str, dst: str) -> Mapping[str, dict]:
         """The transfers from `src` to `dst` within the window, by transaction id (empty when none)."""
@@ -321,6 +332,37 @@ class RollingGraph:
     def out_edges(self, node: str, since: int, until: int, cap: int) -> Iterator[tuple[str, str, dict]]:
         """(dst, key, attrs) of edges out of `node` with since <= ts <= until; see `in_edges`."""
         return self._edges(self.g._succ.get(node), since, until, cap)
+
+    def count_senders(self, node: str, since: int, until: int, cap: int, channels: frozenset[str],
+                      min_amount: int, require_loan: bool, enough: int) -> int:
+        """How many distinct senders `in_edges(node, since, until, cap)` yields an edge from that passes the kinds'
+        common filter (`edge_qualifies` with no loan share), counting no further than `enough`. The question a
+        kind asks before it builds and sorts the edges themselves: most of the time the answer is "too few"."""
+        return self._count(self.g._pred.get(node), since, until, cap, channels, min_amount, require_loan, enough)
+
+    def count_receivers(self, node: str, since: int, until: int, cap: int, channels: frozenset[str],
+                        min_amount: int, require_loan: bool, enough: int) -> int:
+        """`count_senders` for the edges out of `node`."""
+        return self._count(self.g._succ.get(node), since, until, cap, channels, min_amount, require_loan, enough)
+
+    @staticmethod
+    def _count(adjacency: dict | None, since: int, until: int, cap: int, channels: frozenset[str], min_amount: int,
+               require_loan: bool, enough: int) -> int:
+        if not adjacency:
+            return 0
+        found = seen = 0
+        for other in reversed(adjacency):
+            seen += 1
+            if seen > cap:
+                break
+            for attrs in adjacency[other].values():
+                if (since <= attrs["ts"] <= until and attrs["channel"] in channels and attrs["amount"] >= min_amount
+                        and (not require_loan or attrs.get("loan", 0) > 0)):
+                    found += 1
+                    if found >= enough:
+                        return found
+                    break
+        return found
 
     @staticmethod
     def _edges(adjacency: dict | None, since: int, until: int, cap: int) -> Iterator[tuple[str, str, dict]]:

@@ -13,14 +13,18 @@ everything that crosses to another key travels as a hop addressed to that key.
 | Candidate  | the cooldown key        | a finding, to be admitted (allow-list, where, cooldown)        |
 
 Offline all partitions run in one process and a hop is a Python object. Nothing changes a hop or what it
-refers to once it is sent, so carrying a reference is the same as carrying a copy. (Not frozen dataclasses:
-their field-by-field `object.__setattr__` would cost more than the rest of a hop's life.)
+refers to once it is sent, so carrying a reference is the same as carrying a copy. Hops are msgspec structs,
+built in C from their arguments: two or three are made per event, and a frozen dataclass's field-by-field
+`object.__setattr__` (or even a plain dataclass's Python `__init__`) would cost more than the rest of a hop's
+life. The steps of an event (Sent to Requested) are also left out of the cyclic collector: each refers only to
+what existed before it (the event, its allocation, the sender's inflows), so none can be part of a cycle.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ..model.events import Disbursement, Transfer
 from .provenance import Inflow
@@ -31,14 +35,12 @@ if TYPE_CHECKING:
     from .finding import Finding
 
 
-@dataclass(slots=True)
-class Sent:
+class Sent(msgspec.Struct, gc=False):
     key: str
     transfer: Transfer
 
 
-@dataclass(slots=True)
-class Received:
+class Received(msgspec.Struct, gc=False):
     key: str
     transfer: Transfer
     attrs: dict
@@ -48,30 +50,26 @@ class Received:
     fired: frozenset[str]
 
 
-@dataclass(slots=True)
-class Exited:
+class Exited(msgspec.Struct, gc=False):
     key: str
     transfer: Transfer
     loan_id: str
     pieces: tuple[Lot, ...]
 
 
-@dataclass(slots=True)
-class Borrowed:
+class Borrowed(msgspec.Struct, gc=False):
     key: str
     disbursement: Disbursement
 
 
-@dataclass(slots=True)
-class Requested:
+class Requested(msgspec.Struct, gc=False):
     key: str
     disbursement: Disbursement
     later: tuple[str, ...]
     fired: frozenset[str]
 
 
-@dataclass(slots=True)
-class LeftVia:
+class LeftVia(msgspec.Struct, gc=False):
     """Money of a loan left the ledger: told to each identifier the loan was requested from (identity_ring)."""
 
     key: str
@@ -79,8 +77,7 @@ class LeftVia:
     pieces: tuple[Lot, ...]
 
 
-@dataclass(slots=True)
-class Searching:
+class Searching(msgspec.Struct):
     """A multi-hop search reaching `node`: the search (which expands it and, once every branch is back, says
     what it found), and the branch so far."""
 
@@ -94,8 +91,7 @@ class Searching:
     high: int
 
 
-@dataclass(slots=True)
-class Candidate:
+class Candidate(msgspec.Struct):
     key: str
     rule: "Rule"
     event: Transfer | Disbursement

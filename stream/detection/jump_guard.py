@@ -46,6 +46,11 @@ class JumpGuard(Generic[T]):
     def held(self) -> list[T]:
         return [entry[2] for entry in self._held]
 
+    def passes(self, ts: int, watermark: int | None) -> bool:
+        """True when `offer` would release just this item and refuse nothing: nothing is held and `ts` is not
+        far ahead. The common case, which a caller can then handle without building a verdict."""
+        return not self._held and (watermark is None or ts <= watermark + MAX_FUTURE_MS)
+
     def offer(self, ts: int, event_id: str | None, item: T, watermark: int | None) -> Verdict[T]:
         verdict: Verdict[T] = Verdict()
         if watermark is None or ts <= watermark + MAX_FUTURE_MS:

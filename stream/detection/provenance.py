@@ -12,8 +12,8 @@ accounts, because nothing in it is read later from anyone else.
 
 The inflows of an account are a persistent linked list, newest first: a transfer carries the sender's head as it
 is, in O(1), and later inflows of the sender never change what an earlier transfer carried. Entries older than
-the window are trimmed per account a few times per window (each trim copies what is kept), so an account's list
-holds at most the window plus an eighth of it.
+the window are cut off per account a few times per window (in place, where `newest` says nothing further is in
+the window), so an account's list holds about the window plus an eighth of it.
 """
 
 from __future__ import annotations
@@ -22,20 +22,26 @@ import heapq
 from array import array
 from typing import Iterator
 
+import msgspec
 
-class Inflow:
-    """One transfer as its receiver remembers it. `rest` is the receiver's earlier inflows (the list's tail)."""
 
-    __slots__ = ("src", "key", "attrs", "before", "sender_counterparties", "rest")
+class Inflow(msgspec.Struct, gc=False):
+    """One transfer as its receiver remembers it. `rest` is the receiver's earlier inflows (the list's tail).
 
-    def __init__(self, src: str, key: str, attrs: dict, before: "Inflow | None", sender_counterparties: int,
-                 rest: "Inflow | None") -> None:
-        self.src = src
-        self.key = key                                   # the transfer's event id
-        self.attrs = attrs                               # the graph edge's attributes (ts, amount, channel...)
-        self.before = before                             # the sender's inflows when it sent this
-        self.sender_counterparties = sender_counterparties   # the sender's distinct counterparties then
-        self.rest = rest
+    A C struct left out of the cyclic collector (gc=False), one per transfer between accounts in the window:
+    smaller than a slots class by the collector's header, and never scanned by it. It cannot be part of a cycle:
+    `before` and `rest` only ever point to inflows that existed before it (a snapshot's load rebuilds the same
+    links)."""
+
+    src: str
+    key: str                     # the transfer's event id
+    attrs: dict                  # the graph edge's attributes (ts, amount, channel...)
+    before: "Inflow | None"      # the sender's inflows when it sent this
+    sender_counterparties: int   # the sender's distinct counterparties then
+    rest: "Inflow | None"
+    # The latest event time of this inflow and all older ones (`rest`): arrival order is not time order (late
+    # events), so a walk can stop only where nothing further down is recent enough, which this says in O(1).
+    newest: int
 
     def __reduce__(self):
         raise TypeError("an Inflow is pickled with its Provenance (its lists can be deeper than pickle recurses)")
@@ -47,6 +53,8 @@ def walk(head: Inflow | None, since: int, until: int, cap: int) -> Iterator[Infl
     account's list was trimmed yet changes nothing."""
     seen: set[str] = set()
     while head is not None:
+        if head.newest < since:
+            return          # everything from here on is older than `since`: nothing more to yield or count
         ts = head.attrs["ts"]
         if ts >= since:
             src = head.src
@@ -57,6 +65,10 @@ def walk(head: Inflow | None, since: int, until: int, cap: int) -> Iterator[Infl
             if ts <= until:
                 yield head
         head = head.rest
+
+
+def _newest(ts: int, rest: Inflow | None) -> int:
+    return ts if rest is None or rest.newest < ts else rest.newest
 
 
 class Provenance:
@@ -73,30 +85,36 @@ class Provenance:
     def add(self, account: str, src: str, key: str, attrs: dict, before: Inflow | None,
             sender_counterparties: int) -> None:
         head = self._heads.get(account)
+        ts = attrs["ts"]
         if head is None:
-            heapq.heappush(self._trims, (attrs["ts"] + self._slack, account))
-        self._heads[account] = Inflow(src, key, attrs, before, sender_counterparties, head)
+            heapq.heappush(self._trims, (ts + self._slack, account))
+        self._heads[account] = Inflow(src, key, attrs, before, sender_counterparties, head, _newest(ts, head))
 
     def expire(self, cutoff: int) -> None:
+        """Cut each due account's list where everything further is older than `cutoff` (`newest` says where).
+
+        In place, without copying what is kept: the cut-off entries are older than the window, and every walk
+        skips what is older than its `since`, which callers keep inside the window, so no walk over this list, or
+        over a sender's list an inflow carried as `before`, yields or counts anything different. Entries older than
+        `cutoff` that arrived late, before newer ones, stay until everything that arrived before them is cut."""
         trims = self._trims
         while trims and trims[0][0] < cutoff:
             _, account = heapq.heappop(trims)
             head = self._heads.get(account)
             if head is None:
                 continue
-            kept = []
-            while head is not None:
-                if head.attrs["ts"] >= cutoff:
-                    kept.append(head)
-                head = head.rest
-            if not kept:
+            if head.newest < cutoff:
                 del self._heads[account]
                 continue
-            rest = None
-            for entry in reversed(kept):
-                rest = Inflow(entry.src, entry.key, entry.attrs, entry.before, entry.sender_counterparties, rest)
-            self._heads[account] = rest
-            heapq.heappush(trims, (min(entry.attrs["ts"] for entry in kept) + self._slack, account))
+            oldest = head.attrs["ts"]
+            entry = head
+            while entry.rest is not None and entry.rest.newest >= cutoff:
+                entry = entry.rest
+                ts = entry.attrs["ts"]
+                if ts < oldest and ts >= cutoff:
+                    oldest = ts
+            entry.rest = None
+            heapq.heappush(trims, (max(oldest, cutoff) + self._slack, account))
 
     def __len__(self) -> int:
         return len(self._heads)
@@ -121,6 +139,7 @@ class Provenance:
             "src": [entry.src for entry in order], "key": [entry.key for entry in order],
             "attrs": [entry.attrs for entry in order],
             "counterparties": array("q", [entry.sender_counterparties for entry in order]),
+            "newest": array("q", [entry.newest for entry in order]),
             "before": array("q", [-1 if entry.before is None else index[id(entry.before)] for entry in order]),
             "rest": array("q", [-1 if entry.rest is None else index[id(entry.rest)] for entry in order]),
             "heads": {account: index[id(head)] for account, head in self._heads.items()},
@@ -128,8 +147,8 @@ class Provenance:
         }
 
     def __setstate__(self, state: dict) -> None:
-        entries = [Inflow(src, key, attrs, None, counterparties, None) for src, key, attrs, counterparties
-                   in zip(state["src"], state["key"], state["attrs"], state["counterparties"])]
+        entries = [Inflow(src, key, attrs, None, counterparties, None, newest) for src, key, attrs, counterparties, newest
+                   in zip(state["src"], state["key"], state["attrs"], state["counterparties"], state["newest"])]
         for entry, before, rest in zip(entries, state["before"], state["rest"]):
             if before >= 0:
                 entry.before = entries[before]

@@ -28,10 +28,22 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Iterable
+
+import msgspec
 
 from ..model.defaults import TRACER_POLICIES as POLICIES
 from ..model.events import Disbursement, Transfer
+
+
+class _Record(msgspec.Struct, frozen=True, gc=False):
+    """The tracer's value records (origins, hops, lots, allocations, exits) are immutable C structs: one is made
+    for every hop of traced money and one allocation for every transfer, and a struct is built in C from its
+    arguments where a frozen dataclass sets each field through `object.__setattr__`. Being immutable, each
+    refers only to objects made before it (strings, numbers, events, tuples of older records), so none can be
+    part of a reference cycle: they are left out of the cyclic collector (gc=False), whose young collections
+    would otherwise scan every one a replay makes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +72,7 @@ class TracerOptions:
             raise ValueError(f"trace_inflows_above must be a positive amount or None, got {self.trace_inflows_above}")
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(_Record, frozen=True, gc=False):
     """Where a lot of money was first seen: a disbursement (loan) or a traced inflow of unknown origin."""
 
     id: str            # the loan id, or the inflow's txn id
@@ -73,8 +84,7 @@ class Origin:
     disbursement: Disbursement | None = None   # the loan itself (what `where` and currencies read), shared
 
 
-@dataclass(frozen=True, slots=True)
-class Hop:
+class Hop(_Record, frozen=True, gc=False):
     txn_id: str
     src: str
     dst: str           # node name (an account, or an external node like card:...)
@@ -82,8 +92,7 @@ class Hop:
     amount: int        # how much of this lot the transfer carried
 
 
-@dataclass(frozen=True, slots=True)
-class Lot:
+class Lot(_Record, frozen=True, gc=False):
     origin: Origin
     amount: int
     path: tuple[Hop, ...]   # transfers since the origin account, oldest first
@@ -102,8 +111,7 @@ class Lot:
         return ((self.origin.event_id,) if self.origin.is_loan else ()) + tuple(hop.txn_id for hop in self.path)
 
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
+class Allocation(_Record, frozen=True, gc=False):
     """What one transfer carried: pieces of known origin (each with its path, this hop included) and the rest,
     of unknown origin."""
 
@@ -129,8 +137,7 @@ def make_allocation(t: Transfer, dst_node: str, pieces: tuple[Lot, ...], unknown
                       unknown=unknown, loan_amount=loan_amount, loan_ids=tuple(sorted(loans)))
 
 
-@dataclass(frozen=True, slots=True)
-class Exit:
+class Exit(_Record, frozen=True, gc=False):
     """A piece of a loan that left the ledger (a withdrawal, a merchant payment...)."""
 
     piece: Lot
@@ -160,9 +167,10 @@ class FundTracer:
         self.options = options or TracerOptions()
         self._holdings: dict[str, list[Lot]] = {}
         self._loans: dict[str, LoanRecord] = {}
-        self._lot_expiry: list[tuple[int, int, str]] = []      # (origin ts, seq, account)
-        self._loan_expiry: list[tuple[int, int, str]] = []     # (disbursement ts, seq, loan id)
-        self._seq = 0
+        # (origin ts, account) and (disbursement ts, loan id): ties pop in key order, which changes nothing, since
+        # each entry only makes `expire` look at its own account or loan (no sequence number to keep per lot).
+        self._lot_expiry: list[tuple[int, str]] = []
+        self._loan_expiry: list[tuple[int, str]] = []
         self.counters = TracerCounters()
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -228,7 +236,7 @@ class FundTracer:
         pieces = []
         for lot, amount in taken:
             traced += amount
-            hop = Hop(txn_id=t.event_id, src=t.src, dst=dst_node, ts=t.ts, amount=amount)
+            hop = Hop(txn_id=t.event_id, src=intern(t.src), dst=dst_node, ts=t.ts, amount=amount)
             pieces.append(Lot(origin=lot.origin, amount=amount, path=lot.path + (hop,), arrived=t.ts))
         unknown = t.amount - traced
         self.counters.unknown_amount += unknown
@@ -270,7 +278,9 @@ class FundTracer:
             if len(record.exits) >= cap:
                 record.exits_dropped += 1
                 continue
-            record.exits.append(Exit(piece=piece, channel=t.channel, merchant_category=t.merchant_category))
+            # Interned: an exit outlives its event, and would otherwise keep the event's own copies of both.
+            record.exits.append(Exit(piece=piece, channel=intern(t.channel),
+                                     merchant_category=intern(mcc) if (mcc := t.merchant_category) else mcc))
 
     def _add_lots(self, account: str, new: Iterable[Lot]) -> None:
         lots = self._holdings.setdefault(account, [])
@@ -295,22 +305,22 @@ class FundTracer:
         if not lots:
             del self._holdings[account]
 
-    def _push(self, heap: list[tuple[int, int, str]], ts: int, key: str) -> None:
-        self._seq += 1
-        heapq.heappush(heap, (ts, self._seq, key))
+    @staticmethod
+    def _push(heap: list[tuple[int, str]], ts: int, key: str) -> None:
+        heapq.heappush(heap, (ts, key))
 
     # -- expiry --------------------------------------------------------------------------------------------
     def expire(self, cutoff: int) -> None:
         """Forget lots and loans whose origin is older than `cutoff`. Cost: the entries that expire."""
         heap = self._lot_expiry
         while heap and heap[0][0] < cutoff:
-            _, _, account = heapq.heappop(heap)
+            _, account = heapq.heappop(heap)
             lots = self._holdings.get(account)
             if lots:
                 self._drop_expired(account, lots, cutoff)
         heap = self._loan_expiry
         while heap and heap[0][0] < cutoff:
-            _, _, loan_id = heapq.heappop(heap)
+            _, loan_id = heapq.heappop(heap)
             record = self._loans.get(loan_id)
             if record is not None and record.disbursement.ts < cutoff:
                 del self._loans[loan_id]

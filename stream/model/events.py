@@ -11,7 +11,7 @@ import json
 import re
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, ClassVar, Mapping, Union
+from typing import Annotated, Any, ClassVar, Mapping, Union
 
 import msgspec
 import orjson
@@ -148,7 +148,23 @@ def parse_event(raw: bytes | str | Mapping[str, Any], *, watermark: int | None =
     `watermark` (epoch ms) bounds how far in the future an event may be: more than a day past it is absurd.
     Every field is attacker-controlled: sizes and nesting are checked before anything else looks at the value,
     no check recurses, and error messages quote a bounded prefix of a value, never its `repr()`.
+
+    Bytes and text first try `_parse_typed` (a typed msgspec decode, validated in C); whatever it does not
+    accept as it stands takes the field-by-field parser below, which alone decides refusals and their messages.
     """
+    if type(raw) is bytes or type(raw) is str:
+        if len(raw) <= MAX_MESSAGE_BYTES:
+            try:
+                event = _parse_typed(raw, watermark)
+            except Exception:  # noqa: BLE001 - anything the typed decoder refuses is judged by the full parser
+                event = None
+            if event is not None:
+                return event
+    return _parse_checked(raw, watermark)
+
+
+def _parse_checked(raw: bytes | str | Mapping[str, Any], watermark: int | None) -> Event:
+    """The full parser: every check in contract order, the reason and message of the first that fails."""
     raw_text: bytes | str | None = None
     if isinstance(raw, (bytes, bytearray, memoryview, str)):
         if len(raw) > MAX_MESSAGE_BYTES:
@@ -177,6 +193,117 @@ def parse_event(raw: bytes | str | Mapping[str, Any], *, watermark: int | None =
         raise EventError(MISSING_FIELD, "missing field 'type' (expected 'disbursement' or 'transfer')", event_id=event_id)
     raise EventError(UNKNOWN_TYPE, f"unknown type {quote(kind)}; expected 'disbursement' or 'transfer'",
                      event_id=event_id)
+
+
+# -- the typed fast path ------------------------------------------------------------------------------------------
+# The shape nearly every event has: known fields only, text ids within their limits, text or integer `ts`, text
+# `amount`, text or null optional fields. msgspec decodes it into these structs in C (UTF-8, JSON syntax, field
+# names, types and lengths checked there); `_parse_typed` then applies the contract's remaining checks to the
+# values. It accepts a subset of what `_parse_checked` accepts, with the same result, and returns None (or raises)
+# for anything else, which then takes `_parse_checked`: extra fields, numbers as amounts, integer merchant
+# categories, empty or padded values, and every refusal. tests/unit/test_event_fast_paths.py holds the two
+# parsers to the same outcome on generated events.
+_Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_LEN)]
+_Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_FIELD_LEN)]
+
+
+class _TypedTransfer(msgspec.Struct, tag="transfer", tag_field="type", forbid_unknown_fields=True, gc=False):
+    event_id: _Id
+    ts: Union[_Text, int]
+    src: _Id
+    dst: _Id
+    amount: _Text
+    currency: Union[str, None] = None
+    channel: Union[Annotated[str, msgspec.Meta(max_length=FIELD_MAX_LEN["channel"])], None] = None
+    merchant_category: Union[str, None] = None
+    device_id: Union[_Id, None] = None
+    ip: Union[Annotated[str, msgspec.Meta(max_length=FIELD_MAX_LEN["ip"])], None] = None
+
+
+class _TypedDisbursement(msgspec.Struct, tag="disbursement", tag_field="type", forbid_unknown_fields=True,
+                         gc=False):
+    event_id: _Id
+    ts: Union[_Text, int]
+    account: _Id
+    amount: _Text
+    loan_id: Union[_Id, None] = None
+    currency: Union[str, None] = None
+    product: Union[Annotated[str, msgspec.Meta(max_length=FIELD_MAX_LEN["product"])], None] = None
+    device_id: Union[_Id, None] = None
+    ip: Union[Annotated[str, msgspec.Meta(max_length=FIELD_MAX_LEN["ip"])], None] = None
+
+
+_TYPED = msgspec.json.Decoder(Union[_TypedTransfer, _TypedDisbursement])
+# Currency codes and channel names as sent -> as kept: a handful of values, each checked and normalized once, so
+# every event shares one string object per value instead of a fresh `upper()` or `strip()` of its own. Bounded.
+_CURRENCIES: dict[str, str] = {}
+_CHANNEL_NAMES: dict[str, str] = {}
+_NAME_CACHE_SIZE = 1_000
+_MAX_MINOR = MAX_UNITS * MINOR_PER_UNIT
+
+
+def _parse_typed(raw: bytes | str, watermark: int | None) -> Event | None:
+    """The event, when `raw` has the common shape and passes every check; None (or an exception) otherwise."""
+    typed = _TYPED.decode(raw)
+    event_id = typed.event_id.strip()
+    if not event_id:
+        return None
+    ts = typed.ts
+    if type(ts) is str:
+        ts = _parse_text_ts(ts.strip())
+    if ts < MIN_TS_MS or ts >= MAX_TS_MS or (watermark is not None and ts > watermark + MAX_FUTURE_MS):
+        return None
+    amount = typed.amount
+    if _PLAIN_AMOUNT.fullmatch(amount) is None:
+        return None
+    minor = int(amount[:-3]) * MINOR_PER_UNIT + int(amount[-2:])
+    if not 0 < minor <= _MAX_MINOR:
+        return None
+    currency = typed.currency
+    if currency is None:
+        currency = DEFAULT_CURRENCY
+    else:
+        known = _CURRENCIES.get(currency)
+        if known is None:
+            if _CURRENCY.fullmatch(currency) is None:
+                return None
+            known = currency.upper()
+            if len(_CURRENCIES) < _NAME_CACHE_SIZE:
+                _CURRENCIES[currency] = known
+        currency = known
+    device_id, ip = typed.device_id, typed.ip
+    if device_id is not None:
+        device_id = device_id.strip() or None
+    if ip is not None:
+        ip = ip.strip() or None
+    if type(typed) is _TypedTransfer:
+        src, dst = typed.src.strip(), typed.dst.strip()
+        if not src or not dst or src == dst:
+            return None
+        channel = typed.channel
+        if channel is None:
+            channel = DEFAULT_CHANNEL
+        else:
+            known = _CHANNEL_NAMES.get(channel)
+            if known is None:
+                known = channel.strip() or DEFAULT_CHANNEL
+                if len(_CHANNEL_NAMES) < _NAME_CACHE_SIZE:
+                    _CHANNEL_NAMES[channel] = known
+            channel = known
+        mcc = typed.merchant_category
+        if mcc == "":
+            mcc = None
+        elif mcc is not None and _MCC.fullmatch(mcc) is None:
+            return None
+        return Transfer(event_id, ts, src, dst, minor, currency, channel, mcc, device_id, ip)
+    account = typed.account.strip()
+    if not account:
+        return None
+    loan_id, product = typed.loan_id, typed.product
+    loan_id = (loan_id.strip() or event_id) if loan_id is not None else event_id
+    if product is not None:
+        product = product.strip() or None
+    return Disbursement(event_id, ts, loan_id, account, minor, currency, product, device_id, ip)
 
 
 def _parse_disbursement(obj: Mapping[str, Any], event_id: str, watermark: int | None,
@@ -345,24 +472,27 @@ def _parse_ts(obj: Mapping[str, Any], event_id: str, watermark: int | None) -> i
 # Epoch ms of each minute 'YYYY-MM-DDTHH:MM' already seen in the shape producers send; bounded, cleared when full.
 _MINUTE_MS: dict[str, int] = {}
 _MINUTE_CACHE_SIZE = 100_000
+# The rest of that shape, ':SS.' and 'mmmZ', as ms: every valid value, so that a lookup both checks and converts.
+_SECOND_MS = {f":{second:02d}.": second * 1000 for second in range(60)}
+_MILLI_MS = {f"{milli:03d}Z": milli for milli in range(1000)}
 
 
 def _parse_text_ts(text: str) -> int:
     """`parse_rfc3339_ms`, with a shortcut for the shape nearly every event has, 'YYYY-MM-DDTHH:MM:SS.mmmZ':
     the minute is looked up (the full parser validated it the first time it was seen), seconds and millis are
-    added. Any other shape, an unseen minute or second 60 takes the full parser, so results are identical."""
-    if len(text) == 24 and text[23] == "Z" and text[19] == "." and text[16] == ":" and "0" <= text[17] <= "5":
-        tail = text[17:19] + text[20:23]
-        if tail.isdigit() and tail.isascii():
-            offset = int(text[17:19]) * 1000 + int(text[20:23])
-            minute = _MINUTE_MS.get(text[:16])
-            if minute is not None:
-                return minute + offset
-            ts = parse_rfc3339_ms(text)
-            if len(_MINUTE_MS) >= _MINUTE_CACHE_SIZE:
-                _MINUTE_MS.clear()
-            _MINUTE_MS[text[:16]] = ts - offset
-            return ts
+    looked up among their valid values and added. Any other shape, an unseen minute or second 60 takes the full
+    parser, so results are identical."""
+    second = _SECOND_MS.get(text[16:20])
+    milli = _MILLI_MS.get(text[20:])
+    if second is not None and milli is not None:
+        minute = _MINUTE_MS.get(text[:16])
+        if minute is not None:
+            return minute + second + milli
+        ts = parse_rfc3339_ms(text)
+        if len(_MINUTE_MS) >= _MINUTE_CACHE_SIZE:
+            _MINUTE_MS.clear()
+        _MINUTE_MS[text[:16]] = ts - second - milli
+        return ts
     return parse_rfc3339_ms(text)
 
 

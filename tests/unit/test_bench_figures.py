@@ -59,3 +59,15 @@ def test_latency_takes_the_last_produced_evidence_event_as_the_completing_one():
     seen = {"w1": (5.5, ["d1", "t1", "t2"]), "w2": (3.0, ["t1", "x-not-produced"]), "w3": (9.0, ["other"])}
     latencies, unmatched = latency._latencies(sent, seen)
     assert latencies == [pytest.approx(0.5), pytest.approx(1.0)] and unmatched == 1
+
+
+def test_the_peer_comparison_is_the_ratio_of_per_event_rates_and_says_when_the_peer_is_missing():
+    from bench import peer
+
+    ours = {"events": 1000, "cpu_s": 0.1, "warnings": 3}                  # 10,000 events/s
+    figures = peer.figures({"fundflow": ours, "snapml": {"events": 1000, "cpu_s": 0.2}})     # 5,000 events/s
+    assert figures[-1].value == pytest.approx(2.0) and figures[-1].met is True
+    assert peer.figures({"fundflow": ours, "snapml": {"events": 1000, "cpu_s": 0.19}})[-1].met is False
+    shown = peer.figures({"fundflow": ours, "snapml": {"missing": "snapml is not installed"}})
+    assert shown[0].value == pytest.approx(10_000) and shown[-1].value is None
+    assert "not installed" in shown[-1].note

@@ -11,6 +11,17 @@ runs at, and a pure `detect(rule, event, state)` that searches only the new even
 - `requested`: at a device or IP key, when a loan was requested from it (its index);
 - `linked`: at an identifier key (device, IP, configured field), when money of a loan requested from it left
   the ledger (its arrivals, `stream.detection.identity`).
+
+Two optional declarations let the detector skip a rule that cannot find anything for the event in hand, before
+calling `detect` (both are necessary conditions of a finding, never a change to what `detect` finds):
+
+- `channels(rule)`: the transfer channels on which the rule can find anything (None: every channel). A transfer
+  on any other channel does not reach the rule at all: the detector looks the rule list up by stage and channel.
+- `prefilter(rule, stage)`: a test `(event, state) -> bool`, built once per rule set, that returns False only
+  when `detect` would return nothing; O(1): the event, the message's context and the counters kept beside the
+  graph (degrees, counterparty counts), never a scan. None: no test.
+
+A kind without them is simply always called, as before.
 """
 
 from __future__ import annotations
@@ -40,6 +51,9 @@ class Kind:
     reports_loan: bool = False
     # Values its findings carry for a `where` to read as `finding.<name>`: name -> "boolean", "number" or "text".
     features: Mapping[str, str] = field(default_factory=dict)
+    # See the module docstring: the channels a rule can fire on, and its O(1) test before `detect`.
+    channels: Callable[["Rule"], frozenset[str] | None] | None = None
+    prefilter: Callable[["Rule", str], Callable[["Event", "DetectionState"], bool] | None] | None = None
 
 
 SENT, RECEIVED, EXITED, REQUESTED, LINKED = "sent", "received", "exited", "requested", "linked"
@@ -64,7 +78,8 @@ def _register_builtin_kinds() -> None:
         register(Kind(name=module.NAME, doc=(module.__doc__ or "").strip(), params=module.PARAMS,
                       triggers=module.TRIGGERS, stages=module.STAGES, detect=module.detect,
                       reports_loan=getattr(module, "REPORTS_LOAN", False),
-                      features=getattr(module, "FEATURES", {})))
+                      features=getattr(module, "FEATURES", {}),
+                      channels=getattr(module, "channels", None), prefilter=getattr(module, "prefilter", None)))
 
 
 _register_builtin_kinds()

@@ -104,8 +104,14 @@ def star(rule: Any, event: Transfer, state: Any, hub: str, *, incoming: bool, mi
         return None       # fewer neighbours in the whole window than needed: no scan
     if too_busy(graph, hub, params.get("max_counterparties", 0)):
         return None
-    scan = graph.in_edges if incoming else graph.out_edges
     within = params["within"]
+    # Counted before anything is built: distinct counterparts with an edge that passes the filter (loan share
+    # aside) anywhere in the scanned range bound what any window of it can hold.
+    count = graph.count_senders if incoming else graph.count_receivers
+    if count(hub, event.ts - within, event.ts + within, state.limits.degree_cap, filters[0], filters[1], filters[2],
+             min_count) < min_count:
+        return None
+    scan = graph.in_edges if incoming else graph.out_edges
     edges = densest_window([edge for edge in scan(hub, event.ts - within, event.ts + within, state.limits.degree_cap)
                             if edge_qualifies(edge[2], *filters)], event.ts, within)
     counterparts = sorted({other for other, _, _ in edges})

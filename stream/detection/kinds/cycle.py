@@ -70,6 +70,25 @@ def canonical(accounts: tuple[str, ...]) -> str:
     return ">".join(accounts[start:] + accounts[:start])
 
 
+def channels(rule: "Rule") -> frozenset[str]:
+    return rule.params["channels"] & {"p2p"}
+
+
+def prefilter(rule: "Rule", stage: str):
+    """The exits of `detect` before its search: the closing transfer is large enough, the payer had received
+    something, the payee has sent something, and neither is too busy."""
+    params = rule.params
+    min_amount, busy = params["min_amount"], params["max_counterparties"]
+
+    def test(event: Transfer, state: "DetectionState") -> bool:
+        if event.amount < min_amount or state.before is None:
+            return False
+        senders, receivers = state.graph.degrees(event.dst)
+        return receivers >= 1 and not (busy > 0 and (senders + receivers > busy
+                                                     or state.sender_counterparties > busy))
+    return test
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list:
     """At v, on a transfer u -> v: did v's money come back through an earlier chain v -> ... -> u? Searched
     backwards from u, at most `max_len` - 1 transfers deep, `branch_cap` senders per account and `path_budget`

@@ -43,6 +43,18 @@ def keys_for(event: Disbursement, key: str) -> list[str]:
     return keys
 
 
+def prefilter(rule: "Rule", stage: str):
+    """Not again once the rule fired for this loan at an earlier key; a loan below `min_amount` counts for
+    nothing; only at a requester key the rule reads."""
+    params = rule.params
+    rule_id, min_amount, key = rule.id, params["min_amount"], params["key"]
+
+    def test(event: Disbursement, state: "DetectionState") -> bool:
+        return (rule_id not in state.fired and event.amount >= min_amount
+                and state.requester in keys_for(event, key))
+    return test
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """At a device or IP key, on a loan requested from it: how many distinct borrowers got loans from it in the
     window? With `key: device_or_ip` the IP is looked at only when the device found nothing."""

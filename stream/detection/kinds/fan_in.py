@@ -39,6 +39,30 @@ PARAMS = (
 )
 
 
+def channels(rule: "Rule") -> frozenset[str]:
+    return rule.params["channels"]
+
+
+def prefilter(rule: "Rule", stage: str):
+    """The cheap exits of `star` before its scan: the transfer itself qualifies, and the collector has at least
+    `min_sources` senders in the whole window and is not too busy."""
+    params = rule.params
+    min_amount, require_loan, share = params["min_amount"], params["require_loan_money"], params["min_loan_share"]
+    minimum, busy = params["min_sources"], params.get("max_counterparties", 0)
+
+    def test(event: Transfer, state: "DetectionState") -> bool:
+        if event.amount < min_amount:
+            return False
+        if require_loan:
+            allocation = state.allocation
+            loan = allocation.loan_amount if allocation is not None else 0
+            if loan <= 0 or loan < share * event.amount:
+                return False
+        counts = state.graph.degrees(sink_node(event))
+        return counts[0] >= minimum and not (busy > 0 and counts[0] + counts[1] > busy)
+    return test
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """On a transfer: has its destination now received from `min_sources` distinct accounts in the window?"""
     if not isinstance(event, Transfer):

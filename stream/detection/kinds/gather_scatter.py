@@ -39,6 +39,37 @@ PARAMS = (
 )
 
 
+def channels(rule: "Rule") -> frozenset[str]:
+    return rule.params["channels"]
+
+
+def prefilter(rule: "Rule", stage: str):
+    """The exits of `detect` before its scans: the transfer qualifies, and the hub (the sender at `sent`, the
+    receiver at `received` unless this rule already fired at `sent`) has enough senders and receivers in the
+    whole window and is not too busy."""
+    params = rule.params
+    min_amount, require_loan, rule_id = params["min_amount"], params["require_loan_money"], rule.id
+    min_sources, min_targets, busy = params["min_sources"], params["min_targets"], params["max_counterparties"]
+
+    def test(event: Transfer, state: "DetectionState") -> bool:
+        if event.amount < min_amount:
+            return False
+        if stage == "sent":
+            if require_loan:
+                allocation = state.allocation
+                if allocation is None or allocation.loan_amount <= 0:
+                    return False
+            hub = event.src
+        elif rule_id in state.fired:
+            return False
+        else:
+            hub = sink_node(event)
+        senders, receivers = state.graph.degrees(hub)
+        return (senders >= min_sources and receivers >= min_targets
+                and not (busy > 0 and senders + receivers > busy))
+    return test
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """On a transfer: is its sender (at the sender) or else its receiver (at the receiver) now a hub that
     gathered from many and scattered to many?"""
@@ -61,6 +92,12 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         if graph.sender_count(hub) < params["min_sources"] or graph.receiver_count(hub) < params["min_targets"]:
             continue    # not enough neighbours in the whole window: no scan
         if too_busy(graph, hub, params["max_counterparties"]):
+            continue
+        # Counted before anything is built: a hub usually has too few distinct targets (or sources) in `within`.
+        if (graph.count_receivers(hub, since, until, cap, channels, min_amount, require_loan, params["min_targets"])
+                < params["min_targets"]
+                or graph.count_senders(hub, since, until, cap, channels, min_amount, False, params["min_sources"])
+                < params["min_sources"]):
             continue
         ins = sorted(((attrs["ts"], key, src, attrs) for src, key, attrs in graph.in_edges(hub, since, until, cap)
                       if edge_qualifies(attrs, channels, min_amount, False, 0.0)), key=lambda e: (e[0], e[1]))

@@ -57,6 +57,14 @@ def fast_run(path: tuple[Hop, ...], within: int, max_dwell: int, max_decay: floa
     return path[start:]
 
 
+def prefilter(rule: "Rule", stage: str):
+    """Layering follows traced money: a transfer that carried none has nothing to follow."""
+    def test(event: "Event", state: "DetectionState") -> bool:
+        allocation = state.allocation
+        return allocation is not None and bool(allocation.pieces)
+    return test
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """On a transfer: does any money it carries complete a fast, nearly lossless run of `min_hops` hops?"""
     allocation = state.allocation

@@ -52,6 +52,20 @@ def is_sink(channel: str, merchant_category: str | None, params) -> bool:
     return channel == "merchant" and merchant_category in params["sinks_merchant_categories"]
 
 
+def channels(rule: "Rule") -> frozenset[str]:
+    """Sink channels, and merchant payments when some merchant categories count as sinks."""
+    params = rule.params
+    return params["sinks_channels"] | ({"merchant"} if params["sinks_merchant_categories"] else set())
+
+
+def prefilter(rule: "Rule", stage: str):
+    params = rule.params
+
+    def test(event: Transfer, state: "DetectionState") -> bool:
+        return state.loan_id is not None and is_sink(event.channel, event.merchant_category, params)
+    return test
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """At the borrower, when pieces of one of its loans left the ledger with a transfer into a sink: the share of
     that loan that reached sinks in time."""

@@ -40,6 +40,41 @@ PARAMS = (
 )
 
 
+def channels(rule: "Rule") -> frozenset[str]:
+    return rule.params["channels"]
+
+
+def prefilter(rule: "Rule", stage: str):
+    """The exits of `detect` before its walk: the gather transfer qualifies, carried its sender's inflows, and
+    the collector has at least `min_intermediaries` senders in the whole window."""
+    params = rule.params
+    min_amount, require_loan, minimum = params["min_amount"], params["require_loan_money"], params["min_intermediaries"]
+
+    def test(event: Transfer, state: "DetectionState") -> bool:
+        if event.amount < min_amount or state.before is None:
+            return False
+        if require_loan:
+            allocation = state.allocation
+            if allocation is None or allocation.loan_amount <= 0:
+                return False
+        return state.graph.degrees(sink_node(event))[0] >= minimum
+    return test
+
+
+def _gatherers(state: "DetectionState", collector: str, since: int, until: int, channels: frozenset[str],
+               min_amount: int, require_loan: bool, enough: int) -> int:
+    """Distinct intermediaries whose gather transfers into the collector the search below would look at, counted
+    up to `enough` before it walks what each of them had received: each origin's intermediaries are among them."""
+    mids: set[str] = set()
+    for gather in walk(state.provenance.inflows(collector), since, until, state.limits.degree_cap):
+        if gather.src != collector and gather.src not in mids and edge_qualifies(gather.attrs, channels, min_amount,
+                                                                                  require_loan, 0.0):
+            mids.add(gather.src)
+            if len(mids) >= enough:
+                break
+    return len(mids)
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """At C, on a gather transfer X -> C: is there an A that sent to X and to enough other intermediaries that
     all passed money on to C, in time order, within the window?"""
@@ -59,25 +94,37 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     origins = sorted({leg.src for leg in walk(state.before, since, until, limits.degree_cap)
                       if leg.src != collector and edge_qualifies(leg.attrs, channels, min_amount, False, 0.0)})
     wanted = set(origins[:limits.branch_cap])
-    if not wanted:
+    if not wanted or _gatherers(state, collector, since, until, channels, min_amount, require_loan,
+                                params["min_intermediaries"]) < params["min_intermediaries"]:
         return []
     # origin -> intermediary -> (leg key, leg attrs, gather key, gather attrs): per intermediary its earliest
     # gather into C, and of what it had received from the origin by then, the earliest leg.
     found: dict[str, dict[str, tuple[str, dict, str, dict]]] = {}
+    branch_cap = limits.branch_cap
     for gather in walk(state.provenance.inflows(collector), since, until, limits.degree_cap):
         mid, gattrs = gather.src, gather.attrs
         if mid == collector or not edge_qualifies(gattrs, channels, min_amount, require_loan, 0.0):
             continue
-        for leg in walk(gather.before, since, gattrs["ts"], limits.branch_cap):
-            origin = leg.src
-            if origin not in wanted or origin == mid or not edge_qualifies(leg.attrs, channels, min_amount, False,
-                                                                             0.0):
-                continue
-            legs = found.setdefault(origin, {})
-            known = legs.get(mid)
-            if known is None or ((gattrs["ts"], gather.key), (leg.attrs["ts"], leg.key)) < (
-                    (known[3]["ts"], known[2]), (known[1]["ts"], known[0])):
-                legs[mid] = (leg.key, leg.attrs, gather.key, gattrs)
+        # `walk(gather.before, since, gattrs["ts"], branch_cap)` written out: this is the innermost loop of the
+        # kind (every inflow of every intermediary), where a generator's resume per inflow is most of the cost.
+        gather_ts, seen, leg = gattrs["ts"], set(), gather.before
+        while leg is not None and leg.newest >= since:
+            attrs = leg.attrs
+            ts = attrs["ts"]
+            if ts >= since:
+                origin = leg.src
+                if origin not in seen:
+                    if len(seen) >= branch_cap:
+                        break
+                    seen.add(origin)
+                if (ts <= gather_ts and origin in wanted and origin != mid and attrs["channel"] in channels
+                        and attrs["amount"] >= min_amount):
+                    legs = found.setdefault(origin, {})
+                    known = legs.get(mid)
+                    if known is None or ((gather_ts, gather.key), (ts, leg.key)) < (
+                            (known[3]["ts"], known[2]), (known[1]["ts"], known[0])):
+                        legs[mid] = (leg.key, attrs, gather.key, gattrs)
+            leg = leg.rest
     best = None
     for origin in sorted(found):
         legs = found[origin]

@@ -85,6 +85,13 @@ def _looked_up(event: "Event", events: frozenset[str], types: frozenset[str]) ->
     return looked
 
 
+def prefilter(rule: "Rule", stage: str):
+    """Without an indicator set there is nothing to look up."""
+    def test(event: "Event", state: "DetectionState") -> bool:
+        return bool(state.indicators)
+    return test
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """On a transfer at its sender; on a disbursement at its first requester key (the device, else the IP), once."""
     indicators = state.indicators
