@@ -53,7 +53,7 @@ from typing import Iterable, Mapping, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))    # bench/ is a top-level folder, not installed
 
-from bench.quality import DEFAULT_AMLSIM, REPO, SCENARIOS, epoch_ms, run, split_cut, split_truth  # noqa: E402
+from bench.quality import DEFAULT_AMLSIM, SCENARIOS, epoch_ms, run, split_cut, split_truth  # noqa: E402
 from stream.offline.evaluate import WarningRef, evaluate, read_warnings  # noqa: E402
 from stream.simulate.truth import Instance, load_truth  # noqa: E402
 

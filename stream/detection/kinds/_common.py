@@ -11,6 +11,7 @@ from ...model.money import format_minor
 from ...rules.params import Param, boolean, count, duration, money, ratio, show_duration, show_set, string_set
 from ...model.timefmt import MS_PER_HOUR
 from ..finding import Finding
+from ..graph import sink_node
 
 # ISO 18245 merchant categories that turn credit into cash or near-cash: 6010 manual cash disbursement,
 # 6011 ATM, 6051 quasi-cash (crypto, money orders, travellers cheques), 6540 stored-value card top-up,
@@ -88,6 +89,28 @@ class Star:
             evidence={**evidence, "transfers": len(self.edges), "elapsed_s": self.elapsed // 1000,
                       "loan_share": round(self.loan_total / self.total, 4)},
         )
+
+
+def star_prefilter(rule: Any, *, incoming: bool, min_count: str):
+    """The cheap exits of `star` before its scan, as a kind's prefilter: the transfer itself qualifies, and the
+    hub (the payee when `incoming`, else the payer) has at least the rule's `min_count` counterparts on that side
+    in the whole window and is not too busy."""
+    params = rule.params
+    min_amount, require_loan, share = params["min_amount"], params["require_loan_money"], params["min_loan_share"]
+    minimum, busy = params[min_count], params.get("max_counterparties", 0)
+    side = 0 if incoming else 1
+
+    def test(event: Transfer, state: Any) -> bool:
+        if event.amount < min_amount:
+            return False
+        if require_loan:
+            allocation = state.allocation
+            loan = allocation.loan_amount if allocation is not None else 0
+            if loan <= 0 or loan < share * event.amount:
+                return False
+        counts = state.graph.degrees(sink_node(event) if incoming else event.src)
+        return counts[side] >= minimum and not (busy > 0 and counts[0] + counts[1] > busy)
+    return test
 
 
 def star(rule: Any, event: Transfer, state: Any, hub: str, *, incoming: bool, min_count: int) -> Star | None:

@@ -14,7 +14,8 @@ from ...model.money import format_minor
 from ..finding import Finding
 from ..graph import sink_node
 from ._common import (Param, channels_param, count, format_elapsed, hours, max_counterparties_param, min_amount_param,
-                      min_loan_share_param, min_total_param, percent, require_loan_money_param, star, within_param)
+                      min_loan_share_param, min_total_param, percent, require_loan_money_param, star, star_prefilter,
+                      within_param)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -44,23 +45,8 @@ def channels(rule: "Rule") -> frozenset[str]:
 
 
 def prefilter(rule: "Rule", stage: str):
-    """The cheap exits of `star` before its scan: the transfer itself qualifies, and the collector has at least
-    `min_sources` senders in the whole window and is not too busy."""
-    params = rule.params
-    min_amount, require_loan, share = params["min_amount"], params["require_loan_money"], params["min_loan_share"]
-    minimum, busy = params["min_sources"], params.get("max_counterparties", 0)
-
-    def test(event: Transfer, state: "DetectionState") -> bool:
-        if event.amount < min_amount:
-            return False
-        if require_loan:
-            allocation = state.allocation
-            loan = allocation.loan_amount if allocation is not None else 0
-            if loan <= 0 or loan < share * event.amount:
-                return False
-        counts = state.graph.degrees(sink_node(event))
-        return counts[0] >= minimum and not (busy > 0 and counts[0] + counts[1] > busy)
-    return test
+    """`star`'s cheap exits: the transfer qualifies and the collector has `min_sources` counterparts in the window."""
+    return star_prefilter(rule, incoming=True, min_count="min_sources")
 
 
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:

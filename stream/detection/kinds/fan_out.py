@@ -12,7 +12,8 @@ from ...model.events import Transfer
 from ...model.money import format_minor
 from ..finding import Finding
 from ._common import (Param, channels_param, count, format_elapsed, hours, min_amount_param, min_loan_share_param,
-                      min_total_param, percent, require_loan_money_param, star, within_param)
+                      min_total_param, percent, require_loan_money_param, star, star_prefilter,
+                      within_param)
 
 if TYPE_CHECKING:
     from ...model.events import Event
@@ -39,23 +40,8 @@ def channels(rule: "Rule") -> frozenset[str]:
 
 
 def prefilter(rule: "Rule", stage: str):
-    """The cheap exits of `star` before its scan: the transfer itself qualifies, and the payer has sent to at
-    least `min_targets` accounts in the whole window."""
-    params = rule.params
-    min_amount, require_loan, share = params["min_amount"], params["require_loan_money"], params["min_loan_share"]
-    minimum, busy = params["min_targets"], params.get("max_counterparties", 0)
-
-    def test(event: Transfer, state: "DetectionState") -> bool:
-        if event.amount < min_amount:
-            return False
-        if require_loan:
-            allocation = state.allocation
-            loan = allocation.loan_amount if allocation is not None else 0
-            if loan <= 0 or loan < share * event.amount:
-                return False
-        counts = state.graph.degrees(event.src)
-        return counts[1] >= minimum and not (busy > 0 and counts[0] + counts[1] > busy)
-    return test
+    """`star`'s cheap exits: the transfer qualifies and the payer has `min_targets` counterparts in the window."""
+    return star_prefilter(rule, incoming=False, min_count="min_targets")
 
 
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
