@@ -402,7 +402,7 @@ class Detector:
 
     def _requested(self, state: DetectionState, message: Requested, queue: deque) -> None:
         d = message.disbursement
-        state.devices.add(message.key, d)
+        state.devices.add_loan(message.key, d)
         state.enter(REQUESTED, fired=message.fired, requester=message.key)
         fired = self._run(REQUESTED, state, d, queue)
         if message.later:

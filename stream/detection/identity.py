@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Iterable
 
 from ..model.events import Disbursement, Event
+from .windowed import WindowedLists
 
 IDENTIFIERS_PER_ACCOUNT = 16     # an account with more devices and IPs than this is judged on its recent ones
 OUTFLOWS_PER_WATCH = 32          # transfers remembered per watched loan: a takeover moves money in a few
@@ -111,8 +113,7 @@ class Identities:
         self._account_expiry: list[tuple[int, int, str]] = []
         self.watches: dict[str, LoanWatch] = {}
         self._watch_expiry: list[tuple[int, str]] = []
-        self.arrivals: dict[str, list[Arrival]] = {}
-        self._arrival_expiry: list[tuple[int, int, str]] = []
+        self.arrivals: WindowedLists[Arrival] = WindowedLists(ARRIVALS_PER_NODE, attrgetter("loan_ts"))
         self._seq = 0
         self._cutoff: int | None = None
 
@@ -194,20 +195,13 @@ class Identities:
             made.append(Arrival(transfer.ts, transfer.event_id, origin.id, origin.event_id, origin.ts,
                                 origin.amount, origin.account, identifiers, piece.amount, piece.hops,
                                 transfer.channel, transfer.merchant_category))
-        if made:
-            arrivals = self.arrivals.get(node)
-            if arrivals is None:
-                arrivals = self.arrivals[node] = []
-                self._seq += 1
-                heapq.heappush(self._arrival_expiry, (min(a.loan_ts for a in made), self._seq, node))
-            arrivals.extend(made)
-            if len(arrivals) > ARRIVALS_PER_NODE:
-                del arrivals[:len(arrivals) - ARRIVALS_PER_NODE]
+        for arrival in made:
+            self.arrivals.add(node, arrival)
         return tuple(made)
 
     def arrivals_at(self, node: str) -> tuple[Arrival, ...]:
         cutoff = self._cutoff
-        return tuple(a for a in self.arrivals.get(node, ()) if cutoff is None or a.loan_ts >= cutoff)
+        return tuple(a for a in self.arrivals.items(node) if cutoff is None or a.loan_ts >= cutoff)
 
     # -- the window ----------------------------------------------------------------------------------------
     def expire(self, cutoff: int) -> None:
@@ -233,19 +227,7 @@ class Identities:
             watch = self.watches.get(loan_id)
             if watch is not None and watch.disbursement.ts < cutoff:
                 del self.watches[loan_id]
-        heap = self._arrival_expiry
-        while heap and heap[0][0] < cutoff:
-            _, _, node = heapq.heappop(heap)
-            arrivals = self.arrivals.get(node)
-            if arrivals is None:
-                continue
-            kept = [a for a in arrivals if a.loan_ts >= cutoff]
-            if not kept:
-                del self.arrivals[node]
-                continue
-            self.arrivals[node] = kept
-            self._seq += 1
-            heapq.heappush(heap, (min(a.loan_ts for a in kept), self._seq, node))
+        self.arrivals.expire(cutoff)
 
     def __len__(self) -> int:
         return len(self.accounts)

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from operator import attrgetter
 
 from ..indicators.indicator_set import EMPTY as NO_INDICATORS
 from ..indicators.indicator_set import IndicatorSet
 from ..model.events import Disbursement
 from .graph import EventClock, RollingGraph
 from .identity import Arrival, Identities
+from .windowed import WindowedLists
 from .provenance import Inflow, Provenance
 from .tracer import Allocation, FundTracer, TracerOptions
 
@@ -47,45 +49,15 @@ class DeviceUse:
     amount: int
 
 
-class DeviceIndex:
+class DeviceIndex(WindowedLists[DeviceUse]):
     """Recent disbursements by requesting device and IP (`device:<id>`, `ip:<addr>`), windowed like the graph."""
 
     def __init__(self, cap: int) -> None:
-        self._uses: dict[str, list[DeviceUse]] = {}     # lists, not deques: most keys hold one or two uses
-        self._expiry: list[tuple[int, int, str]] = []
-        self._seq = 0
-        self._cap = cap
+        super().__init__(cap, attrgetter("ts"))
 
-    def add(self, key: str, d: Disbursement) -> None:
-        use = DeviceUse(ts=d.ts, account=d.account, loan_id=d.loan_id, event_id=d.event_id, amount=d.amount)
-        uses = self._uses.get(key)
-        if uses is None:
-            self._uses[key] = [use]
-        else:
-            uses.append(use)
-            if len(uses) > self._cap:
-                del uses[0]
-        self._seq += 1
-        heapq.heappush(self._expiry, (d.ts, self._seq, key))
-
-    def uses(self, key: str) -> tuple[DeviceUse, ...]:
-        return tuple(self._uses.get(key, ()))
-
-    def expire(self, cutoff: int) -> None:
-        heap = self._expiry
-        while heap and heap[0][0] < cutoff:
-            _, _, key = heapq.heappop(heap)
-            uses = self._uses.get(key)
-            if uses is None:
-                continue
-            kept = [use for use in uses if use.ts >= cutoff]
-            if not kept:
-                del self._uses[key]
-            elif len(kept) != len(uses):
-                self._uses[key] = kept
-
-    def __len__(self) -> int:
-        return len(self._uses)
+    def add_loan(self, key: str, d: Disbursement) -> None:
+        self.add(key, DeviceUse(ts=d.ts, account=d.account, loan_id=d.loan_id, event_id=d.event_id,
+                                amount=d.amount))
 
 
 def device_keys(d: Disbursement) -> tuple[str, ...]:

@@ -68,7 +68,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     for requester in keys_for(event, params["key"]):
         if requester != state.requester:
             continue
-        uses = sorted((use for use in state.devices.uses(requester)
+        uses = sorted((use for use in state.devices.items(requester)
                        if since <= use.ts <= event.ts and use.amount >= min_amount),
                       key=lambda use: (use.ts, use.event_id))
         accounts = sorted({use.account for use in uses})
