@@ -33,7 +33,6 @@ from .windowed import WindowedLists
 IDENTIFIERS_PER_ACCOUNT = 16     # an account with more devices and IPs than this is judged on its recent ones
 OUTFLOWS_PER_WATCH = 32          # transfers remembered per watched loan: a takeover moves money in a few
 ARRIVALS_PER_NODE = 1000         # loan pieces remembered per node, as SearchLimits.device_cap for devices
-IDENTIFIER_PREFIXES = ("device:", "ip:")
 
 
 def identity_keys(event: Event, fields: tuple[str, ...] = ()) -> tuple[str, ...]:
