@@ -12,6 +12,7 @@ from stream.errors import EventError
 from stream.model.events import Disbursement, Transfer, parse_event
 from stream.simulate import (LOOKALIKE_KINDS, PLANTED_KINDS, SimParams, SimulationError, load_truth, simulate,
                              write_ledger)
+from stream.simulate.params import FIRST_LOOKALIKE_KINDS
 from stream.simulate.world import BIG_TICKET, CASH_LIKE
 
 SMALL = SimParams(seed=11, accounts=800, days=2, instances=3, background_per_day=1500)
@@ -262,3 +263,41 @@ def test_evasive_variant_is_slower_split_and_labelled():
     assert max(i.last_ts - i.first_ts for i in truth.planted) > plain_span
     with pytest.raises(SimulationError, match="evasive must be a share between 0 and 1"):
         SimParams(evasive=1.5)
+
+
+def _content(events) -> list[tuple]:
+    """The events without their positional ids (ids follow positions in time, which new instances shift)."""
+    return [tuple((k, v) for k, v in sorted(e.items()) if k not in ("event_id", "loan_id")) for e in events]
+
+
+def test_adding_the_identity_typologies_kept_every_older_instance_of_a_seed():
+    """Planting them (after the older instances and look-alikes, from accounts new to the ledger) changes none
+    of the older planted instances or the older look-alikes, event for event."""
+    older = tuple(k for k in PLANTED_KINDS if k not in ("identity_ring", "account_takeover"))
+    options = {"seed": 5, "accounts": 800, "days": 3, "instances": 2, "background_per_day": 1500}
+
+    def instances(kinds):
+        events, truth = simulate(SimParams(**options, kinds=kinds))
+        by_id = {e["event_id"]: e for e in events}
+        keep = [i for i in truth.planted if i.kind in older] + [i for i in truth.lookalikes
+                                                                 if i.kind in FIRST_LOOKALIKE_KINDS]
+        return [(i.kind, i.accounts, _content(by_id[t] for t in i.txn_ids)) for i in keep]
+
+    before = instances(older)
+    assert len(before) == 2 * (len(older) + len(FIRST_LOOKALIKE_KINDS))
+    assert instances(PLANTED_KINDS) == before
+
+
+def test_spread_draws_each_instance_from_wide_ranges_and_zero_draws_nothing():
+    assert list(simulate(SimParams(seed=3, accounts=600, days=2, instances=2, spread=0.0))[0]) == \
+        list(simulate(SimParams(seed=3, accounts=600, days=2, instances=2))[0])
+    events, truth = simulate(SimParams(seed=3, accounts=5000, days=5, instances=12, spread=1.0))
+    by_id = {e.event_id: e for e in (parse_event(raw) for raw in events)}
+    drawn = [i.drawn for i in truth.planted]
+    assert all(i.variant == "spread" and i.drawn for i in truth.planted)
+    assert max(d["pace"] for d in drawn) > 4 and max(d["fee"] for d in drawn) > 5
+    assert all(d["cashout_share_low"] == 0.6 for d in drawn)          # at spread 1 every cash-out is split
+    chains = [len(_p2p(i, by_id)) for i in truth.planted if i.kind == "layering"]
+    assert max(chains) > 6 >= 3 <= min(chains)          # longer than the plain 3-6 hops, never shorter
+    with pytest.raises(SimulationError, match="spread must be between 0"):
+        SimParams(spread=1.5)
