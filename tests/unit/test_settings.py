@@ -156,3 +156,15 @@ def test_shared_defaults_have_one_source():
 
     assert DEFAULT_WINDOW_MS is defaults.WINDOW_MS and POLICIES is defaults.TRACER_POLICIES
     assert SEVERITIES == tuple(SEVERITY_RANK)
+
+
+def test_identity_fields_are_a_list_of_field_names_from_the_file_or_the_environment(tmp_path):
+    assert load_settings(None, env={}).identity_fields == ()
+    assert load_settings(None, env={"FUNDFLOW_IDENTITY_FIELDS": "phone_hash, reg_batch"}).identity_fields == \
+        ("phone_hash", "reg_batch")
+    path = tmp_path / "s.yaml"
+    path.write_text("identity_fields: [phone_hash, phone_hash]\n")
+    assert load_settings(path, env={}).identity_fields == ("phone_hash",)
+    path.write_text("identity_fields: [\"phone hash\"]\n")
+    with pytest.raises(SettingsError, match="identity_fields: expected field names of letters, digits and _"):
+        load_settings(path, env={})
