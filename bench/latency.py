@@ -25,6 +25,7 @@ from .stack import Stack, Worker, local_stack
 RATES = {2_000: 0.25, 10_000: 1.0}        # produced events/s -> p99 target (s) to queryable in ClickHouse
 CLICKHOUSE_BATCH_INTERVAL = "100ms"       # the sink's longest wait before an insert (a deployment setting)
 POLL_S = 0.05
+POLL_MARGIN_MS = 5_000                    # how far before the newest row seen each poll looks again
 SETTLE_S = 15.0                           # after the last send, how long to wait for warnings still due
 
 
@@ -36,6 +37,7 @@ class RateResult:
     stored: list[float]                   # seconds, one per warning
     paged: list[float]
     unmatched: int                        # warnings whose completing event was not among those produced
+    producer: str = "kafka-python"
 
 
 def run(*, quick: bool, rules: Path) -> list[RateResult]:
@@ -50,8 +52,6 @@ def run(*, quick: bool, rules: Path) -> list[RateResult]:
 
 
 def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int) -> RateResult:
-    from kafka import KafkaProducer
-
     database = f"bench_{uuid.uuid4().hex[:8]}"
     clickhouse = stack.clickhouse.client()
     clickhouse.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
@@ -71,21 +71,18 @@ def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int) -> RateR
         worker.start()
         worker.wait_until(lambda: worker.total("fundflow_graph_edges") >= 0 and worker.ready(), "readiness", 90)
         poller.start()
-        producer = KafkaProducer(bootstrap_servers=stack.broker.bootstrap, acks=1, linger_ms=2)
+        sends = [_send_of(line, worker.topics) for line in lines]     # decoded before the clock starts
+        producer = Producer(stack.broker.bootstrap)
         started = time.monotonic()
-        for index, line in enumerate(lines):
+        for index, (topic, key, event_id, line) in enumerate(sends):
             due = started + index / rate
             delay = due - time.monotonic()
             if delay > 0.002:
                 time.sleep(delay)
-            event = json.loads(line)
-            topic = worker.topics["transfers_topic" if event["type"] == "transfer" else "disbursements_topic"]
-            key = (event.get("src") or event["account"]).encode()
-            sent[event["event_id"]] = time.monotonic()
-            producer.send(topic, key=key, value=line)
+            sent[event_id] = time.monotonic()
+            producer.send(topic, key, line)
         producer.flush()
         achieved = len(lines) / (time.monotonic() - started)
-        producer.close()
         deadline = time.monotonic() + SETTLE_S
         while time.monotonic() < deadline:
             worker.check_alive()
@@ -99,18 +96,84 @@ def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int) -> RateR
         server.shutdown()
     store_latency, unmatched = _latencies(sent, stored)
     page_latency, _ = _latencies(sent, receiver.seen)
-    return RateResult(rate, achieved, len(lines), store_latency, page_latency, unmatched)
+    return RateResult(rate, achieved, len(lines), store_latency, page_latency, unmatched, Producer.name)
+
+
+def _send_of(line: bytes, topics: dict[str, str]) -> tuple[str, bytes, str, bytes]:
+    event = json.loads(line)
+    topic = topics["transfers_topic" if event["type"] == "transfer" else "disbursements_topic"]
+    return topic, (event.get("src") or event["account"]).encode(), event["event_id"], line
+
+
+class _LibrdkafkaProducer:
+    """librdkafka (confluent-kafka, in the `bench` extra): a few µs of this process's CPU per record, so the
+    producer neither caps the rate nor takes the cores the worker, the broker and ClickHouse need."""
+
+    name = "librdkafka"
+
+    def __init__(self, bootstrap: str) -> None:
+        from confluent_kafka import Producer as Librdkafka
+        self._producer = Librdkafka({"bootstrap.servers": bootstrap, "linger.ms": 2, "acks": "1"})
+        self.failed = 0
+
+    def _delivered(self, error, _message) -> None:
+        if error is not None:
+            self.failed += 1
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                break
+            except BufferError:              # its queue is full: let deliveries drain it
+                self._producer.poll(0.005)
+        self._producer.poll(0)
+
+    def flush(self) -> None:
+        left = self._producer.flush(30)
+        if left or self.failed:
+            raise RuntimeError(f"the benchmark's producer could not deliver {left + self.failed} records")
+
+
+class _KafkaPythonProducer:
+    """kafka-python, the project's own client: about 100 µs per record in one Python thread, which caps the
+    produced rate at a few thousand a second on a small machine."""
+
+    name = "kafka-python"
+
+    def __init__(self, bootstrap: str) -> None:
+        from kafka import KafkaProducer
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=2)
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        self._producer.send(topic, key=key, value=value)
+
+    def flush(self) -> None:
+        self._producer.flush()
+        self._producer.close()
+
+
+try:
+    import confluent_kafka  # noqa: F401 - only whether it is installed
+    Producer: type = _LibrdkafkaProducer
+except ImportError:
+    Producer = _KafkaPythonProducer
 
 
 def _poll_store(client, database: str, stored: dict, stop: threading.Event) -> None:
+    """Only the rows inserted since the newest one seen, less a margin, so a poll costs the same at the end
+    of a run as at its start (one sink inserts, in order, and stamps each row with its insert time)."""
+    newest = 0
     while not stop.is_set():
         try:
-            rows = client.execute(f"SELECT warning_id, txn_ids FROM {database}.warnings")
+            rows = client.execute(f"SELECT warning_id, txn_ids, inserted_ms FROM {database}.warnings "
+                                  f"WHERE inserted_ms >= {max(0, newest - POLL_MARGIN_MS)}")
         except Exception:  # noqa: BLE001 - the table appears with the first insert
             rows = []
         now = time.monotonic()
-        for warning_id, txn_ids in rows:
+        for warning_id, txn_ids, inserted_ms in rows:
             stored.setdefault(warning_id, (now, list(txn_ids)))
+            newest = max(newest, inserted_ms)
         stop.wait(POLL_S)
 
 
@@ -160,7 +223,7 @@ def figures(results: list[RateResult]) -> list[Figure]:
     rows: list[Figure] = []
     for result in results:
         label = f"@ {result.rate:,}/s"
-        context = (f"{result.events:,} events sent at {result.achieved_rate:,.0f}/s, "
+        context = (f"{result.events:,} events sent at {result.achieved_rate:,.0f}/s ({result.producer}), "
                    f"{len(result.stored)} warnings stored, {len(result.paged)} paged")
         if not result.stored:
             rows.append(missing(f"latency to ClickHouse p99 {label}", f"<= {RATES[result.rate]:g} s",
