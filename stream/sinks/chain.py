@@ -7,6 +7,13 @@ rebalance the store is the only truth). Evidence rows, rule texts, then the chai
 commits the batch's offsets only after this returns, so a crash anywhere before re-reads the batch and computes
 exactly the same records from the same head: the chain never forks.
 
+What the writer remembers. While this process owns an outbox partition it is the only writer of that
+partition's chain, so after a batch it knows the head (seq, hash), the last signed seq, when the oldest unsigned
+record was written and which rule and settings texts it stored; the next batch then costs one query (which of
+its warnings are chained already) and two inserts, where reading it all back took six more round trips. Any
+failure of an append or a signing, and every rebalance (`forget`), drops all of it: the store is read again,
+as it is after a crash or a restart.
+
 Checkpoints. Every `every` records past a partition's last checkpoint, and whatever is left once its oldest
 record is `interval_ms` old (checked after every batch and by a timer), the records are signed in checkpoints
 of at most `every` records each:
@@ -56,12 +63,55 @@ class EvidenceChain:
         self.skipped = 0
         self.partitions: set[int] = set()
         self._public_pem = public_pem(key.public)
+        self._heads: dict[int, tuple[int, str]] = {}      # partition -> (seq, record_hash) written last
+        self._signed: dict[int, int] = {}                 # partition -> last seq under a checkpoint
+        self._unsigned_since: dict[int, int] = {}         # partition -> inserted_ms of its oldest unsigned record
+        self._texts: set[tuple[str, str]] = set()         # (table, sha256) of rule and settings texts stored
+        self._forgotten = 0                               # forget() calls, which may come from another thread
+
+    def forget(self) -> None:
+        """Drop what this writer remembers of the chain (another writer may have continued it): the next
+        append and signing read heads and checkpoints from the store."""
+        self._forgotten += 1
+        self._heads.clear()
+        self._signed.clear()
+        self._unsigned_since.clear()
+        self._texts.clear()
+
+    def _known_heads(self, partitions: Sequence[int]) -> dict[int, tuple[int, str]]:
+        known = {partition: head for partition in partitions if (head := self._heads.get(partition)) is not None}
+        missing = [partition for partition in partitions if partition not in known]
+        if missing:
+            found = tables.heads(self.store, missing)
+            for partition in missing:
+                known[partition] = self._heads[partition] = found.get(partition, (0, hashing.GENESIS))
+        return known
+
+    def _known_signed(self, partitions: Sequence[int]) -> dict[int, int]:
+        known = {partition: seq for partition in partitions if (seq := self._signed.get(partition)) is not None}
+        missing = [partition for partition in partitions if partition not in known]
+        if missing:
+            found = tables.last_signed(self.store, missing)
+            for partition in missing:
+                known[partition] = self._signed[partition] = found.get(partition, 0)
+        return known
 
     def ensure_schema(self) -> None:
         tables.ensure_evidence_schema(self.store)
 
     def append(self, items: Sequence[ChainItem]) -> list[ChainRecord]:
         """Chain the stored warnings of one batch (synchronous: run it in a thread). Returns the new records."""
+        forgotten = self._forgotten
+        try:
+            return self._append(items)
+        except BaseException:
+            self.forget()           # an insert may or may not have landed: only the store knows now
+            raise
+        finally:
+            if self._forgotten != forgotten:     # a rebalance during the call: what it learnt is forgotten too
+                self.forget()
+
+    def _append(self, items: Sequence[ChainItem]) -> list[ChainRecord]:
         ordered: dict[int, list[ChainItem]] = {}
         latest = {item.warning.warning_id: item for item in sorted(items, key=lambda i: (i.partition, i.offset))}
         seen: set[str] = set()
@@ -78,13 +128,13 @@ class EvidenceChain:
         if not ordered:
             return []
         already = tables.chained_ids(self.store, sorted(seen))
-        head = tables.heads(self.store, sorted(ordered))
+        head = self._known_heads(sorted(ordered))
         now = self.clock()
         new: list[ChainRecord] = []
         evidence_rows, rule_rows, settings_rows = [], {}, {}
         for partition, chunk in ordered.items():
             self.partitions.add(partition)
-            seq, prev = head.get(partition, (0, hashing.GENESIS))
+            seq, prev = head[partition]
             for item in chunk:
                 warning = item.warning
                 if warning.warning_id in already:
@@ -107,14 +157,22 @@ class EvidenceChain:
                 if item.settings_text:
                     settings_rows[settings_digest] = {"settings_sha256": settings_digest, "text": item.settings_text,
                                                       "inserted_ms": now}
+        rule_rows = {digest: row for digest, row in rule_rows.items() if (tables.RULES, digest) not in self._texts}
+        settings_rows = {digest: row for digest, row in settings_rows.items()
+                         if (tables.SETTINGS, digest) not in self._texts}
         if new:
             self.store.insert_into(tables.EVENTS, tables.EVENT_COLUMNS, evidence_rows)
             self.store.insert_into(tables.RULES, tables.RULE_COLUMNS, list(rule_rows.values()))
             self.store.insert_into(tables.SETTINGS, tables.SETTINGS_COLUMNS, list(settings_rows.values()))
             self.store.insert_into(tables.CHAIN, tables.CHAIN_COLUMNS, [tables.record_row(r) for r in new])
             self.records_written += len(new)
+            self._texts.update((tables.RULES, digest) for digest in rule_rows)
+            self._texts.update((tables.SETTINGS, digest) for digest in settings_rows)
+        signed = self._known_signed(sorted(ordered))
         for record in new:
-            head[record.partition] = (record.seq, record.record_hash)
+            if head[record.partition][0] == signed[record.partition]:       # the first record of an unsigned tail
+                self._unsigned_since[record.partition] = now
+            head[record.partition] = self._heads[record.partition] = (record.seq, record.record_hash)
         self.sign_due(sorted(ordered), known_heads=head)
         return new
 
@@ -122,11 +180,23 @@ class EvidenceChain:
                  known_heads: dict[int, tuple[int, str]] | None = None) -> int:
         """Sign every partition whose unsigned tail is due (or any tail, with `force`); returns checkpoints made.
         `known_heads`: the heads `append` just wrote, saving a query."""
+        forgotten = self._forgotten
+        try:
+            return self._sign_due(partitions, force=force, known_heads=known_heads)
+        except BaseException:
+            self.forget()
+            raise
+        finally:
+            if self._forgotten != forgotten:
+                self.forget()
+
+    def _sign_due(self, partitions: Sequence[int] | None, *, force: bool,
+                  known_heads: dict[int, tuple[int, str]] | None) -> int:
         partitions = sorted(self.partitions if partitions is None else partitions)
         if not partitions:
             return 0
-        head = known_heads if known_heads is not None else tables.heads(self.store, partitions)
-        signed = tables.last_signed(self.store, partitions)
+        head = known_heads if known_heads is not None else self._known_heads(partitions)
+        signed = self._known_signed(partitions)
         made = 0
         now = self.clock()
         for partition in partitions:
@@ -136,6 +206,10 @@ class EvidenceChain:
             first_seq = signed.get(partition, 0) + 1
             if last_seq < first_seq:
                 continue
+            since = self._unsigned_since.get(partition)
+            if not force and since is not None and last_seq - first_seq + 1 < self.every and \
+                    now - since < self.interval_ms:
+                continue            # not due, and known without reading the tail back
             tail = tables.records(self.store, partition, first_seq, last_seq)
             if not tail:
                 continue
@@ -153,6 +227,15 @@ class EvidenceChain:
             if rows:
                 self.store.insert_into(tables.CHECKPOINTS, tables.CHECKPOINT_COLUMNS, rows)
                 made += len(rows)
+                signed_to = rows[-1]["last_seq"]
+                self._signed[partition] = signed_to
+                rest = [record for record in tail if record.seq > signed_to]
+                if rest:
+                    self._unsigned_since[partition] = rest[0].inserted_ms
+                else:
+                    self._unsigned_since.pop(partition, None)
+            else:
+                self._unsigned_since[partition] = tail[0].inserted_ms
         self.checkpoints_written += made
         return made
 

@@ -183,6 +183,11 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
     wired.agents.append(store_agent)
 
     if chain is not None:
+        async def forget_chain_heads(*_: Any, **__: Any) -> None:
+            # Another worker may continue these partitions' chains before this one owns them again.
+            chain.forget()
+        app.on_partitions_revoked.connect(forget_chain_heads)
+
         async def sign_chain_tails() -> None:
             """Sign the partitions whose unsigned tail is old enough, even when no new warning arrives."""
             if not sink.schema_ready or store_lock.locked():

@@ -24,6 +24,7 @@ from stream.sinks import evidence_tables as tables
 from stream.sinks.chain import ChainItem, EvidenceChain
 from stream.sinks.chdb_store import ChdbStore
 from stream.sinks.schema import warning_to_row
+from stream.sinks.store import StoreError
 from stream.worker.deadletter import Origin
 from stream.worker.evidence_index import EvidenceIndex
 from stream.worker.handler import MessageHandler
@@ -344,3 +345,133 @@ def test_an_anchor_from_an_earlier_audit_reveals_a_truncated_chain(filled):
     report = audit_store(store, anchor=anchor)       # ... but the anchor remembers the head
     assert f"partition 0: seq {head[0]}, the head when the anchor was taken, is gone (the chain was truncated)" \
         in report.problems, report.render()
+
+
+class CountingStore(ChdbStore):
+    """The embedded store, counting the round trips the chain writer makes; `fail_chain_inserts` refuses the
+    next chain-record inserts as an unreachable server would."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.queries: list[str] = []
+        self.inserts: list[str] = []
+        self.fail_chain_inserts = 0
+
+    def query(self, sql: str) -> list[dict]:
+        self.queries.append(sql)
+        return super().query(sql)
+
+    def insert_into(self, table: str, columns, rows) -> None:
+        if rows:
+            if table == tables.CHAIN and self.fail_chain_inserts:
+                self.fail_chain_inserts -= 1
+                raise StoreError("the warning store is not answering")
+            self.inserts.append(table)
+        super().insert_into(table, columns, rows)
+
+
+def _stored(store, batch: list[ChainItem]) -> list[ChainItem]:
+    store.insert_rows([warning_to_row(item.warning, 1) for item in batch])
+    return batch
+
+
+def _shifted(batch: list[ChainItem], by: int, partition: int = 0) -> list[ChainItem]:
+    """The same warnings as if published again later (new ids, so they chain)."""
+    out = []
+    for number, item in enumerate(batch):
+        warning = EarlyWarning.from_dict({**item.warning.to_dict(), "warning_id": f"{item.warning.warning_id}-{by}"})
+        out.append(ChainItem(partition, by + number, warning, item.sources, item.rule_text, item.settings_text))
+    return out
+
+
+def test_after_its_first_batch_the_chain_writer_asks_the_store_only_which_warnings_are_chained(tmp_path):
+    store = CountingStore(tmp_path / "chdb")
+    try:
+        store.ensure_schema()
+        chain = EvidenceChain(store, ensure_signing_key(None, tmp_path), every=1_000, interval_ms=60_000)
+        chain.ensure_schema()
+        sample = items(detect(PACK))[:4]
+        chain.append(_stored(store, _shifted(sample, 100)))
+        assert len(store.queries) >= 3        # the first batch reads chained ids, the head and the checkpoints
+        batch = _stored(store, _shifted(sample, 200))
+        store.queries.clear()
+        store.inserts.clear()
+        chain.append(batch)
+        assert len(store.queries) == 1 and "DISTINCT warning_id" in store.queries[0]
+        # The rule and settings texts were stored with the first batch: only the events and the records now.
+        assert store.inserts == [tables.EVENTS, tables.CHAIN]
+        chain.sign_due(force=True)
+        unique = len({item.warning.warning_id for item in sample})
+        assert [r.seq for r in tables.records(store, 0)] == list(range(1, 2 * unique + 1))
+        assert audit_store(store, strict=True).ok
+    finally:
+        store.close()
+
+
+def test_a_writer_that_forgets_on_a_rebalance_continues_the_chain_another_worker_extended(tmp_path):
+    store = ChdbStore(tmp_path / "chdb")
+    try:
+        store.ensure_schema()
+        key = ensure_signing_key(None, tmp_path)
+        first, second = EvidenceChain(store, key), EvidenceChain(store, key)
+        first.ensure_schema()
+        sample = items(detect(PACK))[:3]
+        first.append(_stored(store, _shifted(sample, 100)))
+        # The partition moved to another worker, which chained a batch, then came back.
+        second.append(_stored(store, _shifted(sample, 200)))
+        first.forget()
+        made = first.append(_stored(store, _shifted(sample, 300)))
+        assert [r.seq for r in made] == [7, 8, 9]
+        assert made[0].prev_hash == tables.records(store, 0, 6, 6)[0].record_hash
+        first.sign_due(force=True)
+        report = audit_store(store, public_key_pem=public_pem(key.public).encode(), strict=True)
+        assert report.ok, report.render()
+    finally:
+        store.close()
+
+
+def test_a_failed_append_makes_the_writer_read_the_head_from_the_store_again(tmp_path):
+    store = CountingStore(tmp_path / "chdb")
+    try:
+        store.ensure_schema()
+        key = ensure_signing_key(None, tmp_path)
+        chain = EvidenceChain(store, key)
+        chain.ensure_schema()
+        sample = items(detect(PACK))[:3]
+        chain.append(_stored(store, _shifted(sample, 100)))
+        other = EvidenceChain(store, key)            # meanwhile the chain moved on elsewhere
+        other.append(_stored(store, _shifted(sample, 200)))
+        store.fail_chain_inserts = 1
+        batch = _stored(store, _shifted(sample, 300))
+        with pytest.raises(StoreError):
+            chain.append(batch)
+        assert [r.seq for r in chain.append(batch)] == [7, 8, 9]      # not 4, 5, 6 from what it remembered
+        chain.sign_due(force=True)
+        assert audit_store(store, public_key_pem=public_pem(key.public).encode(), strict=True).ok
+    finally:
+        store.close()
+
+
+def test_a_tail_is_signed_once_its_oldest_record_is_old_enough_without_reading_it_back_before(tmp_path):
+    store = CountingStore(tmp_path / "chdb")
+    now = [1_000_000]
+    try:
+        store.ensure_schema()
+        chain = EvidenceChain(store, ensure_signing_key(None, tmp_path), every=100, interval_ms=10_000,
+                              clock=lambda: now[0])
+        chain.ensure_schema()
+        sample = items(detect(PACK))[:2]
+        chain.append(_stored(store, _shifted(sample, 100)))
+        now[0] += 6_000
+        batch = _stored(store, _shifted(sample, 200))
+        store.queries.clear()
+        chain.append(batch)
+        assert chain.checkpoints_written == 0 and len(store.queries) == 1      # not due: the tail is not read
+        now[0] += 5_000                # the oldest record is 11 s old, the newest 5 s
+        assert chain.sign_due() == 1
+        spans = [(int(c["first_seq"]), int(c["last_seq"])) for c in tables.checkpoints(store)]
+        assert spans == [(1, 4)]
+        store.queries.clear()
+        assert chain.sign_due() == 0 and store.queries == []
+    finally:
+        store.close()
