@@ -4,7 +4,7 @@ row being queryable in ClickHouse, and to the pager webhook call.
 A ledger dense in planted typologies is produced at a fixed rate (events in ledger order, their own event times)
 into a fresh worker with a real ClickHouse server and a local webhook receiver. For each warning, the completing
 event is the last of its `txn_ids` to have been produced; its latency is the time from that send to the first
-time the row is returned by a query (polled every 50 ms) and to the webhook request (every severity pages,
+time the row is returned by a query (polled every 20 ms) and to the webhook request (every severity pages,
 storm grouping off, so each warning is called once). Everything is timed on this process's monotonic clock.
 """
 
@@ -23,8 +23,12 @@ from .report import Figure, at_most, info, missing
 from .stack import Stack, Worker, local_stack
 
 RATES = {2_000: 0.25, 10_000: 1.0}        # produced events/s -> p99 target (s) to queryable in ClickHouse
-CLICKHOUSE_BATCH_INTERVAL = "100ms"       # the sink's longest wait before an insert (a deployment setting)
-POLL_S = 0.05
+# A low-latency deployment's settings: the sink's longest wait before an insert, and the longest a fetch may
+# wait for data. Kafka answers a fetch as soon as data arrives; the local tansu broker holds every fetch for
+# the whole wait, so on it that wait is latency on each of the two hops (input, outbox).
+CLICKHOUSE_BATCH_INTERVAL = "25ms"
+BROKER_FETCH_MAX_WAIT = "25ms"
+POLL_S = 0.02
 POLL_MARGIN_MS = 5_000                    # how far before the newest row seen each poll looks again
 SETTLE_S = 15.0                           # after the last send, how long to wait for warnings still due
 
@@ -38,20 +42,24 @@ class RateResult:
     paged: list[float]
     unmatched: int                        # warnings whose completing event was not among those produced
     producer: str = "kafka-python"
+    on_disk: bool = False                 # the ClickHouse server's data on disk, not tmpfs: context, no target
 
 
 def run(*, quick: bool, rules: Path) -> list[RateResult]:
+    """Each rate with the ClickHouse server's data on tmpfs (the targets), then 2,000/s once more with it on
+    disk, for what the dev server's disk adds (bench/stack.py, `local_stack`)."""
     seconds = 6 if quick else 20
     source = ledger(LedgerSpec(edges=200_000, days=1, instances=40))
     lines = source.read_bytes().splitlines()
     results = []
-    with local_stack(clickhouse=True) as stack:
-        for rate in RATES:
-            results.append(_one_rate(stack, rules, lines[: rate * seconds], rate))
+    for on_disk, rates in ((False, tuple(RATES)), (True, (min(RATES),))):
+        with local_stack(clickhouse=True, clickhouse_in_memory=not on_disk) as stack:
+            for rate in rates:
+                results.append(_one_rate(stack, rules, lines[: rate * seconds], rate, on_disk=on_disk))
     return results
 
 
-def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int) -> RateResult:
+def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int, *, on_disk: bool = False) -> RateResult:
     database = f"bench_{uuid.uuid4().hex[:8]}"
     clickhouse = stack.clickhouse.client()
     clickhouse.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
@@ -60,7 +68,7 @@ def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int) -> RateR
     threading.Thread(target=server.serve_forever, daemon=True).start()
     worker = Worker(stack, rules, settings={
         "clickhouse_url": f"clickhouse://{stack.clickhouse.host}:{stack.clickhouse.port}/{database}",
-        "clickhouse_batch_interval": CLICKHOUSE_BATCH_INTERVAL,
+        "clickhouse_batch_interval": CLICKHOUSE_BATCH_INTERVAL, "broker_fetch_max_wait": BROKER_FETCH_MAX_WAIT,
         "webhook_url": f"http://127.0.0.1:{server.server_address[1]}/page", "page_min_severity": "info",
         "page_storm_limit": "1000000"})
     sent: dict[str, float] = {}
@@ -96,7 +104,7 @@ def _one_rate(stack: Stack, rules: Path, lines: list[bytes], rate: int) -> RateR
         server.shutdown()
     store_latency, unmatched = _latencies(sent, stored)
     page_latency, _ = _latencies(sent, receiver.seen)
-    return RateResult(rate, achieved, len(lines), store_latency, page_latency, unmatched, Producer.name)
+    return RateResult(rate, achieved, len(lines), store_latency, page_latency, unmatched, Producer.name, on_disk)
 
 
 def _send_of(line: bytes, topics: dict[str, str]) -> tuple[str, bytes, str, bytes]:
@@ -222,7 +230,7 @@ def _quantile(values: list[float], q: float) -> float:
 def figures(results: list[RateResult]) -> list[Figure]:
     rows: list[Figure] = []
     for result in results:
-        label = f"@ {result.rate:,}/s"
+        label = f"@ {result.rate:,}/s" + (", ClickHouse on disk" if result.on_disk else "")
         context = (f"{result.events:,} events sent at {result.achieved_rate:,.0f}/s ({result.producer}), "
                    f"{len(result.stored)} warnings stored, {len(result.paged)} paged")
         if not result.stored:
@@ -231,7 +239,9 @@ def figures(results: list[RateResult]) -> list[Figure]:
             continue
         stored, paged = result.stored, result.paged
         rows.append(info(f"latency to ClickHouse p50 {label}", _quantile(stored, 0.5), "s", context))
-        rows.append(at_most(f"latency to ClickHouse p99 {label}", _quantile(stored, 0.99), "s", RATES[result.rate]))
+        p99 = _quantile(stored, 0.99)
+        rows.append(info(f"latency to ClickHouse p99 {label}", p99, "s") if result.on_disk else
+                    at_most(f"latency to ClickHouse p99 {label}", p99, "s", RATES[result.rate]))
         rows.append(info(f"latency to ClickHouse max {label}", stored[-1], "s"))
         if paged:
             rows.append(info(f"latency to webhook p50/p99/max {label}", _quantile(paged, 0.5), "s",

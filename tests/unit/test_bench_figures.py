@@ -71,3 +71,16 @@ def test_the_peer_comparison_is_the_ratio_of_per_event_rates_and_says_when_the_p
     shown = peer.figures({"fundflow": ours, "snapml": {"missing": "snapml is not installed"}})
     assert shown[0].value == pytest.approx(10_000) and shown[-1].value is None
     assert "not installed" in shown[-1].note
+
+
+def test_latency_on_a_disk_backed_server_is_reported_beside_the_target_not_against_it():
+    stored = [0.1] * 98 + [0.2, 0.3]
+    memory_run = latency.RateResult(2_000, 1_999.0, 40_000, stored, stored, 0, "librdkafka", on_disk=False)
+    disk_run = latency.RateResult(2_000, 1_999.0, 40_000, [s * 4 for s in stored], stored, 0, "librdkafka",
+                                  on_disk=True)
+    rows = {row.name: row for row in latency.figures([memory_run, disk_run])}
+    targeted = rows["latency to ClickHouse p99 @ 2,000/s"]
+    assert targeted.met is False and targeted.value == pytest.approx(0.3) and "0.25" in targeted.target
+    on_disk = rows["latency to ClickHouse p99 @ 2,000/s, ClickHouse on disk"]
+    assert on_disk.met is None and on_disk.value == pytest.approx(1.2) and not on_disk.target
+    assert "librdkafka" in rows["latency to ClickHouse p50 @ 2,000/s"].note
