@@ -10,6 +10,7 @@ storm grouping off, so each warning is called once). Everything is timed on this
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 import time
@@ -161,11 +162,7 @@ class _KafkaPythonProducer:
         self._producer.close()
 
 
-try:
-    import confluent_kafka  # noqa: F401 - only whether it is installed
-    Producer: type = _LibrdkafkaProducer
-except ImportError:
-    Producer = _KafkaPythonProducer
+Producer: type = _LibrdkafkaProducer if importlib.util.find_spec("confluent_kafka") else _KafkaPythonProducer
 
 
 def _poll_store(client, database: str, stored: dict, stop: threading.Event) -> None:

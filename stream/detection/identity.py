@@ -39,12 +39,11 @@ ARRIVALS_PER_NODE = 1000         # loan pieces remembered per node, as SearchLim
 def identity_keys(event: Event, fields: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The identifiers an event was made from, as keys: its device, its IP, then the configured extra fields (a
     text or integer value of at most 256 characters; anything else identifies nothing)."""
-    # Interned: an account's record and every arrival of its loans' money then share one string per identifier.
     keys = []
     if event.device_id:
-        keys.append(intern(f"device:{event.device_id}"))
+        keys.append(f"device:{event.device_id}")
     if event.ip:
-        keys.append(intern(f"ip:{event.ip}"))
+        keys.append(f"ip:{event.ip}")
     if fields:
         extra = event.extra
         for name in fields:
@@ -53,7 +52,7 @@ def identity_keys(event: Event, fields: tuple[str, ...] = ()) -> tuple[str, ...]
                 continue
             text = str(value)
             if text and len(text) <= 256:
-                keys.append(intern(f"{name}:{text}"))
+                keys.append(f"{name}:{text}")
     return tuple(keys)
 
 
@@ -138,19 +137,26 @@ class Identities:
             if ts > seen.last_seen:
                 seen.last_seen = ts
         used = seen.used
+        changed: list | None = None
         for key in keys:
-            for i in range(0, len(used), 2):
-                if used[i] == key:
-                    if used[i + 1] < ts:
-                        used = used[:i + 1] + (ts,) + used[i + 2:]
-                    break
+            if key in used:             # keys sit at even places, times (ints) at odd ones
+                i = used.index(key)
+                if used[i + 1] < ts:
+                    if changed is None:
+                        changed = list(used)
+                    changed[i + 1] = ts
             else:
-                used += (key, ts)
-        if len(used) > 2 * IDENTIFIERS_PER_ACCOUNT:        # the least recently used leave first
-            kept = sorted(zip(used[::2], used[1::2]), key=lambda item: (item[1], item[0]))[-IDENTIFIERS_PER_ACCOUNT:]
-            kept.sort(key=lambda item: used.index(item[0]))     # in the order they were first used, as before
-            used = tuple(value for pair in kept for value in pair)
-        seen.used = used
+                if changed is None:
+                    changed = list(used)
+                changed += (key, ts)
+        if changed is None:
+            return
+        if len(changed) > 2 * IDENTIFIERS_PER_ACCOUNT:     # the least recently used leave first
+            kept = sorted(zip(changed[::2], changed[1::2]), key=lambda item: (item[1], item[0]))
+            kept = kept[-IDENTIFIERS_PER_ACCOUNT:]
+            kept.sort(key=lambda item: changed.index(item[0]))     # in the order they were first used
+            changed = [value for pair in kept for value in pair]
+        seen.used = tuple(changed)
 
     def used(self, account: str) -> dict[str, int]:
         """The identifiers `account` used in the window, with the last time of each."""
