@@ -1,16 +1,18 @@
 """The evidence chain writer: after a batch of warnings is stored, their evidence, rule texts and chain records.
 
 Order. Per outbox partition, in offset order: a warning that already has a chain record (a re-read batch, or the
-same warning published again later) is skipped; every other one gets seq = the partition's last seq + 1 and
-prev_hash = that record's hash, both read from the store (not from memory: after a crash, a restart or a
-rebalance the store is the only truth). Evidence rows, rule texts, then the chain records are inserted. The sink
-commits the batch's offsets only after this returns, so a crash anywhere before re-reads the batch and computes
-exactly the same records from the same head: the chain never forks.
+same warning published again later; always asked of the store) is skipped; every other one gets seq = the
+partition's last seq + 1 and prev_hash = that record's hash, read from the store after a crash, a restart or a
+rebalance (the store is then the only truth) and remembered in between (below). Evidence rows, rule texts,
+then the chain records are inserted. The sink commits the batch's offsets only after this returns, so a crash
+anywhere before re-reads the batch and computes exactly the same records from the same head: the chain never
+forks.
 
 What the writer remembers. While this process owns an outbox partition it is the only writer of that
 partition's chain, so after a batch it knows the head (seq, hash), the last signed seq, when the oldest unsigned
 record was written and which rule and settings texts it stored; the next batch then costs one query (which of
-its warnings are chained already) and two inserts, where reading it all back took six more round trips. Any
+its warnings are chained already) and two inserts, where reading it all back took six more round trips (two
+head queries, the last checkpoint, the unsigned tail, and the rule and settings texts inserted again). Any
 failure of an append or a signing, and every rebalance (`forget`), drops all of it: the store is read again,
 as it is after a crash or a restart.
 

@@ -25,3 +25,18 @@ def test_fetch_wait_setting_reaches_the_worker_consumer(tmp_path):
             await consumer.stop()
 
     assert asyncio.run(built_consumer_wait()) == 123
+
+
+def test_a_revoked_assignment_makes_the_evidence_chain_writer_forget_what_it_remembers(tmp_path):
+    """Another worker may extend a partition's chain while this one does not own it: after a revocation the
+    writer must read the head from the store again (stream/sinks/chain.py, `forget`)."""
+    async def revoke() -> list[str]:
+        settings = load_settings(env={"FUNDFLOW_DATA_DIR": str(tmp_path),
+                                      "FUNDFLOW_CLICKHOUSE_URL": "clickhouse://127.0.0.1:9/unused"})
+        built = build_worker(settings, QuietDetector())
+        calls: list[str] = []
+        built.sinks.chain.forget = lambda: calls.append("forget")
+        await built.app.on_partitions_revoked.send(set())
+        return calls
+
+    assert asyncio.run(revoke()) == ["forget"]
