@@ -26,8 +26,9 @@ signed_ms). A crash before the checkpoint insert leaves the records unsigned; th
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..clock import wall_clock_ms
 from ..evidence import hashing
@@ -81,37 +82,43 @@ class EvidenceChain:
         self._texts.clear()
 
     def _known_heads(self, partitions: Sequence[int]) -> dict[int, tuple[int, str]]:
-        known = {partition: head for partition in partitions if (head := self._heads.get(partition)) is not None}
-        missing = [partition for partition in partitions if partition not in known]
-        if missing:
-            found = tables.heads(self.store, missing)
-            for partition in missing:
-                known[partition] = self._heads[partition] = found.get(partition, (0, hashing.GENESIS))
-        return known
+        return self._remembered(self._heads, partitions, tables.heads, (0, hashing.GENESIS))
 
     def _known_signed(self, partitions: Sequence[int]) -> dict[int, int]:
-        known = {partition: seq for partition in partitions if (seq := self._signed.get(partition)) is not None}
+        return self._remembered(self._signed, partitions, tables.last_signed, 0)
+
+    def _remembered(self, memory: dict, partitions: Sequence[int], read: Callable, default) -> dict:
+        """Per partition, what `memory` holds, and for the others what `read` finds in the store (`default` when
+        it finds nothing), remembered from now on."""
+        known = {partition: value for partition in partitions if (value := memory.get(partition)) is not None}
         missing = [partition for partition in partitions if partition not in known]
         if missing:
-            found = tables.last_signed(self.store, missing)
+            found = read(self.store, missing)
             for partition in missing:
-                known[partition] = self._signed[partition] = found.get(partition, 0)
+                known[partition] = memory[partition] = found.get(partition, default)
         return known
+
+    @contextmanager
+    def _forgetting_on_doubt(self) -> Iterator[None]:
+        """Around a call that reads and writes the store: a failure (an insert may or may not have landed) or a
+        `forget` from another thread meanwhile (a rebalance) leaves nothing remembered."""
+        forgotten = self._forgotten
+        try:
+            yield
+        except BaseException:
+            self.forget()
+            raise
+        finally:
+            if self._forgotten != forgotten:
+                self.forget()
 
     def ensure_schema(self) -> None:
         tables.ensure_evidence_schema(self.store)
 
     def append(self, items: Sequence[ChainItem]) -> list[ChainRecord]:
         """Chain the stored warnings of one batch (synchronous: run it in a thread). Returns the new records."""
-        forgotten = self._forgotten
-        try:
+        with self._forgetting_on_doubt():
             return self._append(items)
-        except BaseException:
-            self.forget()           # an insert may or may not have landed: only the store knows now
-            raise
-        finally:
-            if self._forgotten != forgotten:     # a rebalance during the call: what it learnt is forgotten too
-                self.forget()
 
     def _append(self, items: Sequence[ChainItem]) -> list[ChainRecord]:
         ordered: dict[int, list[ChainItem]] = {}
@@ -182,15 +189,8 @@ class EvidenceChain:
                  known_heads: dict[int, tuple[int, str]] | None = None) -> int:
         """Sign every partition whose unsigned tail is due (or any tail, with `force`); returns checkpoints made.
         `known_heads`: the heads `append` just wrote, saving a query."""
-        forgotten = self._forgotten
-        try:
+        with self._forgetting_on_doubt():
             return self._sign_due(partitions, force=force, known_heads=known_heads)
-        except BaseException:
-            self.forget()
-            raise
-        finally:
-            if self._forgotten != forgotten:
-                self.forget()
 
     def _sign_due(self, partitions: Sequence[int] | None, *, force: bool,
                   known_heads: dict[int, tuple[int, str]] | None) -> int:
