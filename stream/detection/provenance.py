@@ -42,6 +42,9 @@ class Inflow(msgspec.Struct, gc=False):
     # The latest event time of this inflow and all older ones (`rest`): arrival order is not time order (late
     # events), so a walk can stop only where nothing further down is recent enough, which this says in O(1).
     newest: int
+    # attrs["ts"], kept in the struct as well: the walks read it for every inflow they pass, and the struct is
+    # already in the processor's cache when the attrs dict is not (one pointer hop less per inflow passed).
+    ts: int
 
     def __reduce__(self):
         raise TypeError("an Inflow is pickled with its Provenance (its lists can be deeper than pickle recurses)")
@@ -55,7 +58,7 @@ def walk(head: Inflow | None, since: int, until: int, cap: int) -> Iterator[Infl
     while head is not None:
         if head.newest < since:
             return          # everything from here on is older than `since`: nothing more to yield or count
-        ts = head.attrs["ts"]
+        ts = head.ts
         if ts >= since:
             src = head.src
             if src not in seen:
@@ -88,7 +91,7 @@ class Provenance:
         ts = attrs["ts"]
         if head is None:
             heapq.heappush(self._trims, (ts + self._slack, account))
-        self._heads[account] = Inflow(src, key, attrs, before, sender_counterparties, head, _newest(ts, head))
+        self._heads[account] = Inflow(src, key, attrs, before, sender_counterparties, head, _newest(ts, head), ts)
 
     def expire(self, cutoff: int) -> None:
         """Cut each due account's list where everything further is older than `cutoff` (`newest` says where).
@@ -106,11 +109,11 @@ class Provenance:
             if head.newest < cutoff:
                 del self._heads[account]
                 continue
-            oldest = head.attrs["ts"]
+            oldest = head.ts
             entry = head
             while entry.rest is not None and entry.rest.newest >= cutoff:
                 entry = entry.rest
-                ts = entry.attrs["ts"]
+                ts = entry.ts
                 if ts < oldest and ts >= cutoff:
                     oldest = ts
             entry.rest = None
@@ -147,7 +150,8 @@ class Provenance:
         }
 
     def __setstate__(self, state: dict) -> None:
-        entries = [Inflow(src, key, attrs, None, counterparties, None, newest) for src, key, attrs, counterparties, newest
+        entries = [Inflow(src, key, attrs, None, counterparties, None, newest, attrs["ts"])
+                   for src, key, attrs, counterparties, newest
                    in zip(state["src"], state["key"], state["attrs"], state["counterparties"], state["newest"])]
         for entry, before, rest in zip(entries, state["before"], state["rest"]):
             if before >= 0:

@@ -23,6 +23,7 @@ from ._common import (Param, channels_param, count, edge_qualifies, event_qualif
 
 if TYPE_CHECKING:
     from ...model.events import Event
+    from ..provenance import Inflow
     from ...rules.model import Rule
     from ..state import DetectionState
 
@@ -75,6 +76,82 @@ def _gatherers(state: "DetectionState", collector: str, since: int, until: int, 
     return len(mids)
 
 
+def _origins(before: "Inflow | None", collector: str, since: int, until: int, cap: int, channels: frozenset[str],
+             min_amount: int) -> set[str]:
+    """Who sent qualifying money to the gather transfer's sender before it paid the collector: `walk(before, since,
+    until, cap)` written out, as in `_legs`."""
+    origins: set[str] = set()
+    if "p2p" not in channels:
+        return origins      # provenance keeps transfers between accounts only (stream.detection.provenance)
+    seen: set[str] = set()
+    leg = before
+    while leg is not None and leg.newest >= since:
+        ts = leg.ts
+        if ts >= since:
+            src = leg.src
+            if src not in seen:
+                if len(seen) >= cap:
+                    break
+                seen.add(src)
+            if ts <= until and src != collector and leg.attrs["amount"] >= min_amount:
+                origins.add(src)
+        leg = leg.rest
+    return origins
+
+
+def _legs(head: "Inflow | None", collector: str, since: int, until: int, limits, channels: frozenset[str],
+          min_amount: int, require_loan: bool, wanted: set[str]) -> dict[str, dict[str, tuple]]:
+    """origin -> intermediary -> (gather ts, gather key, leg ts, leg key, leg attrs, gather attrs): per
+    intermediary its earliest gather into the collector, and of what it had received from the origin by then,
+    the earliest leg.
+
+    The innermost loops of the kind (every inflow of every intermediary), so both walks are written out rather
+    than taken from `walk`, whose generator resume per inflow was most of their cost: the gathers are
+    `walk(head, since, until, degree_cap)` and each gather's legs `walk(gather.before, since, gather ts,
+    branch_cap)`, with the same caps counted the same way."""
+    found: dict[str, dict[str, tuple]] = {}
+    if "p2p" not in channels:
+        return found        # provenance keeps transfers between accounts only (stream.detection.provenance)
+    degree_cap, branch_cap = limits.degree_cap, limits.branch_cap
+    senders = set()
+    gather = head
+    while gather is not None and gather.newest >= since:
+        gather_ts = gather.ts
+        if gather_ts < since:
+            gather = gather.rest
+            continue
+        mid = gather.src
+        if mid not in senders:
+            if len(senders) >= degree_cap:
+                break
+            senders.add(mid)
+        gattrs = gather.attrs
+        if (gather_ts > until or mid == collector or (min_amount > 0 and gattrs["amount"] < min_amount)
+                or (require_loan and gattrs.get("loan", 0) <= 0)):
+            gather = gather.rest
+            continue
+        gather_key, seen, leg = gather.key, set(), gather.before
+        while leg is not None and leg.newest >= since:
+            ts = leg.ts
+            if ts >= since:
+                origin = leg.src
+                if origin not in seen:
+                    if len(seen) >= branch_cap:
+                        break
+                    seen.add(origin)
+                if (ts <= gather_ts and origin in wanted and origin != mid
+                        and (min_amount <= 0 or leg.attrs["amount"] >= min_amount)):
+                    legs = found.get(origin)
+                    if legs is None:
+                        legs = found[origin] = {}
+                    known = legs.get(mid)
+                    if known is None or (gather_ts, gather_key, ts, leg.key) < known[:4]:
+                        legs[mid] = (gather_ts, gather_key, ts, leg.key, leg.attrs, gattrs)
+            leg = leg.rest
+        gather = gather.rest
+    return found
+
+
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
     """At C, on a gather transfer X -> C: is there an A that sent to X and to enough other intermediaries that
     all passed money on to C, in time order, within the window?"""
@@ -91,46 +168,19 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if graph.sender_count(collector) < params["min_intermediaries"] or state.before is None:
         return []       # not enough neighbours in the whole window: no scan
     since, until = state.window_start(event.ts - params["within"]), event.ts
-    origins = sorted({leg.src for leg in walk(state.before, since, until, limits.degree_cap)
-                      if leg.src != collector and edge_qualifies(leg.attrs, channels, min_amount, False, 0.0)})
+    origins = sorted(_origins(state.before, collector, since, until, limits.degree_cap, channels, min_amount))
     wanted = set(origins[:limits.branch_cap])
     if not wanted or _gatherers(state, collector, since, until, channels, min_amount, require_loan,
                                 params["min_intermediaries"]) < params["min_intermediaries"]:
         return []
-    # origin -> intermediary -> (leg key, leg attrs, gather key, gather attrs): per intermediary its earliest
-    # gather into C, and of what it had received from the origin by then, the earliest leg.
-    found: dict[str, dict[str, tuple[str, dict, str, dict]]] = {}
-    branch_cap = limits.branch_cap
-    for gather in walk(state.provenance.inflows(collector), since, until, limits.degree_cap):
-        mid, gattrs = gather.src, gather.attrs
-        if mid == collector or not edge_qualifies(gattrs, channels, min_amount, require_loan, 0.0):
-            continue
-        # `walk(gather.before, since, gattrs["ts"], branch_cap)` written out: this is the innermost loop of the
-        # kind (every inflow of every intermediary), where a generator's resume per inflow is most of the cost.
-        gather_ts, seen, leg = gattrs["ts"], set(), gather.before
-        while leg is not None and leg.newest >= since:
-            attrs = leg.attrs
-            ts = attrs["ts"]
-            if ts >= since:
-                origin = leg.src
-                if origin not in seen:
-                    if len(seen) >= branch_cap:
-                        break
-                    seen.add(origin)
-                if (ts <= gather_ts and origin in wanted and origin != mid and attrs["channel"] in channels
-                        and attrs["amount"] >= min_amount):
-                    legs = found.setdefault(origin, {})
-                    known = legs.get(mid)
-                    if known is None or ((gather_ts, gather.key), (ts, leg.key)) < (
-                            (known[3]["ts"], known[2]), (known[1]["ts"], known[0])):
-                        legs[mid] = (leg.key, attrs, gather.key, gattrs)
-            leg = leg.rest
+    found = _legs(state.provenance.inflows(collector), collector, since, until, limits, channels, min_amount,
+                  require_loan, wanted)
     best = None
     for origin in sorted(found):
         legs = found[origin]
         if event.src not in legs or len(legs) < params["min_intermediaries"]:
             continue
-        total = sum(gather["amount"] for _, _, _, gather in legs.values())
+        total = sum(found_leg[5]["amount"] for found_leg in legs.values())
         if total < params["min_total"]:
             continue
         if best is None or (len(legs), total) > (len(best[1]), best[2]):
@@ -139,10 +189,11 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         return []
     origin, legs, total = best
     mids = sorted(legs)
-    timed = sorted([(a["ts"], k) for k, a, _, _ in legs.values()] + [(g["ts"], gk) for _, _, gk, g in legs.values()])
+    timed = sorted([(leg_ts, leg_key) for _, _, leg_ts, leg_key, _, _ in legs.values()]
+                   + [(gather_ts, gather_key) for gather_ts, gather_key, _, _, _, _ in legs.values()])
     first_ts = timed[0][0]
     elapsed = event.ts - first_ts
-    attrs_all = [a for leg in legs.values() for a in (leg[1], leg[3])]
+    attrs_all = [attrs for found_leg in legs.values() for attrs in (found_leg[4], found_leg[5])]
     return [Finding(
         subject=f"{origin}->{collector}", accounts=(origin, collector, *mids), loan_ids=loans_of(attrs_all),
         txn_ids=tuple(key for _, key in timed), amount=total, first_ts=first_ts,
