@@ -219,6 +219,10 @@ class Identities:
             self.arrivals.add(node, arrival)
         return tuple(made)
 
+    def arrival_count(self, node: str) -> int:
+        """An upper bound of `len(arrivals_at(node))`, in O(1): what a prefilter may read."""
+        return self.arrivals.count(node)
+
     def arrivals_at(self, node: str) -> tuple[Arrival, ...]:
         cutoff = self._cutoff
         return tuple(a for a in self.arrivals.items(node) if cutoff is None or a.loan_ts >= cutoff)

@@ -34,6 +34,11 @@ class WindowedLists(Generic[T]):
     def items(self, key: str) -> tuple[T, ...]:
         return tuple(self._items.get(key, ()))
 
+    def count(self, key: str) -> int:
+        """How many items `key` holds, some possibly past the cutoff not yet expired: at least what `items`
+        keeps within the window, in O(1)."""
+        return len(self._items.get(key, ()))
+
     def expire(self, cutoff: int) -> None:
         heap, time_of = self._expiry, self._time_of
         while heap and heap[0][0] < cutoff:

@@ -18,15 +18,17 @@ from stream.model.timefmt import parse_duration_ms
 from stream.offline.replay import _open
 
 FROZEN = Path(__file__).resolve().parents[1] / "fixtures" / "output_unchanged"
-CONFIGS = {
-    "default pack": ((), "72h"),
-    "amlsim tuning": ((FROZEN / "amlsim.override.yaml",), "30d"),
+SHIPPED = Path(__file__).resolve().parents[2] / "rules"
+CONFIGS = {        # rule pack, overrides, window
+    "ten-rule pack": (FROZEN / "rules", (), "72h"),
+    "amlsim tuning": (FROZEN / "rules", (FROZEN / "amlsim.override.yaml",), "30d"),
+    "shipped pack": (SHIPPED, (), "72h"),       # with identity_ring and account_takeover
 }
 
 
-def replay(path: Path, overrides: tuple[Path, ...], window: str) -> tuple[list[bytes], dict]:
+def replay(path: Path, rules: Path, overrides: tuple[Path, ...], window: str) -> tuple[list[bytes], dict]:
     window_ms = parse_duration_ms(window)
-    detector = Detector(load_rules([FROZEN / "rules"], overrides, window_ms=window_ms), window_ms=window_ms)
+    detector = Detector(load_rules([rules], overrides, window_ms=window_ms), window_ms=window_ms)
     warnings = []
     with _open(path) as (lines, _, _):
         for line in lines:
@@ -49,18 +51,21 @@ def counting(name: str, detect, calls: Counter):
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 @pytest.mark.parametrize("ledger", ["sim-a", "sim-b"])
 def test_prefilters_change_no_warning_and_skip_most_calls(monkeypatch, config, ledger):
-    overrides, window = CONFIGS[config]
+    rules, overrides, window = CONFIGS[config]
     path = FROZEN / f"{ledger}.jsonl.gz"
     originals = dict(kinds_module.KINDS)
     filtered_calls, unfiltered_calls = Counter(), Counter()
     for name, kind in originals.items():
         monkeypatch.setitem(kinds_module.KINDS, name,
                             dataclasses.replace(kind, detect=counting(name, kind.detect, filtered_calls)))
-    filtered = replay(path, overrides, window)
+    filtered = replay(path, rules, overrides, window)
     for name, kind in originals.items():
         monkeypatch.setitem(kinds_module.KINDS, name,
                             dataclasses.replace(kind, prefilter=None, channels=None,
                                                 detect=counting(name, kind.detect, unfiltered_calls)))
-    unfiltered = replay(path, overrides, window)
+    unfiltered = replay(path, rules, overrides, window)
     assert filtered[0] and filtered == unfiltered
     assert sum(filtered_calls.values()) < 0.3 * sum(unfiltered_calls.values()), (filtered_calls, unfiltered_calls)
+    for name in ("identity_ring", "account_takeover"):    # run at every transfer but for their prefilters
+        if unfiltered_calls[name]:
+            assert filtered_calls[name] < 0.5 * unfiltered_calls[name], (name, filtered_calls, unfiltered_calls)

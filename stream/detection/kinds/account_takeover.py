@@ -48,6 +48,19 @@ PARAMS = (
 )
 
 
+def channels(rule: "Rule") -> frozenset[str]:
+    return rule.params["channels"]
+
+
+def prefilter(rule: "Rule", stage: str):
+    """The exits of `detect` before it looks at the pieces: the transfer took traced money, and some loan is
+    watched (requested from an identifier new to its account) at all."""
+    def test(event: "Event", state: "DetectionState") -> bool:
+        allocation = state.allocation
+        return allocation is not None and bool(allocation.pieces) and bool(state.identities.watches)
+    return test
+
+
 def _is_new(watch, new: str) -> bool:
     if new == "device":
         return watch.device_is_new

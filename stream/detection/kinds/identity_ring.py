@@ -64,6 +64,17 @@ def _counts(arrival: "Arrival", params) -> bool:
     return channel == "merchant" and arrival.merchant_category in params["sinks_merchant_categories"]
 
 
+def prefilter(rule: "Rule", stage: str):
+    """The exits of `detect` before it reads the arrivals: loan money arrived with this step, and the node holds
+    arrivals from at least `min_accounts` loans (each member of a group has one there)."""
+    minimum = rule.params["min_accounts"]
+
+    def test(event: "Event", state: "DetectionState") -> bool:
+        node = state.node
+        return bool(state.arrived) and node is not None and state.identities.arrival_count(node) >= minimum
+    return test
+
+
 def linked_groups(identifiers_by_account: dict[str, set[str]]) -> list[list[str]]:
     """Accounts joined when they share an identifier (union-find), each group sorted, groups in order of their
     first account."""
