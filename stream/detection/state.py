@@ -85,6 +85,9 @@ class DetectionState:
         self.cooldowns: dict[tuple[str, str], int] = {}        # (rule id, key) -> event ts of the last warning
         self.cooldown_expiry: list[tuple[int, str, str, int]] = []  # (expires at, rule id, key, emitted at)
         self._caught_up_to: int | None = None
+        # Views a kind builds over this state for its own searches (kind name -> its view), kept between events
+        # and rebuilt from the state when missing: not part of a snapshot, and never a different answer.
+        self.views: dict[str, object] = {}
         # The indicators the members' feeds list (read-only, shared by every partition; the Detector sets it).
         # Not part of a snapshot: a restored state is handed the running set.
         self.indicators: IndicatorSet = NO_INDICATORS
@@ -140,6 +143,7 @@ class DetectionState:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.views = {}
         self.indicators = NO_INDICATORS
         self.enter("")
 

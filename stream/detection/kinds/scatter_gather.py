@@ -6,6 +6,12 @@ transfer would show.
 
 Runs at C, from provenance: C's inflows, and for each what its sender had received before paying C. A leg
 A -> M counts when M had received it by the time M paid C (a leg booked after the gather it funds is not seen).
+
+Every gather into C asks the same question of C's inflows over `within`, so each partition keeps, per collector,
+the legs of the gathers it has already looked at, by origin (`LegIndex`): the next gather adds only the inflows
+that arrived since and reads the legs of its own origins, instead of walking every intermediary's inflows again.
+The index gives the walk's answer exactly, or says that it cannot (a walk its caps would cut), and then the
+walk is done.
 """
 
 from __future__ import annotations
@@ -101,14 +107,10 @@ def _origins(before: "Inflow | None", collector: str, since: int, until: int, ca
 
 def _legs(head: "Inflow | None", collector: str, since: int, until: int, limits, channels: frozenset[str],
           min_amount: int, require_loan: bool, wanted: set[str]) -> dict[str, dict[str, tuple]]:
-    """origin -> intermediary -> (gather ts, gather key, leg ts, leg key, leg attrs, gather attrs): per
-    intermediary its earliest gather into the collector, and of what it had received from the origin by then,
-    the earliest leg.
-
-    The innermost loops of the kind (every inflow of every intermediary), so both walks are written out rather
-    than taken from `walk`, whose generator resume per inflow was most of their cost: the gathers are
-    `walk(head, since, until, degree_cap)` and each gather's legs `walk(gather.before, since, gather ts,
-    branch_cap)`, with the same caps counted the same way."""
+    """origin -> intermediary -> (gather ts, gather key, leg ts, leg key, leg attrs, gather attrs, intermediary):
+    per intermediary its earliest gather into the collector, and of what it had received from the origin by then,
+    the earliest leg. The gathers are `walk(head, since, until, degree_cap)` written out, each gather's legs
+    `_walk_legs`. What `LegIndex` answers without walking, when it can."""
     found: dict[str, dict[str, tuple]] = {}
     if "p2p" not in channels:
         return found        # provenance keeps transfers between accounts only (stream.detection.provenance)
@@ -130,26 +132,158 @@ def _legs(head: "Inflow | None", collector: str, since: int, until: int, limits,
                 or (require_loan and gattrs.get("loan", 0) <= 0)):
             gather = gather.rest
             continue
-        gather_key, seen, leg = gather.key, set(), gather.before
-        while leg is not None and leg.newest >= since:
+        _walk_legs(gather, since, wanted, found, branch_cap, min_amount)
+        gather = gather.rest
+    return found
+
+
+def _walk_legs(gather: "Inflow", since: int, wanted: set[str], found: dict, branch_cap: int,
+               min_amount: int) -> None:
+    """One gather's legs from `since` into `found`: `walk(gather.before, since, gather ts, branch_cap)` written out
+    (a generator's resume per inflow was most of its cost), keeping the legs from `wanted` origins."""
+    mid, gather_ts, gather_key, gattrs = gather.src, gather.ts, gather.key, gather.attrs
+    seen, leg = set(), gather.before
+    while leg is not None and leg.newest >= since:
+        ts = leg.ts
+        if ts >= since:
+            origin = leg.src
+            if origin not in seen:
+                if len(seen) >= branch_cap:
+                    break
+                seen.add(origin)
+            if (ts <= gather_ts and origin in wanted and origin != mid
+                    and (min_amount <= 0 or leg.attrs["amount"] >= min_amount)):
+                _keep(found, origin, mid, (gather_ts, gather_key, ts, leg.key, leg.attrs, gattrs, mid))
+        leg = leg.rest
+
+
+def _keep(found: dict, origin: str, mid: str, leg: tuple) -> None:
+    """Per origin and intermediary, the earliest (gather ts, gather key, leg ts, leg key, ...)."""
+    legs = found.get(origin)
+    if legs is None:
+        legs = found[origin] = {}
+    known = legs.get(mid)
+    if known is None or leg[:4] < known[:4]:
+        legs[mid] = leg
+
+
+class _CollectorLegs:
+    """One collector's gathers from `floor` on, up to `head`: the senders of its inflows (for the degree cap), the
+    legs of each qualifying gather by origin, and the gathers whose own leg walk the branch cap cut (walked again
+    for each search)."""
+
+    __slots__ = ("floor", "head", "senders", "by_origin", "capped")
+
+    def __init__(self, floor: int) -> None:
+        self.floor = floor
+        self.head: Inflow | None = None
+        self.senders: set[str] = set()
+        self.by_origin: dict[str, list[tuple]] = {}     # origin -> [(gather ts, gather key, leg ts, leg key, ...)]
+        self.capped: list[Inflow] = []
+
+
+class LegIndex:
+    """`_legs` for one rule's parameters, kept per collector between the gathers of one partition.
+
+    Why it is exact. Inflow lists only grow at the head, and a trim only cuts entries older than the window's
+    cutoff, which every search skips. An entry holds what `_legs` would read from `floor` on: a search with
+    `since >= floor` filters it by time. A gather's legs are walked once, from the later of `floor` and its own
+    time minus `within` (no search that reads the gather starts earlier): that walk passes more inflows than a
+    search's from its `since`, so where it was not cut by the branch cap, neither is the search's, and its legs
+    filtered by time are the search's; where it was cut, the gather is walked again for each search. The collector's own walk is cut by the
+    degree cap only when it meets more distinct senders than the cap, and the entry counts every sender from
+    `floor` on: above the cap, `legs` returns None and the caller walks.
+
+    An entry is rebuilt once its floor is a quarter of `within` behind the search's `since` (its lists would
+    hold mostly what every search skips), and entries of collectors not searched for that long are dropped."""
+
+    def __init__(self, within: int, min_amount: int, require_loan: bool, degree_cap: int, branch_cap: int) -> None:
+        self.min_amount, self.require_loan = min_amount, require_loan
+        self.degree_cap, self.branch_cap = degree_cap, branch_cap
+        self.within = within
+        self.stale_after = max(1, within)
+        self.collectors: dict[str, _CollectorLegs] = {}
+        self.swept_at: int | None = None
+
+    def legs(self, collector: str, head: "Inflow | None", since: int, until: int,
+             wanted: set[str]) -> dict[str, dict[str, tuple]] | None:
+        self._sweep(since)
+        entry = self.collectors.get(collector)
+        if entry is None or since < entry.floor or since - entry.floor > self.stale_after:
+            entry = self.collectors[collector] = _CollectorLegs(since)
+        self._sync(entry, collector, head)
+        if len(entry.senders) > self.degree_cap:
+            return None
+        found: dict[str, dict[str, tuple]] = {}
+        by_origin = entry.by_origin
+        for origin in wanted:
+            for leg in by_origin.get(origin, ()):
+                if leg[0] <= until and leg[2] >= since:      # the leg is never later than its gather
+                    _keep(found, origin, leg[6], leg)
+        for gather in entry.capped:
+            if since <= gather.ts <= until:
+                _walk_legs(gather, since, wanted, found, self.branch_cap, self.min_amount)
+        return found
+
+    def _sweep(self, since: int) -> None:
+        if self.swept_at is None or since - self.swept_at > self.stale_after:
+            self.swept_at = since
+            self.collectors = {collector: entry for collector, entry in self.collectors.items()
+                               if since - entry.floor <= self.stale_after}
+
+    def _sync(self, entry: _CollectorLegs, collector: str, head: "Inflow | None") -> None:
+        """Take in the collector's inflows that arrived since the entry last saw its head."""
+        floor, stop, min_amount, require_loan = entry.floor, entry.head, self.min_amount, self.require_loan
+        gather = head
+        while gather is not None and gather is not stop and gather.newest >= floor:
+            if gather.ts >= floor:
+                mid = gather.src
+                entry.senders.add(mid)
+                gattrs = gather.attrs
+                if not (mid == collector or (min_amount > 0 and gattrs["amount"] < min_amount)
+                        or (require_loan and gattrs.get("loan", 0) <= 0)):
+                    self._index_gather(entry, gather)
+            gather = gather.rest
+        entry.head = head
+
+    def _index_gather(self, entry: _CollectorLegs, gather: "Inflow") -> None:
+        # A search that reads this gather has since >= gather ts - within as well as >= the entry's floor.
+        gather_ts = gather.ts
+        floor, branch_cap, min_amount = max(entry.floor, gather_ts - self.within), self.branch_cap, self.min_amount
+        mid, gather_key, gattrs = gather.src, gather.key, gather.attrs
+        found, seen, leg = [], set(), gather.before
+        while leg is not None and leg.newest >= floor:
             ts = leg.ts
-            if ts >= since:
+            if ts >= floor:
                 origin = leg.src
                 if origin not in seen:
                     if len(seen) >= branch_cap:
-                        break
+                        entry.capped.append(gather)
+                        return
                     seen.add(origin)
-                if (ts <= gather_ts and origin in wanted and origin != mid
-                        and (min_amount <= 0 or leg.attrs["amount"] >= min_amount)):
-                    legs = found.get(origin)
-                    if legs is None:
-                        legs = found[origin] = {}
-                    known = legs.get(mid)
-                    if known is None or (gather_ts, gather_key, ts, leg.key) < known[:4]:
-                        legs[mid] = (gather_ts, gather_key, ts, leg.key, leg.attrs, gattrs)
+                if ts <= gather_ts and origin != mid and (min_amount <= 0 or leg.attrs["amount"] >= min_amount):
+                    found.append((origin, (gather_ts, gather_key, ts, leg.key, leg.attrs, gattrs, mid)))
             leg = leg.rest
-        gather = gather.rest
-    return found
+        by_origin = entry.by_origin
+        for origin, indexed in found:
+            legs = by_origin.get(origin)
+            if legs is None:
+                by_origin[origin] = [indexed]
+            else:
+                legs.append(indexed)
+
+
+def _index(rule: "Rule", state: "DetectionState") -> LegIndex:
+    params, limits = rule.params, state.limits
+    key = (params["within"], params["min_amount"], params["require_loan_money"], limits.degree_cap,
+           limits.branch_cap)
+    views = state.views.get(NAME)
+    if views is None:
+        views = state.views[NAME] = {}
+    index = views.get(key)
+    if index is None:
+        index = views[key] = LegIndex(*key)
+    return index
 
 
 def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Finding]:
@@ -173,8 +307,10 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if not wanted or _gatherers(state, collector, since, until, channels, min_amount, require_loan,
                                 params["min_intermediaries"]) < params["min_intermediaries"]:
         return []
-    found = _legs(state.provenance.inflows(collector), collector, since, until, limits, channels, min_amount,
-                  require_loan, wanted)
+    head = state.provenance.inflows(collector)
+    found = _index(rule, state).legs(collector, head, since, until, wanted) if "p2p" in channels else {}
+    if found is None:
+        found = _legs(head, collector, since, until, limits, channels, min_amount, require_loan, wanted)
     best = None
     for origin in sorted(found):
         legs = found[origin]
@@ -189,8 +325,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         return []
     origin, legs, total = best
     mids = sorted(legs)
-    timed = sorted([(leg_ts, leg_key) for _, _, leg_ts, leg_key, _, _ in legs.values()]
-                   + [(gather_ts, gather_key) for gather_ts, gather_key, _, _, _, _ in legs.values()])
+    timed = sorted([(leg[2], leg[3]) for leg in legs.values()] + [(leg[0], leg[1]) for leg in legs.values()])
     first_ts = timed[0][0]
     elapsed = event.ts - first_ts
     attrs_all = [attrs for found_leg in legs.values() for attrs in (found_leg[4], found_leg[5])]
