@@ -19,6 +19,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+import msgspec
 import orjson
 
 GENESIS = "0" * 64          # prev_hash of the first record of a partition
@@ -33,8 +34,7 @@ def canonical_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-@dataclass(frozen=True, slots=True)
-class EventSource:
+class EventSource(msgspec.Struct, frozen=True, gc=False):
     """One cited input event: where it was read and its original bytes."""
 
     event_id: str

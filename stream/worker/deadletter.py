@@ -17,6 +17,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
+import msgspec
+
 HEADER_PREFIX = "fundflow."
 REASON_HEADER = "fundflow.reason"
 ERROR_HEADER = "fundflow.error"
@@ -41,8 +43,7 @@ MAX_ORIGINAL_HEADER_BYTES = 16_384
 # the producer's 1,000,000-byte request limit.
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(msgspec.Struct, frozen=True, gc=False):
     """Where a message was read: enough to find it again in the input topic. `timestamp` is the record's Kafka
     timestamp (epoch ms, -1 when unknown): part of the log, so detection may read it and stay replayable."""
 

@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
+import msgspec
+
 from ..errors import EventError
 from ..model.events import Event, parse_event
 from ..model.warning import EarlyWarning
@@ -34,8 +36,7 @@ class DetectorLike(Protocol):
     def process(self, event: Event, detected_at: int | None = None) -> Sequence[EarlyWarning]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     """Exactly one of: the warnings the event raised (possibly none), or the dead letter for the message."""
 
     event: Event | None = None
@@ -48,8 +49,7 @@ class Outcome:
     rule_texts: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(msgspec.Struct, frozen=True):
     """A parsed event waiting in the aligner, with what a dead letter would need if the detector fails on it.
 
     `arrived` is the monotonic time the message reached the worker, for the processing-latency histogram.
