@@ -190,12 +190,12 @@ class LegIndex:
     `since >= floor` filters it by time. A gather's legs are walked once, from the later of `floor` and its own
     time minus `within` (no search that reads the gather starts earlier): that walk passes more inflows than a
     search's from its `since`, so where it was not cut by the branch cap, neither is the search's, and its legs
-    filtered by time are the search's; where it was cut, the gather is walked again for each search. The collector's own walk is cut by the
-    degree cap only when it meets more distinct senders than the cap, and the entry counts every sender from
-    `floor` on: above the cap, `legs` returns None and the caller walks.
+    filtered by time are the search's; where it was cut, the gather is walked again for each search. The
+    collector's own walk is cut by the degree cap only when it meets more distinct senders than the cap, and the
+    entry counts every sender from `floor` on: above the cap, `legs` returns None and the caller walks.
 
-    An entry is rebuilt once its floor is a quarter of `within` behind the search's `since` (its lists would
-    hold mostly what every search skips), and entries of collectors not searched for that long are dropped."""
+    An entry is rebuilt once its floor is `within` behind the search's `since` (its lists would hold mostly what
+    every search skips), and entries of collectors not searched for that long are dropped."""
 
     def __init__(self, within: int, min_amount: int, require_loan: bool, degree_cap: int, branch_cap: int) -> None:
         self.min_amount, self.require_loan = min_amount, require_loan
