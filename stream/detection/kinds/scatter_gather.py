@@ -82,29 +82,6 @@ def _gatherers(state: "DetectionState", collector: str, since: int, until: int, 
     return len(mids)
 
 
-def _origins(before: "Inflow | None", collector: str, since: int, until: int, cap: int, channels: frozenset[str],
-             min_amount: int) -> set[str]:
-    """Who sent qualifying money to the gather transfer's sender before it paid the collector: `walk(before, since,
-    until, cap)` written out, as in `_legs`."""
-    origins: set[str] = set()
-    if "p2p" not in channels:
-        return origins      # provenance keeps transfers between accounts only (stream.detection.provenance)
-    seen: set[str] = set()
-    leg = before
-    while leg is not None and leg.newest >= since:
-        ts = leg.ts
-        if ts >= since:
-            src = leg.src
-            if src not in seen:
-                if len(seen) >= cap:
-                    break
-                seen.add(src)
-            if ts <= until and src != collector and leg.attrs["amount"] >= min_amount:
-                origins.add(src)
-        leg = leg.rest
-    return origins
-
-
 def _legs(head: "Inflow | None", collector: str, since: int, until: int, limits, channels: frozenset[str],
           min_amount: int, require_loan: bool, wanted: set[str]) -> dict[str, dict[str, tuple]]:
     """origin -> intermediary -> (gather ts, gather key, leg ts, leg key, leg attrs, gather attrs, intermediary):
@@ -302,7 +279,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if graph.sender_count(collector) < params["min_intermediaries"] or state.before is None:
         return []       # not enough neighbours in the whole window: no scan
     since, until = state.window_start(event.ts - params["within"]), event.ts
-    origins = sorted(_origins(state.before, collector, since, until, limits.degree_cap, channels, min_amount))
+    origins = sorted({leg.src for leg in walk(state.before, since, until, limits.degree_cap)
+                      if leg.src != collector and edge_qualifies(leg.attrs, channels, min_amount, False, 0.0)})
     wanted = set(origins[:limits.branch_cap])
     if not wanted or _gatherers(state, collector, since, until, channels, min_amount, require_loan,
                                 params["min_intermediaries"]) < params["min_intermediaries"]:
