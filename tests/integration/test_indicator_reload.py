@@ -75,7 +75,11 @@ def test_a_new_feed_is_picked_up_without_a_restart(kafka_broker, tmp_path, uniqu
                     if w["rule_id"] == "shared-indicator"]
         assert found["txn_ids"] == ["t-1"] and found["evidence"]["sources"] == ["lender-a"]
 
-        (shared / "indicators.json").write_text("{half-written")
+        # Swapped in whole (written beside the directory, which the reload check reads file by file): written in
+        # place, the file would pass through an empty state first, and a check between the two writes would
+        # refuse both (two failed reloads, both right).
+        (tmp_path / "indicators.partial").write_text("{half-written")
+        (tmp_path / "indicators.partial").replace(shared / "indicators.json")
         worker.wait_for(lambda: "indicators in" in worker.log_text() and "not reloaded" in worker.log_text(),
                         "the refusal of a broken set")
         produce(worker.bootstrap, names, loan_cashed_out(2))
