@@ -82,15 +82,13 @@ def _gatherers(state: "DetectionState", collector: str, since: int, until: int, 
     return len(mids)
 
 
-def _legs(head: "Inflow | None", collector: str, since: int, until: int, limits, channels: frozenset[str],
-          min_amount: int, require_loan: bool, wanted: set[str]) -> dict[str, dict[str, tuple]]:
+def _legs(head: "Inflow | None", collector: str, since: int, until: int, limits, min_amount: int,
+          require_loan: bool, wanted: set[str]) -> dict[str, dict[str, tuple]]:
     """origin -> intermediary -> (gather ts, gather key, leg ts, leg key, leg attrs, gather attrs, intermediary):
     per intermediary its earliest gather into the collector, and of what it had received from the origin by then,
     the earliest leg. The gathers are `walk(head, since, until, degree_cap)` written out, each gather's legs
     `_walk_legs`. What `LegIndex` answers without walking, when it can."""
     found: dict[str, dict[str, tuple]] = {}
-    if "p2p" not in channels:
-        return found        # provenance keeps transfers between accounts only (stream.detection.provenance)
     degree_cap, branch_cap = limits.degree_cap, limits.branch_cap
     senders = set()
     gather = head
@@ -104,14 +102,19 @@ def _legs(head: "Inflow | None", collector: str, since: int, until: int, limits,
             if len(senders) >= degree_cap:
                 break
             senders.add(mid)
-        gattrs = gather.attrs
-        if (gather_ts > until or mid == collector or (min_amount > 0 and gattrs["amount"] < min_amount)
-                or (require_loan and gattrs.get("loan", 0) <= 0)):
-            gather = gather.rest
-            continue
-        _walk_legs(gather, since, wanted, found, branch_cap, min_amount)
+        if gather_ts <= until and _gathers(gather, collector, min_amount, require_loan):
+            _walk_legs(gather, since, wanted, found, branch_cap, min_amount)
         gather = gather.rest
     return found
+
+
+def _gathers(gather: "Inflow", collector: str, min_amount: int, require_loan: bool) -> bool:
+    """Whether an inflow of the collector counts as a gather transfer: `edge_qualifies` without its channel test
+    (provenance holds transfers between accounts only, and `detect` asks for those)."""
+    if gather.src == collector:
+        return False
+    attrs = gather.attrs
+    return (min_amount <= 0 or attrs["amount"] >= min_amount) and (not require_loan or attrs.get("loan", 0) > 0)
 
 
 def _walk_legs(gather: "Inflow", since: int, wanted: set[str], found: dict, branch_cap: int,
@@ -214,11 +217,8 @@ class LegIndex:
         gather = head
         while gather is not None and gather is not stop and gather.newest >= floor:
             if gather.ts >= floor:
-                mid = gather.src
-                entry.senders.add(mid)
-                gattrs = gather.attrs
-                if not (mid == collector or (min_amount > 0 and gattrs["amount"] < min_amount)
-                        or (require_loan and gattrs.get("loan", 0) <= 0)):
+                entry.senders.add(gather.src)
+                if _gathers(gather, collector, min_amount, require_loan):
                     self._index_gather(entry, gather)
             gather = gather.rest
         entry.head = head
@@ -285,10 +285,12 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if not wanted or _gatherers(state, collector, since, until, channels, min_amount, require_loan,
                                 params["min_intermediaries"]) < params["min_intermediaries"]:
         return []
+    if "p2p" not in channels:
+        return []       # provenance keeps transfers between accounts only (stream.detection.provenance)
     head = state.provenance.inflows(collector)
-    found = _index(rule, state).legs(collector, head, since, until, wanted) if "p2p" in channels else {}
+    found = _index(rule, state).legs(collector, head, since, until, wanted)
     if found is None:
-        found = _legs(head, collector, since, until, limits, channels, min_amount, require_loan, wanted)
+        found = _legs(head, collector, since, until, limits, min_amount, require_loan, wanted)
     best = None
     for origin in sorted(found):
         legs = found[origin]
