@@ -3,10 +3,11 @@
 The ClickHouse agent reads batches (`take_events`: at most clickhouse_batch_size warnings, or whatever
 arrived within clickhouse_batch_interval) and does not leave a batch until every row is stored; Faust
 acknowledges a batch's offsets only after the loop body returns, so a committed offset always means a
-stored row. The pager agent only decides and queues each warning in the page ledger (durable); a task
+stored row. The pager agent only decides and queues each warning in the page ledger (durable); a thread
 delivers the queue in order, retrying for as long as the webhook is away, and sends storm summaries once
 their minute is over. Both agents run with concurrency 1 and tolerate duplicates (ReplacingMergeTree, page
-ledger). No message, and no failure of a store or a webhook, ends an agent.
+ledger). No message, and no failure of a store or a webhook, ends an agent. Pages are sent from a thread with
+an event loop of its own (sinks/page_delivery.py), so detection holding the worker's loop cannot time them out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..evidence.keys import ensure_signing_key
 from ..sinks.base import RetryPolicy, RetryStopped, Sleep, retry_async
 from ..sinks.chain import ChainItem, EvidenceChain
 from ..sinks.dedupe import QUEUED, PageLedger
+from ..sinks.page_delivery import PageDeliveryThread
 from ..sinks.pager import PagerConfig, PagerSink
 from ..sinks.factory import open_store
 from ..clock import wall_clock_ms
@@ -207,15 +209,18 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
 
     if settings.webhook_url:
         ledger_origin = Origin(settings.warnings_topic, -1, -1)    # a page is dead-lettered from the ledger
+        worker_loop: list[asyncio.AbstractEventLoop] = []           # the loop the producer belongs to
 
         async def page_dead_letter(warning: EarlyWarning, reason: str, detail: str) -> None:
-            await send_dead_letter(warning.warning_id.encode(), warning.to_json(), reason, detail, ledger_origin)
+            # Called on the delivery thread: the letter is sent by the worker's producer, on the worker's loop.
+            letter = send_dead_letter(warning.warning_id.encode(), warning.to_json(), reason, detail, ledger_origin)
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(letter, worker_loop[0]))
 
         pager = PagerSink(PagerConfig.from_settings(settings), PageLedger.in_data_dir(settings.data_dir),
                           page_dead_letter, policy=RetryPolicy.from_settings(settings), sleep=sleep, clock=clock,
                           on_status=partial(health.set_sink, PAGER), stopping=lambda: bool(app.should_stop))
         wired.pager = pager
-        queued = asyncio.Event()
+        delivery = PageDeliveryThread(pager, idle_s=STORM_FLUSH_INTERVAL_S)
 
         async def page_warnings(stream) -> None:
             # Deciding and queueing only (into the durable ledger): the offset is committed once the page is
@@ -235,32 +240,21 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
                         log.exception("could not queue the page of %s; trying again", warning.warning_id)
                         await asyncio.sleep(LEDGER_RETRY_S)
                 if outcome == QUEUED:
-                    queued.set()
+                    delivery.wake()
 
         wired.agents.append(app.agent(warnings_topic, name="fundflow.sink.pager", concurrency=1)(
             named_agent(page_warnings, "page_warnings")))
 
-        async def deliver_pages() -> None:
-            """Send the queue, then the storm summaries that are due; wait for a new page or the next round."""
-            while not app.should_stop:
-                queued.clear()
-                try:
-                    await pager.deliver_queued()
-                    await pager.flush_due()
-                except RetryStopped:
-                    return                       # shutting down: the ledger keeps the queue for the next start
-                except Exception:  # noqa: BLE001 - a failing round must not end delivery for good
-                    log.exception("paging round failed; the pages stay queued")
-                try:
-                    await asyncio.wait_for(queued.wait(), STORM_FLUSH_INTERVAL_S)
-                except asyncio.TimeoutError:
-                    pass
+        async def start_page_delivery() -> None:
+            worker_loop.append(asyncio.get_running_loop())
+            delivery.start()
 
-        app.task(deliver_pages)
+        app.task(start_page_delivery)
 
         @app.on_before_shutdown.connect
-        async def _close_pager_http(*_: Any, **__: Any) -> None:
-            await pager.close_http()
+        async def _stop_page_delivery(*_: Any, **__: Any) -> None:
+            if delivery.alive and not await asyncio.to_thread(delivery.stop, settings.webhook_timeout / 1000 + 1):
+                log.warning("page delivery did not stop in time; the pages it was sending stay queued")
 
     return wired
 

@@ -16,6 +16,7 @@ import pytest
 from stream.sinks import payloads
 from stream.sinks.base import RetryPolicy
 from stream.sinks.dedupe import DEAD_LETTERED, GROUPED, HELD, PAGED, QUEUED, PageLedger
+from stream.sinks.page_delivery import PageDeliveryThread
 from stream.sinks.pager import DUPLICATE, SKIPPED_SEVERITY, SKIPPED_TARGET, PagerConfig, PagerSink
 from stream.model.warning import EarlyWarning, make_warning_id
 
@@ -303,3 +304,91 @@ def test_storm_is_grouped_into_one_summary_page_after_the_minute_even_across_a_r
     ledger = PageLedger.in_data_dir(harness.tmp_path / "data")
     assert {ledger.state_of(w.warning_id) for w in storm[3:]} == {GROUPED}
     assert {ledger.state_of(w.warning_id) for w in storm[:3]} == {PAGED}
+
+
+STALL_S = 2.5       # a detection batch, a collection or a rebalance holding the worker's loop
+SLOW_ANSWER = [(200, {"X-Delay": "0.5"}, b"slow but in time")]
+
+
+async def _page_during_a_stall(sink: PagerSink, warning: EarlyWarning, start_delivery) -> str | None:
+    """Queue `warning`, start its delivery with `start_delivery`, hold this loop for STALL_S as a detection batch
+    does, then give the delivery time to finish; returns the page's state in the ledger."""
+    assert await sink.handle(warning) == QUEUED
+    await start_delivery()
+    await asyncio.sleep(0.1)          # the post is on its way
+    time.sleep(STALL_S)               # blocking, like the worker's loop while it detects a fetch
+    for _ in range(50):
+        if sink.ledger.state_of(warning.warning_id) != QUEUED:
+            break
+        await asyncio.sleep(0.1)
+    return sink.ledger.state_of(warning.warning_id)
+
+
+def test_a_stalled_worker_loop_does_not_time_out_a_page_sent_from_the_delivery_thread(harness, webhook):
+    """The webhook answers in 0.5 s, within the 1.5 s timeout, while the worker's loop is held for 2.5 s.
+    Delivered from the thread, the page is posted once and marked paged."""
+    webhook.script = list(SLOW_ANSWER)
+    sink = harness.sink(timeout_s=1.5)
+    delivery = PageDeliveryThread(sink, idle_s=5.0)
+
+    async def start() -> None:
+        delivery.start()
+        delivery.wake()
+
+    async def run() -> str | None:
+        try:
+            return await _page_during_a_stall(sink, _warning(1), start)
+        finally:
+            assert await asyncio.to_thread(delivery.stop, 5.0)
+            sink.ledger.close()
+
+    assert asyncio.run(run()) == PAGED
+    assert len(webhook.requests) == 1 and webhook.requests[0]["answered"] == 200
+    assert sink.failed_attempts == 0 and sink.delivered == 1
+
+
+def test_control_delivering_on_the_stalled_loop_times_out_a_page_the_webhook_took(harness, webhook):
+    """The same stall with delivery on the worker's own loop (how pages were sent before the delivery thread):
+    the answer is read after the timeout fired, and the page goes out twice. This is what the test above guards."""
+    webhook.script = list(SLOW_ANSWER)
+    sink = harness.sink(timeout_s=1.5)
+    tasks = []
+
+    async def start() -> None:
+        tasks.append(asyncio.create_task(sink.deliver_queued()))
+
+    async def run() -> str | None:
+        try:
+            state = await _page_during_a_stall(sink, _warning(1), start)
+            await asyncio.gather(*tasks)
+            return state
+        finally:
+            await sink.close()
+
+    assert asyncio.run(run()) == PAGED
+    assert len(webhook.requests) == 2 and [r["answered"] for r in webhook.requests] == [200, 200]
+    assert sink.failed_attempts == 1
+
+
+def test_the_delivery_thread_sends_pages_queued_while_it_idles_and_stops_on_request(harness, webhook):
+    sink = harness.sink()
+    delivery = PageDeliveryThread(sink, idle_s=0.2)
+
+    async def run() -> list[str | None]:
+        delivery.start()
+        try:
+            warnings = [_warning(n) for n in range(3)]
+            for warning in warnings:
+                await sink.handle(warning)        # not woken: the idle round finds them
+            for _ in range(50):
+                if len(webhook.requests) == 3:
+                    break
+                await asyncio.sleep(0.1)
+            return [sink.ledger.state_of(w.warning_id) for w in warnings]
+        finally:
+            assert await asyncio.to_thread(delivery.stop, 5.0)
+            assert not delivery.alive
+            sink.ledger.close()
+
+    assert asyncio.run(run()) == [PAGED] * 3
+    assert [json.loads(r["body"])["warning_id"] for r in webhook.requests] == [_warning(n).warning_id for n in range(3)]
