@@ -37,8 +37,10 @@ import logging
 import os
 import pickle
 import signal
+import threading
 import time
 import types
+from concurrent.futures import Future
 from dataclasses import dataclass
 from ..model.version import fundflow_version
 from pathlib import Path
@@ -123,6 +125,61 @@ def write_snapshot(path: Path, state: Any, positions: Mapping[TopicPartition, in
 
 def read_snapshot(path: Path, expected: Compatibility, partitions: set[TopicPartition]) -> Snapshot:
     """The snapshot at `path`, or SnapshotRefused saying why it cannot be used for this assignment."""
+    header, blob = _checked_file(path, expected)
+    _check_partitions(path, set(_positions(header)), partitions)
+    return _loaded(path, header, blob)
+
+
+class SnapshotLoader:
+    """Loads the snapshot for an assignment, reading and unpickling it ahead of time when a group join begins.
+
+    A join takes a while with nothing to do: the coordinator waits for the other members (about half the session
+    timeout in the broker used for development, `group.initial.rebalance.delay.ms` for a new group in Kafka), and
+    unpickling a large window takes as long. Done after the assignment, the two add up. `prefetch` (at the start
+    of every join) reads the file on a thread, with the same checks and refusals as `read_snapshot`; `load` (at
+    the assignment) takes what it read, once, if it covers exactly the assigned partitions. The pickle holds the
+    GIL while it loads, which is why it waits for the join rather than starting with the process: started earlier,
+    it would hold up the worker's own start by as long as it saves.
+    """
+
+    def __init__(self, path: Path, compatibility: Compatibility) -> None:
+        self.path = path
+        self.compatibility = compatibility
+        self._lock = threading.Lock()
+        self._prefetched: Future | None = None
+        self.prefetches = 0
+
+    def prefetch(self) -> None:
+        """Start reading the snapshot on a thread, unless a read is already waiting to be taken."""
+        with self._lock:
+            if self._prefetched is not None:
+                return
+            prefetched = self._prefetched = Future()
+            self.prefetches += 1
+
+        def read() -> None:
+            try:
+                header, blob = _checked_file(self.path, self.compatibility)
+                prefetched.set_result(_loaded(self.path, header, blob))
+            except BaseException as exc:  # noqa: BLE001 - handed to `load`, whose caller logs the refusal
+                prefetched.set_exception(exc)
+
+        threading.Thread(target=read, name="fundflow-snapshot-prefetch", daemon=True).start()
+
+    def load(self, partitions: set[TopicPartition]) -> Snapshot:
+        """The snapshot for this assignment, or SnapshotRefused. Blocks until a prefetch in progress is done."""
+        with self._lock:
+            prefetched, self._prefetched = self._prefetched, None
+        if prefetched is None:
+            return read_snapshot(self.path, self.compatibility, partitions)
+        snapshot = prefetched.result()
+        _check_partitions(self.path, set(snapshot.positions), partitions)
+        return snapshot
+
+
+def _checked_file(path: Path, expected: Compatibility) -> tuple[dict, bytes]:
+    """The header and the pickle of the snapshot at `path`, once the header matches `expected` and the pickle
+    its SHA-256; SnapshotRefused otherwise."""
     try:
         with open(path, "rb") as source:
             if source.read(len(MAGIC)) != MAGIC:
@@ -145,10 +202,20 @@ def read_snapshot(path: Path, expected: Compatibility, partitions: set[TopicPart
                                   f"{_short(want)}")
     if len(blob) != header.get("size") or hashlib.sha256(blob).hexdigest() != header.get("sha256"):
         raise SnapshotRefused(f"{path}: corrupt (size or SHA-256 does not match its header)")
-    positions = {(topic, int(partition)): int(offset) for topic, partition, offset in header["positions"]}
-    if set(positions) != partitions:
-        raise SnapshotRefused(f"{path}: covers partitions {_tps(set(positions))}, this worker was assigned "
+    return header, blob
+
+
+def _positions(header: dict) -> dict[TopicPartition, int]:
+    return {(topic, int(partition)): int(offset) for topic, partition, offset in header["positions"]}
+
+
+def _check_partitions(path: Path, covered: set[TopicPartition], partitions: set[TopicPartition]) -> None:
+    if covered != partitions:
+        raise SnapshotRefused(f"{path}: covers partitions {_tps(covered)}, this worker was assigned "
                               f"{_tps(partitions)}")
+
+
+def _loaded(path: Path, header: dict, blob: bytes) -> Snapshot:
     collecting = gc.isenabled()
     gc.disable()       # millions of long-lived objects: collections during the load would only rescan them
     try:
@@ -158,7 +225,7 @@ def read_snapshot(path: Path, expected: Compatibility, partitions: set[TopicPart
     finally:
         if collecting:
             gc.enable()
-    return Snapshot(state=state, positions=positions, written_ms=int(header["written_ms"]), size=len(blob))
+    return Snapshot(state=state, positions=_positions(header), written_ms=int(header["written_ms"]), size=len(blob))
 
 
 class SnapshotWriter:

@@ -18,7 +18,7 @@ from ..settings import Settings
 from . import app as faust_wiring
 from .alignment import EventTimeAligner
 from .batches import InputBatches
-from .checkpoint import Compatibility, SnapshotWriter, read_snapshot, snapshot_path
+from .checkpoint import Compatibility, SnapshotLoader, SnapshotWriter, snapshot_path
 from .evidence_index import EvidenceIndex
 from .handler import DetectorLike, MessageHandler
 from .health import HealthTracker
@@ -88,8 +88,7 @@ def build_worker(settings: Settings, detector: DetectorSource, *, with_sinks: bo
     recovery = StateRecovery(pipeline, make_detector, bootstrap=settings.broker_bootstrap, group_id=app.conf.id,
                              input_topics=input_topics, span_ms=settings.window + settings.allowed_lateness,
                              on_state=health.mark_state_rebuilt,
-                             load_snapshot=(lambda partitions: read_snapshot(snapshots.path, snapshots.compatibility,
-                                                                             partitions)) if snapshots else None)
+                             snapshots=SnapshotLoader(snapshots.path, snapshots.compatibility) if snapshots else None)
 
     batches = InputBatches(input_topics)
     faust_wiring.add_input_agents(app, settings, pipeline, publisher, handler, batches)

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 from ..errors import EventError, FundflowError
 from ..model.events import Event, parse_event
 from ..detection.jump_guard import JumpGuard
-from .checkpoint import Snapshot, SnapshotRefused
+from .checkpoint import Snapshot, SnapshotLoader, SnapshotRefused
 from .deadletter import Origin, normalize_headers
 from .handler import DetectorLike
 from .pipeline import Pipeline
@@ -231,9 +231,9 @@ class StateRecovery:
     def __init__(self, pipeline: Pipeline, make_detector: Callable[[], DetectorLike], *,
                  bootstrap: Sequence[str], group_id: str, input_topics: Sequence[str], span_ms: int,
                  on_state: Callable[[bool, str], None] = lambda rebuilt, detail: None,
-                 load_snapshot: Callable[[set[tuple[str, int]]], Snapshot] | None = None) -> None:
+                 snapshots: SnapshotLoader | None = None) -> None:
         self.pipeline = pipeline
-        self.load_snapshot = load_snapshot
+        self.snapshots = snapshots
         self.make_detector = make_detector
         self.bootstrap = list(bootstrap)
         self.group_id = group_id
@@ -245,7 +245,10 @@ class StateRecovery:
         self._task: asyncio.Task | None = None
 
     async def on_revoked(self, revoked: Iterable[Any]) -> None:
+        """A join begins (the first one too, with nothing revoked)."""
         self._cancel()
+        if self.snapshots is not None:
+            self.snapshots.prefetch()        # unpickled while the coordinator forms the group
         self.pipeline.begin_generation()
         self._set_state(False, "partitions revoked; waiting for the next assignment")
 
@@ -330,10 +333,10 @@ class StateRecovery:
                              snapshot_age_s=(time.time() * 1000 - snapshot.written_ms) / 1000 if snapshot else 0.0)
 
     async def _usable_snapshot(self, partitions: set[tuple[str, int]]) -> Snapshot | None:
-        if self.load_snapshot is None:
+        if self.snapshots is None:
             return None
         try:
-            return await asyncio.to_thread(self.load_snapshot, partitions)
+            return await asyncio.to_thread(self.snapshots.load, partitions)
         except SnapshotRefused as exc:
             log.warning("snapshot not used: %s; rebuilding from the log window", exc)
             return None

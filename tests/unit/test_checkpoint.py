@@ -3,6 +3,7 @@ run, and every unusable snapshot is refused with its reason (never loaded into w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -14,8 +15,12 @@ from stream.model.events import parse_event
 from stream.detection.rulebook import load_rules
 from stream.simulate import simulate
 from stream.simulate.params import SimParams
-from stream.worker.checkpoint import (Compatibility, SnapshotRefused, SnapshotWriter, read_snapshot, snapshot_path,
-                                      write_snapshot)
+from stream.worker.alignment import EventTimeAligner
+from stream.worker.checkpoint import (Compatibility, SnapshotLoader, SnapshotRefused, SnapshotWriter, read_snapshot,
+                                      snapshot_path, write_snapshot)
+from stream.worker.handler import MessageHandler
+from stream.worker.pipeline import Pipeline
+from stream.worker.recovery import StateRecovery
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 TPS = {("in", 0), ("in", 1)}
@@ -115,3 +120,43 @@ def test_cancelling_a_write_in_progress_leaves_the_previous_snapshot_and_no_temp
     writer.cancel()
     assert not writer.busy and list(tmp_path.glob(".*.tmp")) == []
     assert read_snapshot(path, COMPAT, TPS).state == ("old",)
+
+
+def _recovery_with(loader: SnapshotLoader) -> StateRecovery:
+    """A recovery over a pipeline that never runs: only its rebalance callbacks are exercised."""
+    async def publish(outcome, wait=True):
+        return None
+    pipeline = Pipeline(MessageHandler(Detector(load_rules(RULES))), publish=publish,
+                        make_aligner=lambda: EventTimeAligner(idle_after_ms=1000, clock=lambda: 0))
+    return StateRecovery(pipeline, lambda: None, bootstrap=["127.0.0.1:9"], group_id="g", input_topics=("in",),
+                         span_ms=1000, snapshots=loader)
+
+
+def test_the_snapshot_is_read_when_the_join_begins_and_taken_once_at_the_assignment(written):
+    """The first revocation (nothing revoked, a join begins) starts the read. The file is replaced before the
+    assignment: the assignment takes what was read during the join, and a later one reads the file again."""
+    loader = SnapshotLoader(written, COMPAT)
+    recovery = _recovery_with(loader)
+    asyncio.run(recovery.on_revoked([]))
+    assert loader.prefetches == 1
+    asyncio.run(recovery.on_revoked([]))           # a second join before any assignment: the same read
+    assert loader.prefetches == 1
+    write_snapshot(written, ("newer",), {("in", 0): 5, ("in", 1): 6}, COMPAT, 8)
+    snapshot = asyncio.run(recovery._usable_snapshot(TPS))
+    assert snapshot.state == ("state", {"k": 1}) and snapshot.positions == {("in", 0): 1, ("in", 1): 2}
+    assert asyncio.run(recovery._usable_snapshot(TPS)).state == ("newer",)
+
+
+def test_a_prefetched_snapshot_is_refused_as_a_direct_read_would_be(written, tmp_path):
+    loader = SnapshotLoader(written, COMPAT)
+    loader.prefetch()
+    with pytest.raises(SnapshotRefused, match="covers partitions in\\[0\\], in\\[1\\], this worker was assigned in\\[0\\]"):
+        loader.load({("in", 0)})
+    missing = SnapshotLoader(tmp_path / "none.snapshot", COMPAT)
+    missing.prefetch()
+    with pytest.raises(SnapshotRefused, match="no snapshot at"):
+        missing.load(TPS)
+    other = SnapshotLoader(written, Compatibility.current("group-b", COMPAT.settings))
+    other.prefetch()
+    with pytest.raises(SnapshotRefused, match="written with group_id group-a, this worker has group-b"):
+        other.load(TPS)
