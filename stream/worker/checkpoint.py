@@ -11,6 +11,9 @@ reached the detector yet (held by the aligner or the jump guard, or not read). R
 replayed on restore; a record the state already holds is recognised by its event id (the graph keeps each id
 once), so starting a little early is harmless and starting late is impossible.
 
+When it is read: as a consumer-group join begins, on a thread (`SnapshotLoader`), so the unpickling overlaps the
+seconds the coordinator takes to form the group; the assignment takes it.
+
 How it is written: the worker forks, and the child pickles the state it inherited (copy-on-write: the parent
 goes on detecting, and nothing in the state changes under the child), writes a temporary file, fsyncs it and
 renames it over the previous snapshot. A crash at any moment leaves the previous snapshot or the new one,
