@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if "peer" in chosen:
         from . import peer
         _say("peer: fundflow and Snap ML on AMLSim")
-        figures += peer.figures(peer.run(args.dir, rules=args.rules))
+        figures += peer.figures(peer.run(args.dir, rules=args.rules, rounds=1 if args.quick else peer.ROUNDS))
     if "live" in chosen:
         from . import live
         _say("live: worker vs bare consumer")

@@ -65,12 +65,28 @@ def test_the_peer_comparison_is_the_ratio_of_per_event_rates_and_says_when_the_p
     from bench import peer
 
     ours = {"events": 1000, "cpu_s": 0.1, "warnings": 3}                  # 10,000 events/s
-    figures = peer.figures({"fundflow": ours, "snapml": {"events": 1000, "cpu_s": 0.2}})     # 5,000 events/s
+    figures = peer.figures({"rounds": [{"fundflow": ours, "snapml": {"events": 1000, "cpu_s": 0.2}}]})  # 5,000/s
     assert figures[-1].value == pytest.approx(2.0) and figures[-1].met is True
-    assert peer.figures({"fundflow": ours, "snapml": {"events": 1000, "cpu_s": 0.19}})[-1].met is False
-    shown = peer.figures({"fundflow": ours, "snapml": {"missing": "snapml is not installed"}})
+    assert peer.figures({"rounds": [{"fundflow": ours, "snapml": {"events": 1000, "cpu_s": 0.19}}]})[-1].met is False
+    shown = peer.figures({"rounds": [{"fundflow": ours, "snapml": {"missing": "snapml is not installed"}}]})
     assert shown[0].value == pytest.approx(10_000) and shown[-1].value is None
     assert "not installed" in shown[-1].note
+
+
+def test_the_peer_ratio_is_the_median_of_the_rounds_ratios():
+    from bench import peer
+
+    def round_of(ours_cpu_s: float, theirs_cpu_s: float) -> dict:
+        return {"fundflow": {"events": 1000, "cpu_s": ours_cpu_s, "warnings": 3},
+                "snapml": {"events": 1000, "cpu_s": theirs_cpu_s}}
+    # Ratios 1.5, 2.5 and 2.1: the median is 2.1, not the mean (2.03) nor the ratio of the medians.
+    figures = peer.figures({"rounds": [round_of(0.1, 0.15), round_of(0.1, 0.25), round_of(0.1, 0.21)]})
+    assert figures[-1].value == pytest.approx(2.1) and figures[-1].met is True
+    assert "1.50, 2.50, 2.10" in figures[-1].note
+    assert figures[0].value == pytest.approx(10_000) and figures[1].value == pytest.approx(1000 / 0.21)
+    failed = peer.figures({"rounds": [round_of(0.1, 0.15), {"fundflow": round_of(0.1, 0.1)["fundflow"],
+                                                              "snapml": {"missing": "the peer failed"}}]})
+    assert failed[-1].value is None and "failed" in failed[-1].note
 
 
 def test_latency_on_a_disk_backed_server_is_reported_beside_the_target_not_against_it():
