@@ -39,6 +39,7 @@ DeadLetterFn = Callable[[EarlyWarning, str, str], Awaitable[None]]
 SKIPPED_SEVERITY = "below_min_severity"
 SKIPPED_TARGET = "not_for_pager"
 DUPLICATE = "already_handled"
+DECISIONS = (QUEUED, HELD, SKIPPED_SEVERITY, SKIPPED_TARGET, DUPLICATE)
 
 
 # Answers that say "not now" rather than "never": retried like network errors.
@@ -113,7 +114,7 @@ class PagerSink:
         self.sleep = sleep
         self.clock = clock
         self.rng = rng
-        self.counts: dict[str, int] = {}
+        self.counts: dict[str, int] = {}    # decisions (DECISIONS, on the worker's loop) and deliveries (thread)
         self._session = None
 
     # ------------------------------------------------------------ decisions

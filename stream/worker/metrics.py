@@ -22,6 +22,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.utils import floatToGoString
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from ..sinks.pager import DECISIONS
+
 # The `_created` series prometheus_client adds to counters and histograms by default repeat the process
 # start time under every label set; nothing here reads them, and they double the scrape.
 prometheus_client.disable_created_metrics()
@@ -61,6 +63,10 @@ FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "fundflow_sink_failures": (
         "counter", "Failed delivery attempts, per sink (each is retried, or dead-lettered when it cannot "
                    "succeed).", ("sink",)),
+    "fundflow_pager_decisions": (
+        "counter", "Warnings the pager agent read from the outbox, per decision: queued (to be paged), held (storm "
+                   "control: in its minute's summary page), below_min_severity, not_for_pager, already_handled.",
+        ("outcome",)),
     "fundflow_pager_queued": ("gauge", "Pages in the durable page queue, waiting for the webhook.", ()),
     "fundflow_pager_oldest_queued_seconds": (
         "gauge", "Seconds the oldest queued page has waited for the webhook.", ()),
@@ -235,6 +241,10 @@ class WorkerCollector:
             yield _family("fundflow_evidence_index_events", len(index))
         pager = self.sinks.pager if self.sinks is not None else None
         if pager is not None:
+            decisions = _family("fundflow_pager_decisions")
+            for outcome in DECISIONS:
+                decisions.add_metric([outcome], pager.counts.get(outcome, 0))
+            yield decisions
             queued, oldest_s = pager.queue_stats()
             yield _family("fundflow_pager_queued", queued)
             yield _family("fundflow_pager_oldest_queued_seconds", oldest_s)

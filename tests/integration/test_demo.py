@@ -21,6 +21,7 @@ from stream.offline.replay import replay_lines
 from stream.detection.rulebook import load_rules
 from stream.settings import load_settings
 from stream.simulate.params import PLANTED_KINDS
+from stream.model.warning import SEVERITY_RANK
 from stream.sinks.schema import COLUMNS
 from stream.sinks.store import WarningFilter
 from stream.sinks.factory import open_store
@@ -101,6 +102,7 @@ def test_demo_prints_the_summary_of_what_it_stored(tmp_path):
                       r"(?:, (\d+) signatures verified)?", out, re.M)
     assert pages, out
     assert int(pages[3] or 0) == int(pages[1])       # every page carried a valid signature
+    held = re.search(r"^storm control held (\d+) warnings?", out, re.M)
 
     store_url = f"chdb://{workdir / 'chdb'}"
     assert f"FUNDFLOW_CLICKHOUSE_URL={store_url} " in out and " warnings --severity high" in out
@@ -117,6 +119,14 @@ def test_demo_prints_the_summary_of_what_it_stored(tmp_path):
     top = max(rows, key=lambda row: (row["severity_rank"], row["score"]))
     assert severe[0][0] == top["severity"]
     assert stored_ids == offline_warning_ids(workdir / "ledger.jsonl")
+
+    # Every warning that pages was either sent on its own before the demo stopped or held by storm control:
+    # the demo waits for the pager's queue, not only for the store.
+    notify = {rule.id: rule.notify for rule in load_rules(REPO / "rules").rules}
+    paging = sum(1 for row in rows if "pager" in notify[row["rule_id"]]
+                 and row["severity_rank"] >= SEVERITY_RANK[load_settings(env={}).page_min_severity])
+    own_pages = int(pages[1]) - int(pages[2] or 0)
+    assert paging > 0 and own_pages + int(held[1] if held else 0) == paging, out
 
     assert elapsed < 90, f"the small demo took {elapsed:.0f} s"
 

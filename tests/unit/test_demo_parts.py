@@ -123,3 +123,72 @@ def test_cleanup_cannot_be_interrupted_and_restores_the_signal_handlers():
     assert cleanup.run() == []
     assert stopped == ["worker", "broker"]
     assert signal.getsignal(signal.SIGINT) is before
+
+
+PAGER_PAGE = PAGE + """\
+fundflow_pager_decisions_total{outcome="queued"} 3.0
+fundflow_pager_decisions_total{outcome="held"} 1.0
+fundflow_pager_decisions_total{outcome="below_min_severity"} 1.0
+fundflow_pager_decisions_total{outcome="not_for_pager"} 0.0
+fundflow_pager_decisions_total{outcome="already_handled"} 0.0
+fundflow_pager_queued 2.0
+"""
+
+
+def test_the_demo_waits_for_the_pager_to_decide_every_warning_and_send_its_queue():
+    """A run is over only when the pager has read every warning raised and sent every queued page: before,
+    the demo stopped the worker with pages still queued, and the page count changed from run to run."""
+    waiting = progress_from_samples(parse_samples(PAGER_PAGE))
+    assert (waiting.paging, waiting.pages_decided, waiting.pages_held, waiting.pages_queued) == (True, 5, 1, 2)
+    assert not waiting.pages_settled                              # two pages still queued
+    sent = progress_from_samples(parse_samples(PAGER_PAGE.replace("fundflow_pager_queued 2.0", "fundflow_pager_queued 0.0")))
+    assert sent.pages_settled                                     # 5 decided of 5 warnings, the held one waits by design
+    behind = progress_from_samples(parse_samples(PAGER_PAGE.replace('outcome="queued"} 3.0', 'outcome="queued"} 1.0')
+                                                 .replace("fundflow_pager_queued 2.0", "fundflow_pager_queued 0.0")))
+    assert behind.pages_decided == 3 and not behind.pages_settled  # two warnings not read by the pager yet
+    assert progress_from_samples(parse_samples(PAGE)).pages_settled     # no pager: nothing to wait for
+
+
+class _ScriptedMetrics:
+    """A worker as `follow` sees it: alive, with a /metrics page (a real local HTTP server) that serves `pages`
+    in turn, the last one from then on."""
+
+    def __init__(self, pages: list[str]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.pages, self.served = list(pages), 0
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                body = scripted.pages[min(scripted.served, len(scripted.pages) - 1)].encode()
+                scripted.served += 1
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alive(self) -> bool:
+        return True
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+
+def test_following_a_run_waits_until_the_pager_has_sent_its_queue():
+    from stream.dev.demo.worker import follow
+
+    queued = PAGER_PAGE                                                           # every warning stored, 2 queued
+    sent = PAGER_PAGE.replace("fundflow_pager_queued 2.0", "fundflow_pager_queued 0.0")
+    worker = _ScriptedMetrics([queued] * 6 + [sent])
+    try:
+        result = follow(worker, 314, timeout_s=30, sleep=lambda s: None)
+    finally:
+        worker.server.shutdown()
+    assert result.progress.pages_queued == 0 and worker.served >= 7

@@ -197,7 +197,7 @@ def _run(options: DemoOptions, steps: _Steps, cleanup: Cleanup, err: TextIO) -> 
     timeout_s = options.timeout_s or 120.0 + sent / 200
     result = _follow_worker(worker, sent, timeout_s, options.progress, err, since=produce_started)
     steps.say(f"worker handled all {result.progress.handled:,} events and its {result.progress.warnings:,} "
-              f"warnings are stored; stopping it")
+              f"warnings are stored and paged; stopping it")
     code = worker.stop()
     steps.say(f"worker stopped ({describe_exit(code)})")
 
@@ -217,7 +217,7 @@ def _run(options: DemoOptions, steps: _Steps, cleanup: Cleanup, err: TextIO) -> 
         events_consumed=result.progress.consumed, dead_letters=result.progress.deadlettered,
         warnings_raised=result.progress.warnings, processing_s=result.processing_s,
         pages_received=pages.received, pages_verified=pages.signatures_ok(), pages_refused=pages.refused,
-        storm_summaries=pages.by_kind().get("storm_summary", 0),
+        storm_summaries=pages.by_kind().get("storm_summary", 0), pages_held=result.progress.pages_held,
         store_url=store_url, store_description=store_description,
         query_commands=_query_commands(store_url),
         note=_store_note(server is not None, options.keep),

@@ -37,6 +37,7 @@ class DemoFigures:
     note: str = ""
     send_rate: float = 0.0              # events/s the ledger was sent to Kafka at
     catch_up_s: float = 0.0             # from the last event sent to the worker having detected it
+    pages_held: int = 0                 # warnings storm control held for their minute's summary page
 
     @property
     def rate(self) -> float:
@@ -135,6 +136,10 @@ def render(figures: DemoFigures, rows: Sequence[Mapping[str, Any]], stored: int,
     refused = f", {figures.pages_refused} refused" if figures.pages_refused else ""
     section(f"webhook received {figures.pages_received} page{'s' if figures.pages_received != 1 else ''}"
             f"{storms}{verified}{refused}")
+    if figures.pages_held:
+        section(f"storm control held {figures.pages_held} warning{'s' if figures.pages_held != 1 else ''} of rules "
+                f"past page_storm_limit in a minute: one summary page per rule and minute, sent once that "
+                f"minute is over")
 
     section("")
     section("== Where the warnings are")

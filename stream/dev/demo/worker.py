@@ -71,8 +71,8 @@ class FollowResult:
 def follow(worker: WorkerProcess, expected: int, *, timeout_s: float, since: float | None = None,
            on_progress: Callable[[WorkerProgress], None] = lambda _p: None,
            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> FollowResult:
-    """Poll the worker's /metrics until it has handled `expected` input messages and every warning it raised
-    is stored, with the counters steady for a few polls. Raises DemoError if the worker dies or the deadline
+    """Poll the worker's /metrics until it has handled `expected` input messages, every warning it raised is
+    stored and every page is decided and sent, with the counters steady for a few polls. Raises DemoError if the worker dies or the deadline
     passes. `since` (same clock) is when input started to flow, if that was before following began."""
     deadline = clock() + timeout_s
     first_seen, last_change = since, None
@@ -90,7 +90,7 @@ def follow(worker: WorkerProcess, expected: int, *, timeout_s: float, since: flo
                 first_seen = now
             if previous is None or progress.handled != previous.handled:
                 last_change = now
-            done = progress.handled >= expected and progress.stored >= progress.warnings
+            done = progress.handled >= expected and progress.stored >= progress.warnings and progress.pages_settled
             steady = steady + 1 if done and progress == previous else 0
             previous = progress
             if steady >= STABLE_POLLS:
@@ -100,7 +100,8 @@ def follow(worker: WorkerProcess, expected: int, *, timeout_s: float, since: flo
         if now > deadline:
             seen = "no answer from its /metrics page" if previous is None else (
                 f"{previous.handled} of {expected} events handled, {previous.stored} of {previous.warnings} "
-                f"warnings stored")
+                f"warnings stored" + (f", {previous.pages_decided} decided by the pager and "
+                                      f"{previous.pages_queued} pages queued" if previous.paging else ""))
             raise DemoError(f"the worker did not finish within {timeout_s:.0f} s ({seen}); end of "
                             f"{worker.log_path}:\n{worker.log_tail()}")
         sleep(POLL_INTERVAL_S)
