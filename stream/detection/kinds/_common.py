@@ -130,9 +130,9 @@ def star(rule: Any, event: Transfer, state: Any, hub: str, *, incoming: bool, mi
     within = params["within"]
     # Counted before anything is built: distinct counterparts with an edge that passes the filter (loan share
     # aside) anywhere in the scanned range bound what any window of it can hold.
-    count = graph.count_senders if incoming else graph.count_receivers
-    if count(hub, event.ts - within, event.ts + within, state.limits.degree_cap, filters[0], filters[1], filters[2],
-             min_count) < min_count:
+    enough = graph.has_senders if incoming else graph.has_receivers
+    if not enough(hub, event.ts - within, event.ts + within, state.limits.degree_cap, filters[0], filters[1],
+                  filters[2], min_count):
         return None
     scan = graph.in_edges if incoming else graph.out_edges
     edges = densest_window([edge for edge in scan(hub, event.ts - within, event.ts + within, state.limits.degree_cap)

@@ -94,10 +94,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         if too_busy(graph, hub, params["max_counterparties"]):
             continue
         # Counted before anything is built: a hub usually has too few distinct targets (or sources) in `within`.
-        if (graph.count_receivers(hub, since, until, cap, channels, min_amount, require_loan, params["min_targets"])
-                < params["min_targets"]
-                or graph.count_senders(hub, since, until, cap, channels, min_amount, False, params["min_sources"])
-                < params["min_sources"]):
+        if not (graph.has_receivers(hub, since, until, cap, channels, min_amount, require_loan, params["min_targets"])
+                and graph.has_senders(hub, since, until, cap, channels, min_amount, False, params["min_sources"])):
             continue
         ins = sorted(((attrs["ts"], key, src, attrs) for src, key, attrs in graph.in_edges(hub, since, until, cap)
                       if edge_qualifies(attrs, channels, min_amount, False, 0.0)), key=lambda e: (e[0], e[1]))
