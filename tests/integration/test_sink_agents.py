@@ -176,7 +176,24 @@ def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restar
             lambda: (lambda ids: ids if ids is not None and set(ids) == {w.warning_id for w in sent} else None)(
                 _stored_ids(url)), "phase 3 rows after the restart")
 
+        # Phase 4: the webhook refuses a page for good (HTTP 400). The delivery thread dead-letters it through
+        # the worker's producer, on the worker's loop, with the status and the body.
+        refused = _warning(34)
+        webhook.script = [(400, {}, b"unknown routing key")]
+        produce([refused])
+        sent.append(refused)
+
+        def letter_reasons() -> list[str]:
+            return [headers_dict(r.headers)["fundflow.reason"]
+                    for r in read_topic(kafka_broker.bootstrap, deadletter_topic, partitions=PARTITIONS)]
+        worker.wait_for(lambda: "pager_rejected" in letter_reasons(), "the refused page in the dead-letter topic")
+        # ... acknowledged by the broker, not counted as lost.
+        assert 'fundflow_publish_failures_total{record="dead_letter"} 0.0' in worker.process.metrics_text()
+
         # Exactly once after FINAL; every page once, signed; the junk message dead-lettered with a reason.
+        stored = worker.wait_for(
+            lambda: (lambda ids: ids if ids is not None and set(ids) == {w.warning_id for w in sent} else None)(
+                _stored_ids(url)), "the refused page's warning stored")
         assert len(stored) == len(sent) == len(set(stored))
         with open_store(url) as store:
             assert store.count_distinct() == len(sent)
@@ -184,9 +201,14 @@ def test_warnings_reach_clickhouse_and_the_pager_once_through_outages_and_restar
             assert row["warning_id"] == sent[4].warning_id and row["amount_minor"] == 1004
         assert collections.Counter(paged_ids()) == collections.Counter(_pageable(sent))
         assert all(r["signature_ok"] for r in webhook.requests)
-        letters = read_topic(kafka_broker.bootstrap, deadletter_topic, partitions=PARTITIONS)
-        assert [(r.key, r.value) for r in letters] == [(b"junk", b"{not a warning")]
-        assert headers_dict(letters[0].headers)["fundflow.reason"] == "bad_warning"
+        letters = {headers_dict(r.headers)["fundflow.reason"]: r
+                   for r in read_topic(kafka_broker.bootstrap, deadletter_topic, partitions=PARTITIONS)}
+        assert sorted(letters) == ["bad_warning", "pager_rejected"]
+        assert (letters["bad_warning"].key, letters["bad_warning"].value) == (b"junk", b"{not a warning")
+        rejected = letters["pager_rejected"]
+        assert (rejected.key, json.loads(rejected.value)["warning_id"]) == (refused.warning_id.encode(),
+                                                                              refused.warning_id)
+        assert "HTTP 400: unknown routing key" in headers_dict(rejected.headers)["fundflow.error"]
         assert worker.process.poll() is None
     finally:
         producer.close()
