@@ -373,7 +373,8 @@ class RollingGraph:
             edges = adjacency.get(node)
             if not edges:
                 return []
-            times = times_by_node[node] = sorted(attrs["ts"] for keydict in edges.values() for attrs in keydict.values())
+            times = times_by_node[node] = sorted(attrs["ts"] for keydict in edges.values()
+                                                 for attrs in keydict.values())
         return times
 
     @staticmethod

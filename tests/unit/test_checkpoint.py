@@ -150,7 +150,8 @@ def test_the_snapshot_is_read_when_the_join_begins_and_taken_once_at_the_assignm
 def test_a_prefetched_snapshot_is_refused_as_a_direct_read_would_be(written, tmp_path):
     loader = SnapshotLoader(written, COMPAT)
     loader.prefetch()
-    with pytest.raises(SnapshotRefused, match="covers partitions in\\[0\\], in\\[1\\], this worker was assigned in\\[0\\]"):
+    with pytest.raises(SnapshotRefused,
+                       match="covers partitions in\\[0\\], in\\[1\\], this worker was assigned in\\[0\\]"):
         loader.load({("in", 0)})
     missing = SnapshotLoader(tmp_path / "none.snapshot", COMPAT)
     missing.prefetch()

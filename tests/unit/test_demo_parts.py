@@ -141,8 +141,9 @@ def test_the_demo_waits_for_the_pager_to_decide_every_warning_and_send_its_queue
     waiting = progress_from_samples(parse_samples(PAGER_PAGE))
     assert (waiting.paging, waiting.pages_decided, waiting.pages_held, waiting.pages_queued) == (True, 5, 1, 2)
     assert not waiting.pages_settled                              # two pages still queued
-    sent = progress_from_samples(parse_samples(PAGER_PAGE.replace("fundflow_pager_queued 2.0", "fundflow_pager_queued 0.0")))
-    assert sent.pages_settled                                     # 5 decided of 5 warnings, the held one waits by design
+    sent = progress_from_samples(parse_samples(PAGER_PAGE.replace("fundflow_pager_queued 2.0",
+                                                                  "fundflow_pager_queued 0.0")))
+    assert sent.pages_settled                     # 5 decided of 5 warnings; the held one waits by design
     behind = progress_from_samples(parse_samples(PAGER_PAGE.replace('outcome="queued"} 3.0', 'outcome="queued"} 1.0')
                                                  .replace("fundflow_pager_queued 2.0", "fundflow_pager_queued 0.0")))
     assert behind.pages_decided == 3 and not behind.pages_settled  # two warnings not read by the pager yet
