@@ -72,8 +72,9 @@ def follow(worker: WorkerProcess, expected: int, *, timeout_s: float, since: flo
            on_progress: Callable[[WorkerProgress], None] = lambda _p: None,
            clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> FollowResult:
     """Poll the worker's /metrics until it has handled `expected` input messages, every warning it raised is
-    stored and every page is decided and sent, with the counters steady for a few polls. Raises DemoError if the worker dies or the deadline
-    passes. `since` (same clock) is when input started to flow, if that was before following began."""
+    stored and every page is decided and sent, with the counters steady for a few polls. Raises DemoError if the
+    worker dies or the deadline passes. `since` (same clock) is when input started to flow, if that was before
+    following began."""
     deadline = clock() + timeout_s
     first_seen, last_change = since, None
     previous: WorkerProgress | None = None
