@@ -272,8 +272,8 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     channels, min_amount, require_loan = params["channels"], params["min_amount"], params["require_loan_money"]
     allocation = state.allocation
     loan_amount = allocation.loan_amount if allocation is not None else 0
-    if not event_qualifies(event, loan_amount, channels, min_amount, require_loan, 0.0):
-        return []
+    if not event_qualifies(event, loan_amount, channels, min_amount, require_loan, 0.0) or "p2p" not in channels:
+        return []       # provenance keeps transfers between accounts only (stream.detection.provenance)
     graph, limits = state.graph, state.limits
     collector = sink_node(event)
     if graph.sender_count(collector) < params["min_intermediaries"] or state.before is None:
@@ -285,8 +285,6 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     if not wanted or _gatherers(state, collector, since, until, channels, min_amount, require_loan,
                                 params["min_intermediaries"]) < params["min_intermediaries"]:
         return []
-    if "p2p" not in channels:
-        return []       # provenance keeps transfers between accounts only (stream.detection.provenance)
     head = state.provenance.inflows(collector)
     found = _index(rule, state).legs(collector, head, since, until, wanted)
     if found is None:
