@@ -42,6 +42,10 @@ class NativeStore(WarningStore):
         self.secure = parsed.scheme == "clickhouses"
         self._client = None
 
+    def for_another_thread(self) -> "NativeStore":
+        """A connection of its own: a clickhouse-driver client serves one call at a time."""
+        return NativeStore(self.url)
+
     def _new_client(self, database: str):
         from clickhouse_driver import Client
         return Client(host=self.host, port=self.port, database=database, user=self.user, password=self.password,

@@ -166,6 +166,12 @@ class WarningStore(ABC):
     def close(self) -> None:
         """Release connections; the store may not be used afterwards."""
 
+    def for_another_thread(self) -> "WarningStore":
+        """A store that another thread may use while this one is in use: the evidence chain is written that
+        way, so its appends never hold up the next warnings insert. By default this store itself, for kinds
+        that serialise their calls (one session per process)."""
+        return self
+
     def select_warnings(self, where: WarningFilter) -> list[dict[str, Any]]:
         return self.query(select_warnings_sql(self.database, where))
 

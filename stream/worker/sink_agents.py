@@ -1,9 +1,10 @@
 """Sink agents: the warnings topic (the outbox) delivered to ClickHouse and to the pager webhook.
 
-The ClickHouse agent reads batches (`take_events`: at most clickhouse_batch_size warnings, or whatever
-arrived within clickhouse_batch_interval) and does not leave a batch until every row is stored; Faust
-acknowledges a batch's offsets only after the loop body returns, so a committed offset always means a
-stored row. The pager agent only decides and queues each warning in the page ledger (durable); a thread
+The ClickHouse agent reads batches (`outbox_batches`: at most clickhouse_batch_size warnings, closed once the
+oldest has waited clickhouse_batch_interval). A task stores each batch; another writes the evidence chain of
+what was stored, on a connection of its own where the store has more than one, while the next batch is
+stored; a batch's offsets are acknowledged only after both, so a committed offset always means a stored and
+chained row. The pager agent only decides and queues each warning in the page ledger (durable); a thread
 delivers the queue in order, retrying for as long as the webhook is away, and sends storm summaries once
 their minute is over. Both agents run with concurrency 1 and tolerate duplicates (ReplacingMergeTree, page
 ledger). No message, and no failure of a store or a webhook, ends an agent. Pages are sent from a thread with
@@ -35,6 +36,7 @@ from ..model.warning import EarlyWarning
 from .app import named_agent, raw_topic
 from .deadletter import DeadLetter, Origin, normalize_headers
 from .health import HealthTracker
+from .outbox_batches import OutboxBatches, ack_all
 from .publisher import DETECTOR_HEADER, EVIDENCE_HEADER, RULE_HEADER, Publisher, decode_evidence
 from .tuning import LEDGER_RETRY_S, STORM_FLUSH_INTERVAL_S
 
@@ -93,12 +95,16 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
                           stopping=lambda: bool(app.should_stop), on_status=partial(health.set_sink, CLICKHOUSE))
     chain = None
     if settings.evidence_chain:
-        chain = EvidenceChain(store, ensure_signing_key(settings.evidence_signing_key, settings.data_dir),
+        # Its own connection where the store allows one, so a chain append never holds up the next insert.
+        chain_store = store.for_another_thread()
+        if chain_store is not store:
+            atexit.register(chain_store.close)
+        chain = EvidenceChain(chain_store, ensure_signing_key(settings.evidence_signing_key, settings.data_dir),
                               every=settings.evidence_checkpoint_records,
                               interval_ms=settings.evidence_checkpoint_interval, clock=clock)
     wired = SinkAgents(clickhouse=sink, pager=None, chain=chain)
-    # One store session, one user at a time: the batch (warnings, then their chain) and the checkpoint timer.
-    store_lock = asyncio.Lock()
+    # The chain has one writer at a time: the appends of stored batches and the signing timer.
+    chain_lock = asyncio.Lock()
 
     async def chain_batch(stored: list[tuple[EarlyWarning, Any]]) -> None:
         if chain is None or not stored:
@@ -142,17 +148,11 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
                                        Origin(message.topic, message.partition, message.offset))
         return stored
 
-    async def store_warnings(stream) -> None:
-        if not sink.schema_ready:
-            try:
-                await sink.ensure_schema()  # at start, so the table exists before the first warning
-                if chain is not None:
-                    await retry_async(lambda: sink.call(chain.ensure_schema), policy, sleep=sleep,
-                                      what="creating the evidence tables", stopping=lambda: bool(app.should_stop))
-            except RetryStopped:
-                return
-        interval_s = settings.clickhouse_batch_interval / 1000
-        async for events in stream.take_events(settings.clickhouse_batch_size, within=interval_s):
+    async def store_batches(stream, batches: OutboxBatches, to_chain: asyncio.Queue) -> None:
+        """Each batch stored, then handed to `chain_batches` (which acknowledges it), or acknowledged here
+        when there is no chain. Ends only by cancellation or a defect."""
+        while True:
+            events = await batches.next()
             decoded: list[tuple[EarlyWarning, Any]] = []
             for event in events:
                 message = event.message
@@ -164,21 +164,65 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
                                            f"not a warning: {str(exc)[:500]}",
                                            Origin(message.topic, message.partition, message.offset))
             try:
-                async with store_lock:
-                    try:
-                        await sink.write([warning for warning, _ in decoded])
-                        stored = decoded
-                    except (asyncio.CancelledError, RetryStopped):
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - isolated row by row; never kills the agent
-                        stored = await store_one_by_one(decoded, exc)
-                    await chain_batch(stored)
+                try:
+                    await sink.write([warning for warning, _ in decoded])
+                    stored = decoded
+                except (asyncio.CancelledError, RetryStopped):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - isolated row by row; never kills the agent
+                    stored = await store_one_by_one(decoded, exc)
             except asyncio.CancelledError:
                 _release_unstored(events)
                 raise
             except RetryStopped:
                 _release_unstored(events)
                 await asyncio.Event().wait()  # nothing more to do until the worker cancels the agent
+            if chain is None:
+                await ack_all(stream, events)
+            else:
+                await to_chain.put((stored, events))
+
+    async def chain_batches(stream, to_chain: asyncio.Queue) -> None:
+        """The chain of what `store_batches` stored, every batch waiting at the time in one append, then
+        their offsets acknowledged in order. Runs beside the next inserts."""
+        while True:
+            handed = [await to_chain.get()]
+            while not to_chain.empty():
+                handed.append(to_chain.get_nowait())
+            events = [event for _, batch_events in handed for event in batch_events]
+            try:
+                async with chain_lock:
+                    await chain_batch([pair for stored, _ in handed for pair in stored])
+            except asyncio.CancelledError:
+                _release_unstored(events)
+                raise
+            except RetryStopped:
+                _release_unstored(events)
+                await asyncio.Event().wait()
+            await ack_all(stream, events)
+
+    async def store_warnings(stream) -> None:
+        if not sink.schema_ready:
+            try:
+                await sink.ensure_schema()  # at start, so the table exists before the first warning
+                if chain is not None:
+                    await retry_async(lambda: sink.call(chain.ensure_schema), policy, sleep=sleep,
+                                      what="creating the evidence tables", stopping=lambda: bool(app.should_stop))
+            except RetryStopped:
+                return
+        stream.enable_acks = False     # offsets are acknowledged once stored and chained (`ack_all`)
+        batches: OutboxBatches = OutboxBatches(max_size=settings.clickhouse_batch_size,
+                                               linger_s=settings.clickhouse_batch_interval / 1000)
+        to_chain: asyncio.Queue = asyncio.Queue(CHAIN_QUEUE_DEPTH)
+        workers = [asyncio.ensure_future(store_batches(stream, batches, to_chain))]
+        if chain is not None:
+            workers.append(asyncio.ensure_future(chain_batches(stream, to_chain)))
+        try:
+            async for event in stream.events():
+                await _put_unless_failed(batches.put(event), workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
 
     store_agent = app.agent(warnings_topic, name="fundflow.sink.clickhouse", concurrency=1)(
         named_agent(store_warnings, "store_warnings"))
@@ -192,14 +236,14 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
 
         async def sign_chain_tails() -> None:
             """Sign the partitions whose unsigned tail is old enough, even when no new warning arrives."""
-            if not sink.schema_ready or store_lock.locked():
+            if not sink.schema_ready or chain_lock.locked():
                 return
             try:       # the outbox partitions this worker owns: a restarted worker signs its tail before new input
                 chain.partitions = {tp.partition for tp in app.consumer.assignment()
                                      if tp.topic == settings.warnings_topic}
             except Exception:  # noqa: BLE001 - no consumer yet: the partitions seen in batches are enough
                 pass
-            async with store_lock:
+            async with chain_lock:
                 try:
                     await sink.call(chain.sign_due)
                 except Exception as exc:  # noqa: BLE001 - the next tick or batch tries again
@@ -261,6 +305,20 @@ def attach_sinks(app: faust.App, settings: Settings, *, publisher: Publisher, he
 
 CLICKHOUSE = "clickhouse"
 PAGER = "pager"
+CHAIN_QUEUE_DEPTH = 4       # stored batches waiting for their chain before the next insert waits too
+
+
+async def _put_unless_failed(put: Any, workers: list[asyncio.Future]) -> None:
+    """Hand an event over, unless a worker task ended meanwhile: they end only by a defect, which is raised
+    here so that it ends the agent as it did when the agent stored batches itself."""
+    putting = asyncio.ensure_future(put)
+    done, _ = await asyncio.wait({putting, *workers}, return_when=asyncio.FIRST_COMPLETED)
+    if putting not in done:
+        putting.cancel()
+    for worker in workers:
+        if worker in done:
+            worker.result()
+            raise RuntimeError("a sink task ended without an error")
 
 
 def _release_unstored(events) -> None:
