@@ -66,9 +66,10 @@ class Pipeline:
 
     def arrived_watermark(self) -> int | None:
         """The newest event time accepted in this generation (or the detector's watermark, if newer)."""
-        detector_watermark = self.handler.detector.watermark
-        candidates = [t for t in (self._arrived_max_ts, detector_watermark) if t is not None]
-        return max(candidates) if candidates else None
+        detector_watermark, arrived = self.handler.detector.watermark, self._arrived_max_ts
+        if arrived is None or (detector_watermark is not None and detector_watermark > arrived):
+            return detector_watermark
+        return arrived
 
     @property
     def is_open(self) -> bool:
@@ -108,7 +109,11 @@ class Pipeline:
             async with self._lock:
                 if generation != self.generation:
                     return
+                guard = self.jump_guard
                 for parsed in parsed_batch:
+                    if guard.passes(parsed.event.ts, self.arrived_watermark()):
+                        self._align((parsed,))       # the common case, decided without building a verdict
+                        continue
                     verdict = self._guard(parsed)
                     if verdict.refused:
                         await self._settle(verdict, acks)
