@@ -100,3 +100,21 @@ def test_latency_on_a_disk_backed_server_is_reported_beside_the_target_not_again
     on_disk = rows["latency to ClickHouse p99 @ 2,000/s, ClickHouse on disk"]
     assert on_disk.met is None and on_disk.value == pytest.approx(1.2) and not on_disk.target
     assert "librdkafka" in rows["latency to ClickHouse p50 @ 2,000/s"].note
+
+
+def test_the_live_ratio_is_the_median_round_and_its_figures_come_from_that_round():
+    from bench import live
+
+    def round_of(worker_rate: float, detecting_rate: float) -> "live.LiveResult":
+        return live.LiveResult(events=150_000, worker_rate=worker_rate, bare_rate=150_000.0,
+                               detecting_rate=detecting_rate, warnings=80, offline_warnings=80)
+    # Ratios 0.5, 0.8 and 0.72: the median round is the third, not the mean (0.673) nor a ratio of medians.
+    figures = live.figures([round_of(10_000, 20_000), round_of(20_000, 25_000), round_of(18_000, 25_000)])
+    ratio = figures[2]
+    assert ratio.value == pytest.approx(0.72) and ratio.met is True
+    assert "0.50, 0.80, 0.72" in ratio.note
+    assert figures[0].value == pytest.approx(18_000) and figures[1].value == pytest.approx(25_000)
+    single = live.figures([round_of(10_000, 20_000)])
+    assert single[2].value == pytest.approx(0.5) and single[2].met is False and single[2].note == "same run"
+    even = live.figures([round_of(10_000, 20_000), round_of(20_000, 25_000)])     # the lower of two middles
+    assert even[2].value == pytest.approx(0.5)
