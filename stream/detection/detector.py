@@ -349,8 +349,8 @@ class Detector:
         identities = state.identities
         identities.saw(t.src, identity_keys(t, self.identity_fields), t.ts)
         if allocation.loan_amount:
-            attrs["loan"] = allocation.loan_amount
-            attrs["loans"] = allocation.loan_ids
+            attrs.loan = allocation.loan_amount
+            attrs.loans = allocation.loan_ids
             identities.left(t, allocation.pieces)
         before = state.provenance.inflows(t.src)
         counterparties = state.graph.counterparty_count(t.src)

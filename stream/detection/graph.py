@@ -3,9 +3,9 @@
 Nodes are ledger accounts (by their own id) and external sinks: a `withdrawal` lands on the card node
 `card:<dst>`, a `merchant` payment on the merchant node `merchant:<dst>` (carrying its MCC as `mcc`), any other
 non-p2p channel on `<channel>:<dst>`. Prefixes keep an external party from ever colliding with an account id.
-Edges are transfers, keyed by event id, with lean attributes: `ts` (epoch ms), `amount` (minor units) and
-`channel`; the detector adds `loan` (minor units traced to disbursements) and `loans` (their ids) to the few
-edges that carry loan money. Disbursements are recorded on the borrower's node (`disb`: list of
+Edges are transfers, keyed by event id; each edge's data is an `EdgeData` struct rather than NetworkX's usual
+attribute dict: `ts` (epoch ms), `amount` (minor units) and `channel`, and `loan` (minor units traced to
+disbursements) and `loans` (their ids), which the detector sets on the few edges that carry loan money. Disbursements are recorded on the borrower's node (`disb`: list of
 (ts, loan_id, amount, event_id)).
 
 Event time only: the watermark is the largest event time seen minus the allowed lateness. An event older than
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sys import intern
 from typing import Iterator, Mapping
 
+import msgspec
 import networkx as nx
 
 from ..model.events import Disbursement, Event, Transfer
@@ -38,6 +39,19 @@ DUPLICATE = "duplicate"  # same event id already in the window: ignored (at-leas
 
 
 _CHANNELS: dict[str, str] = {}
+
+
+class EdgeData(msgspec.Struct, gc=False):
+    """One edge's data, where NetworkX keeps an attribute dict: 56 bytes against a dict's 184, for every edge
+    in the window, and read as attributes (`attrs.ts`) rather than by key. Outside the cyclic collector: it
+    holds numbers, strings and a tuple of strings only. Only fundflow's own queries read the graph (no NetworkX
+    algorithm reads edge data as a dict)."""
+
+    ts: int
+    amount: int
+    channel: str
+    loan: int = 0                       # minor units traced to disbursements (set by the detector)
+    loans: tuple[str, ...] = ()         # their loan ids
 
 
 _NO_EDGES: Mapping[str, dict] = {}
@@ -114,7 +128,7 @@ class RollingGraph:
     """The windowed graph of one partition (or of everything, with one partition). Not thread-safe.
 
     With several partitions a transfer is recorded twice: by the partition of its sender (`insert_transfer`)
-    and by the partition of its receiver (`receive_transfer`, with the same attribute dict); a partition that
+    and by the partition of its receiver (`receive_transfer`, with the same `EdgeData`); a partition that
     owns both records it once. Each partition reads only the adjacency of the accounts it owns."""
 
     def __init__(self, window_ms: int = DEFAULT_WINDOW_MS, lateness_ms: int = DEFAULT_LATENESS_MS,
@@ -205,9 +219,10 @@ class RollingGraph:
             self._seq += 1      # the heap needs a tie-breaker; in-order entries do not (saves memory per edge)
             heapq.heappush(self._late, (ts, self._seq, src, dst, key))
 
-    def insert_transfer(self, t: Transfer, attrs: dict | None = None, dst: str | None = None) -> dict | None:
+    def insert_transfer(self, t: Transfer, attrs: EdgeData | None = None, dst: str | None = None
+                        ) -> EdgeData | None:
         """Insert the edge straight into NetworkX's adjacency dicts (what `add_edge` does, without its per-call
-        overhead); returns its attribute dict, or None if this event id is already there. `attrs`: the dict the
+        overhead); returns its data, or None if this event id is already there. `attrs`: the data the
         sender's partition made (a receiving partition shares it rather than copying); `dst`: `sink_node(t)`,
         already interned, when the caller has it."""
         g = self.g
@@ -234,7 +249,7 @@ class RollingGraph:
             keydict = succ_src[dst] = pred[dst][src] = {}
         if attrs is None:
             channel = _CHANNELS.setdefault(channel, channel)   # one string object per channel name, not per edge
-            attrs = {"ts": t.ts, "amount": t.amount, "channel": channel}
+            attrs = EdgeData(t.ts, t.amount, channel)
         key, ts = t.event_id, t.ts
         keydict[key] = attrs
         self._live_edges += 1
@@ -251,7 +266,7 @@ class RollingGraph:
             in_order.extend((ts, src, dst, key))
         return attrs
 
-    def receive_transfer(self, t: Transfer, attrs: dict, dst: str | None = None) -> None:
+    def receive_transfer(self, t: Transfer, attrs: EdgeData, dst: str | None = None) -> None:
         """The receiving partition's copy of a transfer its sender's partition recorded (a no-op when the same
         partition owns both ends)."""
         self.insert_transfer(t, attrs, dst)
@@ -373,7 +388,7 @@ class RollingGraph:
             edges = adjacency.get(node)
             if not edges:
                 return []
-            times = times_by_node[node] = sorted(attrs["ts"] for keydict in edges.values()
+            times = times_by_node[node] = sorted(attrs.ts for keydict in edges.values()
                                                  for attrs in keydict.values())
         return times
 
@@ -389,8 +404,8 @@ class RollingGraph:
             if seen > cap:
                 break
             for attrs in adjacency[other].values():
-                if (since <= attrs["ts"] <= until and attrs["channel"] in channels and attrs["amount"] >= min_amount
-                        and (not require_loan or attrs.get("loan", 0) > 0)):
+                if (since <= attrs.ts <= until and attrs.channel in channels and attrs.amount >= min_amount
+                        and (not require_loan or attrs.loan > 0)):
                     found += 1
                     if found >= enough:
                         return found
@@ -407,7 +422,7 @@ class RollingGraph:
             if seen > cap:
                 return
             for key, attrs in adjacency[other].items():
-                if since <= attrs["ts"] <= until:
+                if since <= attrs.ts <= until:
                     yield other, key, attrs
 
     def disbursements(self, account: str) -> list[tuple[int, str, int, str]]:

@@ -32,6 +32,7 @@ from .tracer import Allocation, Lot
 
 if TYPE_CHECKING:
     from ..rules.model import Rule
+    from .graph import EdgeData
     from .finding import Finding
 
 
@@ -43,7 +44,7 @@ class Sent(msgspec.Struct, gc=False):
 class Received(msgspec.Struct, gc=False):
     key: str
     transfer: Transfer
-    attrs: dict
+    attrs: EdgeData
     allocation: Allocation
     before: Inflow | None
     sender_counterparties: int

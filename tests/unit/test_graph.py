@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from detection_helpers import HOUR, MIN, at, disb, xfer
 
-from stream.detection.graph import ACCEPTED, DUPLICATE, LATE, TOO_OLD, RollingGraph
+from stream.detection.graph import ACCEPTED, DUPLICATE, LATE, TOO_OLD, EdgeData, RollingGraph
 
 
 def test_nodes_are_accounts_and_prefixed_external_sinks():
@@ -17,7 +17,7 @@ def test_nodes_are_accounts_and_prefixed_external_sinks():
     assert graph.g.nodes["merchant:M-shop"]["mcc"] == "5732"
     assert graph.g.nodes["card:6222"]["ext"] is True and "ext" not in graph.g.nodes["U2"]
     attrs = graph.g.edges["U1", "U2", "t1"]
-    assert attrs == {"ts": at(0), "amount": 1000, "channel": "p2p"}
+    assert attrs == EdgeData(ts=at(0), amount=1000, channel="p2p", loan=0, loans=())
     assert graph.edge_count == 4
 
 

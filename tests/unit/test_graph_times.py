@@ -18,7 +18,7 @@ def _walked(adjacency, since, until, cap, min_amount, require_loan, enough) -> b
 
 
 def _edge_times(adjacency) -> list[int]:
-    return sorted(attrs["ts"] for keydict in adjacency.values() for attrs in keydict.values())
+    return sorted(attrs.ts for keydict in adjacency.values() for attrs in keydict.values())
 
 
 def test_the_bound_never_changes_an_answer_and_the_kept_times_match_the_window():
@@ -58,7 +58,7 @@ def test_a_list_is_kept_only_for_nodes_asked_about_and_left_when_its_node_emptie
     graph.add(xfer("t2", "C", "B", 10, 1))
     assert graph._in_times == {} and graph._out_times == {}
     assert graph.has_senders("B", 0, 10**15, 10, CHANNELS, 0, False, 2)
-    assert graph._in_times == {"B": [graph.g._pred["B"]["A"]["t1"]["ts"], graph.g._pred["B"]["C"]["t2"]["ts"]]}
+    assert graph._in_times == {"B": [graph.g._pred["B"]["A"]["t1"].ts, graph.g._pred["B"]["C"]["t2"].ts]}
     graph.add(xfer("t3", "D", "B", 10, 0.5))                     # late: sorted in, not appended
     assert graph._in_times["B"] == _edge_times(graph.g._pred["B"])
     graph.add(xfer("t4", "A", "E", 10, 200))                     # everything before minute 140 expires

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+from stream.detection.graph import EdgeData
 from stream.detection.provenance import Provenance, walk
 
 WINDOW = 1000
@@ -13,7 +14,7 @@ WINDOW = 1000
 def entries(head):
     out = []
     while head is not None:
-        out.append((head.src, head.key, head.attrs["ts"]))
+        out.append((head.src, head.key, head.attrs.ts))
         head = head.rest
     return out
 
@@ -32,7 +33,7 @@ def test_cutting_old_entries_changes_no_walk_inside_the_window_and_shortens_the_
         ts = clock - (rng.randint(0, 400) if rng.random() < 0.1 else 0)      # some late events
         account, sender = f"A{rng.randint(0, 9)}", f"S{rng.randint(0, 30)}"
         before = provenance.inflows(sender)
-        provenance.add(account, sender, f"t{n}", {"ts": ts}, before, 1)
+        provenance.add(account, sender, f"t{n}", EdgeData(ts, 0, "p2p"), before, 1)
         if n % 50 == 0:
             carried.append(provenance.inflows(account))
         if n % 97 == 0:

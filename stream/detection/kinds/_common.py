@@ -11,7 +11,7 @@ from ...model.money import format_minor
 from ...rules.params import Param, boolean, count, duration, money, ratio, show_duration, show_set, string_set
 from ...model.timefmt import MS_PER_HOUR
 from ..finding import Finding
-from ..graph import sink_node
+from ..graph import EdgeData, sink_node
 
 # ISO 18245 merchant categories that turn credit into cash or near-cash: 6010 manual cash disbursement,
 # 6011 ATM, 6051 quasi-cash (crypto, money orders, travellers cheques), 6540 stored-value card top-up,
@@ -140,14 +140,14 @@ def star(rule: Any, event: Transfer, state: Any, hub: str, *, incoming: bool, mi
     counterparts = sorted({other for other, _, _ in edges})
     if len(counterparts) < min_count:
         return None
-    total = sum(attrs["amount"] for _, _, attrs in edges)
+    total = sum(attrs.amount for _, _, attrs in edges)
     if total < params["min_total"]:
         return None
-    edges.sort(key=lambda edge: (edge[2]["ts"], edge[1]))
-    first_ts = edges[0][2]["ts"]
+    edges.sort(key=lambda edge: (edge[2].ts, edge[1]))
+    first_ts = edges[0][2].ts
     return Star(counterparts=counterparts, edges=edges, total=total,
-                loan_total=sum(attrs.get("loan", 0) for _, _, attrs in edges),
-                first_ts=first_ts, elapsed=edges[-1][2]["ts"] - first_ts, within=within)
+                loan_total=sum(attrs.loan for _, _, attrs in edges),
+                first_ts=first_ts, elapsed=edges[-1][2].ts - first_ts, within=within)
 
 
 def format_elapsed(ms: int) -> str:
@@ -173,14 +173,14 @@ def ordered_unique(items) -> tuple:
     return tuple(dict.fromkeys(items))
 
 
-def edge_qualifies(attrs: dict, channels: frozenset[str], min_amount: int, require_loan: bool,
+def edge_qualifies(attrs: EdgeData, channels: frozenset[str], min_amount: int, require_loan: bool,
                    min_loan_share: float) -> bool:
     """The common filter of windowed kinds over a graph edge: channel, size and (optionally) loan money."""
-    if attrs["channel"] not in channels or attrs["amount"] < min_amount:
+    if attrs.channel not in channels or attrs.amount < min_amount:
         return False
     if require_loan:
-        loan = attrs.get("loan", 0)
-        return loan > 0 and loan >= min_loan_share * attrs["amount"]
+        loan = attrs.loan
+        return loan > 0 and loan >= min_loan_share * attrs.amount
     return True
 
 
@@ -219,22 +219,22 @@ def evidence_score(*strengths: float) -> float:
 
 
 def loans_of(attrs_list) -> tuple[str, ...]:
-    return tuple(sorted({loan for attrs in attrs_list for loan in attrs.get("loans", ())}))
+    return tuple(sorted({loan for attrs in attrs_list for loan in attrs.loans}))
 
 
 def densest_window(edges: list, ts: int, within: int, party_index: int = 0) -> list:
     """Of the windows [end - within, end] that contain `ts`, the one with the most distinct parties.
 
-    `edges` are (party, key, attrs) tuples with attrs["ts"] in [ts - within, ts + within]. For an event in time
+    `edges` are (party, key, attrs) tuples with attrs.ts in [ts - within, ts + within]. For an event in time
     order nothing is later than it and this is simply [ts - within, ts]; a late event can also complete a pattern
     with transfers that happened after it, which are then counted."""
-    ends = sorted({attrs["ts"] for _, _, attrs in edges if attrs["ts"] > ts})
-    best = [edge for edge in edges if edge[2]["ts"] <= ts]
+    ends = sorted({attrs.ts for _, _, attrs in edges if attrs.ts > ts})
+    best = [edge for edge in edges if edge[2].ts <= ts]
     if not ends:
         return best
     best_count = len({edge[party_index] for edge in best})
     for end in ends:
-        window = [edge for edge in edges if end - within <= edge[2]["ts"] <= end]
+        window = [edge for edge in edges if end - within <= edge[2].ts <= end]
         count = len({edge[party_index] for edge in window})
         if count > best_count:
             best, best_count = window, count

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ...model.events import Transfer
 from ...model.money import format_minor
 from ..finding import Finding
+from ..graph import EdgeData
 from ..hops import Searching
 from ..provenance import walk
 from ._common import (Param, boolean, channels_param, count, format_elapsed, hours, loans_of,
@@ -107,7 +108,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list:
         return []
     search = RingSearch(rule, event, state)
     start = Searching(event.src, search, event.src, event.ts, ((event.src, home, event.event_id,
-                                                                   {"ts": event.ts, "amount": event.amount}),),
+                                                                   EdgeData(event.ts, event.amount, event.channel)),),
                       frozenset({home, event.src}), event.amount, event.amount)
     if not params["in_time_order"]:
         return [start]
@@ -149,9 +150,9 @@ class RingSearch:
             if self.budget < 0 or len(self.found) >= MAX_CYCLES:
                 return
             src, key, attrs = inflow.src, inflow.key, inflow.attrs
-            if key == self.event.event_id or attrs["channel"] not in channels:
+            if key == self.event.event_id or attrs.channel not in channels:
                 continue
-            amount = attrs["amount"]
+            amount = attrs.amount
             lo, hi = min(at.low, amount), max(at.high, amount)
             if lo < min_amount or lo < min_ratio * hi:
                 continue
@@ -162,7 +163,7 @@ class RingSearch:
                 continue
             if src in at.visited or len(chain) + 1 > max_len:
                 continue
-            following = Searching(src, self, src, attrs["ts"] if in_time_order else at.until, chain,
+            following = Searching(src, self, src, attrs.ts if in_time_order else at.until, chain,
                                   at.visited | {src}, lo, hi)
             if hops is not None:
                 hops.append(following)
@@ -172,15 +173,15 @@ class RingSearch:
     def finish(self) -> list[Finding]:
         found = self.found
         if self.rule.params["require_loan_money"]:
-            found = [edges for edges in found if edges[0][3].get("loan", 0) > 0]
+            found = [edges for edges in found if edges[0][3].loan > 0]
         if not found:
             return []
         event, home = self.event, self.home
-        cycle = min(found, key=lambda edges: (len(edges), edges[0][3]["ts"], tuple(e[2] for e in edges)))
+        cycle = min(found, key=lambda edges: (len(edges), edges[0][3].ts, tuple(e[2] for e in edges)))
         accounts = tuple(src for src, _, _, _ in cycle)
-        first_ts = min(attrs["ts"] for _, _, _, attrs in cycle)     # the first leg, when they are in time order
+        first_ts = min(attrs.ts for _, _, _, attrs in cycle)     # the first leg, when they are in time order
         elapsed = event.ts - first_ts
-        amounts = [attrs["amount"] for _, _, _, attrs in cycle]
+        amounts = [attrs.amount for _, _, _, attrs in cycle]
         kept = event.amount / amounts[0]
         loan_ids = tuple(sorted(set(loans_of(attrs for _, _, _, attrs in cycle[:-1])) | set(self.loan_ids)))
         return [Finding(

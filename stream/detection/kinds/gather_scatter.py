@@ -97,20 +97,20 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         if not (graph.has_receivers(hub, since, until, cap, channels, min_amount, require_loan, params["min_targets"])
                 and graph.has_senders(hub, since, until, cap, channels, min_amount, False, params["min_sources"])):
             continue
-        ins = sorted(((attrs["ts"], key, src, attrs) for src, key, attrs in graph.in_edges(hub, since, until, cap)
+        ins = sorted(((attrs.ts, key, src, attrs) for src, key, attrs in graph.in_edges(hub, since, until, cap)
                       if edge_qualifies(attrs, channels, min_amount, False, 0.0)), key=lambda e: (e[0], e[1]))
         sources = sorted({src for _, _, src, _ in ins})
         if len(sources) < params["min_sources"]:
             continue
-        outs = sorted(((attrs["ts"], key, dst, attrs) for dst, key, attrs in graph.out_edges(hub, since, until, cap)
+        outs = sorted(((attrs.ts, key, dst, attrs) for dst, key, attrs in graph.out_edges(hub, since, until, cap)
                        if edge_qualifies(attrs, channels, min_amount, require_loan, 0.0)), key=lambda e: (e[0], e[1]))
         targets = sorted({dst for _, _, dst, _ in outs})
         if len(targets) < params["min_targets"] or ins[0][0] > outs[-1][0]:
             continue
-        gathered = sum(attrs["amount"] for _, _, _, attrs in ins)
+        gathered = sum(attrs.amount for _, _, _, attrs in ins)
         if gathered < params["min_total"]:
             continue
-        scattered = sum(attrs["amount"] for _, _, _, attrs in outs)
+        scattered = sum(attrs.amount for _, _, _, attrs in outs)
         timed = sorted({(ts, key) for ts, key, _, _ in ins + outs})
         first_ts = timed[0][0]
         elapsed = event.ts - first_ts

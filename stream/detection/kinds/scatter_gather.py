@@ -114,7 +114,7 @@ def _gathers(gather: "Inflow", collector: str, min_amount: int, require_loan: bo
     if gather.src == collector:
         return False
     attrs = gather.attrs
-    return (min_amount <= 0 or attrs["amount"] >= min_amount) and (not require_loan or attrs.get("loan", 0) > 0)
+    return (min_amount <= 0 or attrs.amount >= min_amount) and (not require_loan or attrs.loan > 0)
 
 
 def _walk_legs(gather: "Inflow", since: int, wanted: set[str], found: dict, branch_cap: int,
@@ -132,7 +132,7 @@ def _walk_legs(gather: "Inflow", since: int, wanted: set[str], found: dict, bran
                     break
                 seen.add(origin)
             if (ts <= gather_ts and origin in wanted and origin != mid
-                    and (min_amount <= 0 or leg.attrs["amount"] >= min_amount)):
+                    and (min_amount <= 0 or leg.attrs.amount >= min_amount)):
                 _keep(found, origin, mid, (gather_ts, gather_key, ts, leg.key, leg.attrs, gattrs, mid))
         leg = leg.rest
 
@@ -238,7 +238,7 @@ class LegIndex:
                         entry.capped.append(gather)
                         return
                     seen.add(origin)
-                if ts <= gather_ts and origin != mid and (min_amount <= 0 or leg.attrs["amount"] >= min_amount):
+                if ts <= gather_ts and origin != mid and (min_amount <= 0 or leg.attrs.amount >= min_amount):
                     found.append((origin, (gather_ts, gather_key, ts, leg.key, leg.attrs, gattrs, mid)))
             leg = leg.rest
         by_origin = entry.by_origin
@@ -294,7 +294,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
         legs = found[origin]
         if event.src not in legs or len(legs) < params["min_intermediaries"]:
             continue
-        total = sum(found_leg[5]["amount"] for found_leg in legs.values())
+        total = sum(found_leg[5].amount for found_leg in legs.values())
         if total < params["min_total"]:
             continue
         if best is None or (len(legs), total) > (len(best[1]), best[2]):
