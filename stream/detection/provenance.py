@@ -46,7 +46,7 @@ class Inflow(msgspec.Struct, gc=False):
     # events), so a walk can stop only where nothing further down is recent enough, which this says in O(1).
     newest: int
     # attrs.ts, kept in the struct as well: the walks read it for every inflow they pass, and the struct is
-    # already in the processor's cache when the attrs dict is not (one pointer hop less per inflow passed).
+    # already in the processor's cache when the edge data is not (one pointer hop less per inflow passed).
     ts: int
 
     def __reduce__(self):

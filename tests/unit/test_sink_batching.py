@@ -239,3 +239,18 @@ def test_writer_reports_whether_the_store_answers():
     asyncio.run(sink.write([_warning(1)]))
     assert [ok for ok, _ in reports] == [True, False, False, True]     # schema, two refused inserts, stored
     assert "Connection refused" in reports[1][1]
+
+
+def test_the_chain_gets_a_connection_of_its_own_on_a_server_and_shares_the_embedded_session(tmp_path):
+    from stream.sinks.chdb_store import ChdbStore
+    from stream.sinks.clickhouse import NativeStore
+
+    server = NativeStore("clickhouse://u:p@127.0.0.1:9000/fundflow")
+    other = server.for_another_thread()
+    assert other is not server and isinstance(other, NativeStore)
+    assert (other.address, other.user, other.password) == (server.address, "u", "p")
+    embedded = ChdbStore(tmp_path / "chdb")
+    try:
+        assert embedded.for_another_thread() is embedded      # one session per process, its calls serialised
+    finally:
+        embedded.close()

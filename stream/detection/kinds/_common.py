@@ -71,7 +71,7 @@ class Star:
     fan_in (many -> hub) and fan_out (hub -> many) both report."""
 
     counterparts: list[str]
-    edges: list[tuple[str, str, dict]]      # (counterpart, txn id, edge attributes), in event-time order
+    edges: list[tuple[str, str, EdgeData]]  # (counterpart, txn id, edge data), in event-time order
     total: int
     loan_total: int
     first_ts: int
