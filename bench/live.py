@@ -68,7 +68,9 @@ def _round(*, quick: bool, rules: Path, profile: Path | None) -> LiveResult:
             profiler = _profile(worker, profile) if profile else None
             last = worker.wait_until(lambda: _consumed_at(worker, produced), f"{produced} consumed events",
                                      600, poll_s=0.02)
-            warnings = int(worker.total("fundflow_warnings_total"))
+            # The last events' warnings are counted just after the events themselves (after their publish
+            # call): read the count once it has stopped moving.
+            warnings = int(settled(lambda: worker.total("fundflow_warnings_total")))
             if profiler is not None:
                 profiler.wait()
         finally:
@@ -76,6 +78,19 @@ def _round(*, quick: bool, rules: Path, profile: Path | None) -> LiveResult:
     (t0, c0), (t1, c1) = first, last
     return LiveResult(events=produced, worker_rate=(c1 - c0) / (t1 - t0), bare_rate=bare_rate,
                       detecting_rate=detecting_rate, warnings=warnings, offline_warnings=offline_warnings)
+
+
+def settled(read, *, pause_s: float = 0.5, timeout_s: float = 10.0, sleep=time.sleep) -> float:
+    """`read()` once two reads `pause_s` apart agree (or the last read at `timeout_s`)."""
+    value, waited = read(), 0.0
+    while waited < timeout_s:
+        sleep(pause_s)
+        waited += pause_s
+        again = read()
+        if again == value:
+            return value
+        value = again
+    return value
 
 
 def _profile(worker: Worker, out: Path) -> subprocess.Popen:

@@ -118,3 +118,14 @@ def test_the_live_ratio_is_the_median_round_and_its_figures_come_from_that_round
     assert single[2].value == pytest.approx(0.5) and single[2].met is False and single[2].note == "same run"
     even = live.figures([round_of(10_000, 20_000), round_of(20_000, 25_000)])     # the lower of two middles
     assert even[2].value == pytest.approx(0.5)
+
+
+def test_the_live_warning_count_is_read_once_it_stops_moving():
+    from bench import live
+
+    counts = iter([75, 78, 80, 80, 81])
+    naps = []
+    assert live.settled(lambda: next(counts), sleep=naps.append) == 80
+    assert naps == [0.5, 0.5, 0.5]
+    rising = iter(range(100))
+    assert live.settled(lambda: next(rising), timeout_s=2.0, sleep=lambda _: None) == 4   # gives up at the timeout
