@@ -6,7 +6,7 @@ whole interval more. Here a batch is closed once its oldest warning has waited `
 so a warning that waited through an insert goes into the very next one, and `clickhouse_batch_interval`
 is what its description says: the longest a warning waits before its insert starts.
 
-Offsets are acknowledged when the agent says so (`ack`), not when the next batch is taken, so the evidence
+Offsets are acknowledged when the agent says so (`ack_all`), not when the next batch is taken, so the evidence
 chain of a batch may be written while the next batch is stored, and the batch's offsets still wait for both.
 """
 
@@ -30,10 +30,6 @@ class OutboxBatches(Generic[T]):
         self.linger_s = max(0.0, linger_s)
         self._clock = clock
         self._queue: asyncio.Queue[tuple[float, T]] = asyncio.Queue(max_size)
-
-    def waiting(self) -> int:
-        """Items put and not yet taken into a batch."""
-        return self._queue.qsize()
 
     async def put(self, item: T) -> None:
         await self._queue.put((self._clock(), item))

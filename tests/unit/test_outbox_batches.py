@@ -79,11 +79,12 @@ def test_a_full_batch_goes_at_once_and_the_rest_waits_for_the_next():
         blocked = not reader.done()
         first = await asyncio.wait_for(batches.next(), 5.0)
         await asyncio.wait_for(reader, 5.0)
-        return blocked, first, batches.waiting()
-    blocked, first, waiting = asyncio.run(run())
+        batches.linger_s = 0.0
+        return blocked, first, await asyncio.wait_for(batches.next(), 5.0)
+    blocked, first, following = asyncio.run(run())
     assert blocked
     assert first == ["a", "b", "c"]
-    assert waiting == 1
+    assert following == ["d"]
 
 
 def test_a_batch_size_must_be_positive():
