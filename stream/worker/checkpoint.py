@@ -53,11 +53,12 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-# 8: edge data as `EdgeData` structs instead of dicts; 7: the graph keeps sorted edge times of the nodes the
+# 9: windowed lists schedule their expiry per key, arrivals refer to their loan's origin; 8: edge data as
+# `EdgeData` structs instead of dicts; 7: the graph keeps sorted edge times of the nodes the
 # kinds asked about; 6: the identity records as msgspec structs; 5: the evidence index's sources as msgspec
 # structs; 4: compact per-account identity records; 3: partitions hold identity links; 2: the state is
 # (detector state, evidence index); older formats are refused, then rebuilt.
-FORMAT = 8
+FORMAT = 9
 MAGIC = b"fundflow-snapshot\n"
 MAX_HEADER_BYTES = 1_000_000
 

@@ -334,15 +334,16 @@ def test_the_evidence_index_rides_in_the_snapshot_and_a_full_rebuild_refills_it(
 def test_a_snapshot_of_an_older_format_is_refused(tmp_path):
     """Format 1 had no evidence index, format 2 no identity links, format 3 kept each account's identifiers in a
     dict, formats 4 and 5 the evidence index's sources or the identity records as dataclasses, format 6 no edge times
-    beside the graph, format 7 edge data as dicts: restoring any of them would run without them, or fail on the
-    first account, source, hub or edge it reads."""
+    beside the graph, format 7 edge data as dicts, format 8 an expiry entry per windowed item and arrivals with their
+    loan's fields copied: restoring any of them would run without them, or fail on the first account, source, hub,
+    edge or arrival it reads."""
     import pytest
     from stream.worker import checkpoint
 
     compatibility = checkpoint.Compatibility.current("g", {"window": 1})
-    for older in (1, 2, 3, 4, 5, 6, 7):
+    for older in (1, 2, 3, 4, 5, 6, 7, 8):
         path = tmp_path / f"s{older}.snapshot"
         checkpoint.write_snapshot(path, ("state",), {("t", 0): 1}, compatibility, 5)
-        path.write_bytes(path.read_bytes().replace(b'"format":8', b'"format":%d' % older))
-        with pytest.raises(checkpoint.SnapshotRefused, match=f"format {older}, this worker reads 8"):
+        path.write_bytes(path.read_bytes().replace(b'"format":9', b'"format":%d' % older))
+        with pytest.raises(checkpoint.SnapshotRefused, match=f"format {older}, this worker reads 9"):
             checkpoint.read_snapshot(path, compatibility, {("t", 0)})

@@ -121,7 +121,7 @@ def detect(rule: "Rule", event: "Event", state: "DetectionState") -> list[Findin
     identifiers: dict[str, set[str]] = {}
     for arrival in arrivals:
         if arrival.loan_id in converged:
-            identifiers.setdefault(arrival.borrower, set()).update(arrival.identifiers)
+            identifiers.setdefault(arrival.borrower, set()).update(state.identities.identifiers_of(arrival))
     new_borrowers = {a.borrower for a in fresh if a.loan_id in converged}
     candidates = [group for group in linked_groups(identifiers) if new_borrowers.intersection(group)]
     if not candidates:
